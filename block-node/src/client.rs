@@ -1,0 +1,169 @@
+//! `BlockClient`: typed access to one block node over gRPC, used by routers,
+//! tools, tests and benchmarks.
+
+use bytes::Bytes;
+use tessera_proto::block::block_store_client::BlockStoreClient;
+use tessera_proto::block::{self as pb, get_fragment_response, put_fragment_request};
+use tessera_proto::ChunkHash;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::fragment::FragmentKey;
+use crate::node::{MAX_REQUEST, MAX_RESPONSE};
+use crate::service::DATA_PIECE;
+
+/// The erasure code a fragment belongs to, and the chunk it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentCode {
+    pub data_shards: u8,
+    pub parity_shards: u8,
+    pub chunk_len: u64,
+}
+
+#[derive(Clone)]
+pub struct BlockClient {
+    inner: BlockStoreClient<Channel>,
+}
+
+pub fn wire_key(key: &FragmentKey) -> pb::FragmentKey {
+    pb::FragmentKey { chunk_hash: Bytes::copy_from_slice(key.chunk.as_bytes()), index: key.index.into() }
+}
+
+impl BlockClient {
+    /// Connects to `endpoint` (`http://host:port`).
+    pub async fn connect(endpoint: impl Into<String>) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(endpoint.into())?
+            .tcp_nodelay(true)
+            .initial_stream_window_size(8 << 20)
+            .initial_connection_window_size(32 << 20)
+            .connect()
+            .await?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// A client whose connection is made on first use.
+    pub fn connect_lazy(endpoint: impl Into<String>) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(endpoint.into())?
+            .tcp_nodelay(true)
+            .initial_stream_window_size(8 << 20)
+            .initial_connection_window_size(32 << 20)
+            .connect_lazy();
+        Ok(Self::from_channel(channel))
+    }
+
+    pub fn from_channel(channel: Channel) -> Self {
+        Self {
+            inner: BlockStoreClient::new(channel)
+                .max_decoding_message_size(MAX_RESPONSE)
+                .max_encoding_message_size(MAX_REQUEST),
+        }
+    }
+
+    /// Stores a fragment; returns true when the node already held it.
+    pub async fn put_fragment(
+        &self,
+        key: &FragmentKey,
+        code: FragmentCode,
+        data: Bytes,
+    ) -> Result<bool, Status> {
+        let header = pb::FragmentHeader {
+            key: Some(wire_key(key)),
+            data_shards: code.data_shards.into(),
+            parity_shards: code.parity_shards.into(),
+            chunk_len: code.chunk_len,
+            fragment_len: data.len() as u64,
+            crc32c: Some(crc32c::crc32c(&data)),
+        };
+        let mut messages = Vec::with_capacity(1 + data.len() / DATA_PIECE + 1);
+        messages.push(pb::PutFragmentRequest { part: Some(put_fragment_request::Part::Header(header)) });
+        let mut at = 0;
+        while at < data.len() {
+            let end = (at + DATA_PIECE).min(data.len());
+            messages.push(pb::PutFragmentRequest {
+                part: Some(put_fragment_request::Part::Data(data.slice(at..end))),
+            });
+            at = end;
+        }
+        let resp = self.inner.clone().put_fragment(futures::stream::iter(messages)).await?;
+        Ok(resp.into_inner().already_present)
+    }
+
+    /// Reads a fragment, verifying its checksum on arrival too.
+    pub async fn get_fragment(&self, key: &FragmentKey) -> Result<(FragmentCode, Vec<u8>), Status> {
+        let mut stream = self
+            .inner
+            .clone()
+            .get_fragment(pb::GetFragmentRequest { key: Some(wire_key(key)) })
+            .await?
+            .into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::data_loss("empty fragment stream"))?;
+        let Some(get_fragment_response::Part::Header(header)) = first.part else {
+            return Err(Status::data_loss("fragment stream did not start with a header"));
+        };
+        let len = usize::try_from(header.fragment_len)
+            .map_err(|_| Status::data_loss("fragment length does not fit in memory"))?;
+        let mut data = Vec::with_capacity(len);
+        while let Some(msg) = stream.message().await? {
+            if let Some(get_fragment_response::Part::Data(piece)) = msg.part {
+                data.extend_from_slice(&piece);
+            }
+        }
+        if data.len() != len {
+            return Err(Status::data_loss(format!("fragment truncated: {} of {len} bytes", data.len())));
+        }
+        if let Some(crc) = header.crc32c {
+            if crc32c::crc32c(&data) != crc {
+                return Err(Status::data_loss("fragment checksum mismatch in transit"));
+            }
+        }
+        let code = FragmentCode {
+            data_shards: u8::try_from(header.data_shards).unwrap_or(0),
+            parity_shards: u8::try_from(header.parity_shards).unwrap_or(0),
+            chunk_len: header.chunk_len,
+        };
+        Ok((code, data))
+    }
+
+    /// For each hash, the fragment indices the node holds (same order).
+    pub async fn batch_has(&self, hashes: &[ChunkHash]) -> Result<Vec<Vec<u8>>, Status> {
+        let req = pb::BatchHasRequest {
+            chunk_hashes: hashes.iter().map(|h| Bytes::copy_from_slice(h.as_bytes())).collect(),
+        };
+        let resp = self.inner.clone().batch_has(req).await?.into_inner();
+        if resp.chunks.len() != hashes.len() {
+            return Err(Status::new(Code::Internal, "BatchHas answered a different number of chunks"));
+        }
+        Ok(resp
+            .chunks
+            .into_iter()
+            .map(|c| c.indices.into_iter().filter_map(|i| u8::try_from(i).ok()).collect())
+            .collect())
+    }
+
+    pub async fn delete(&self, keys: &[FragmentKey]) -> Result<pb::DeleteFragmentsResponse, Status> {
+        let req = pb::DeleteFragmentsRequest { keys: keys.iter().map(wire_key).collect() };
+        Ok(self.inner.clone().delete_fragments(req).await?.into_inner())
+    }
+
+    pub async fn stats(&self) -> Result<pb::StatsResponse, Status> {
+        Ok(self.inner.clone().stats(pb::StatsRequest {}).await?.into_inner())
+    }
+
+    pub async fn scrub(&self) -> Result<pb::ScrubResponse, Status> {
+        Ok(self.inner.clone().scrub(pb::ScrubRequest {}).await?.into_inner())
+    }
+
+    pub async fn get_bloom(
+        &self,
+        since_sequence: Option<u64>,
+        incarnation: &str,
+    ) -> Result<pb::GetBloomResponse, Status> {
+        let req = pb::GetBloomRequest { since_sequence, incarnation: incarnation.to_owned() };
+        Ok(self.inner.clone().get_bloom(req).await?.into_inner())
+    }
+
+    /// Raw generated client, for protocol-level tests.
+    pub fn raw(&self) -> BlockStoreClient<Channel> {
+        self.inner.clone()
+    }
+}

@@ -1,0 +1,363 @@
+//! `FragmentStore`: fragments on RocksDB, durable on acknowledge, verified on read.
+//!
+//! Two column families: `index` (key → [`FragmentMeta`], small, scanned at
+//! start to rebuild counters and the Bloom filter) and `fragments` (key → bytes,
+//! with BlobDB so large values live in blob files instead of being rewritten by
+//! compaction). Both are written in one `WriteBatch` with a synced WAL, so a
+//! fragment is either fully present with its metadata or absent, and an
+//! acknowledged put survives kill -9 and power loss.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use tessera_proto::ChunkHash;
+
+use crate::error::StoreError;
+use crate::fragment::{FragmentKey, FragmentMeta, KEY_LEN};
+
+const CF_INDEX: &str = "index";
+const CF_FRAGMENTS: &str = "fragments";
+/// Writes to the same key stripe are serialized so counters stay exact when
+/// two routers store the same fragment at once.
+const WRITE_STRIPES: usize = 64;
+
+/// Result of a put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Stored,
+    AlreadyPresent,
+}
+
+/// Capacity figures of the data dir's file system.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiskSpace {
+    pub free: u64,
+    pub total: u64,
+}
+
+/// Outcome of a scrub pass.
+#[derive(Debug, Default)]
+pub struct ScrubReport {
+    pub examined: u64,
+    pub bytes_examined: u64,
+    pub corrupt: Vec<(Option<FragmentKey>, String)>,
+}
+
+pub struct FragmentStore {
+    db: DB,
+    data_dir: PathBuf,
+    max_fragment_bytes: u64,
+    min_free_bytes: u64,
+    fragments: AtomicU64,
+    bytes: AtomicU64,
+    stripes: Vec<Mutex<()>>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl FragmentStore {
+    /// Opens (or creates) the store. `on_fragment` sees every stored fragment's
+    /// key once, which is how the Bloom filter is rebuilt at start.
+    pub fn open(
+        data_dir: &Path,
+        max_fragment_bytes: u64,
+        min_free_bytes: u64,
+        mut on_fragment: impl FnMut(&FragmentKey),
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Storage(format!("cannot create {}: {e}", data_dir.display())))?;
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_paranoid_checks(true);
+        db_opts.increase_parallelism(2);
+        db_opts.set_max_background_jobs(2);
+
+        let mut index_opts = Options::default();
+        index_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+
+        let mut frag_opts = Options::default();
+        frag_opts.set_enable_blob_files(true);
+        frag_opts.set_min_blob_size(4096);
+        frag_opts.set_blob_file_size(256 << 20);
+        // Fragments are mostly incompressible coded data; the cold tier will
+        // choose compression per chunk instead.
+        frag_opts.set_blob_compression_type(rocksdb::DBCompressionType::None);
+        frag_opts.set_enable_blob_gc(true);
+        frag_opts.set_write_buffer_size(64 << 20);
+
+        let db = DB::open_cf_descriptors(
+            &db_opts,
+            data_dir,
+            vec![
+                ColumnFamilyDescriptor::new(CF_INDEX, index_opts),
+                ColumnFamilyDescriptor::new(CF_FRAGMENTS, frag_opts),
+            ],
+        )?;
+        let store = Self {
+            db,
+            data_dir: data_dir.to_path_buf(),
+            max_fragment_bytes,
+            min_free_bytes,
+            fragments: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            stripes: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+        };
+        let (mut count, mut bytes) = (0u64, 0u64);
+        store.for_each_fragment(|key, meta| {
+            count += 1;
+            bytes += meta.fragment_len;
+            on_fragment(key);
+        })?;
+        store.fragments.store(count, Ordering::Relaxed);
+        store.bytes.store(bytes, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
+    }
+
+    fn stripe(&self, key: &FragmentKey) -> &Mutex<()> {
+        let b = key.chunk.as_bytes();
+        &self.stripes[(b[0] as usize ^ key.index as usize) % WRITE_STRIPES]
+    }
+
+    /// Visits the metadata of every stored fragment in key order.
+    pub fn for_each_fragment(
+        &self,
+        mut f: impl FnMut(&FragmentKey, &FragmentMeta),
+    ) -> Result<(), StoreError> {
+        let cf = self.cf(CF_INDEX)?;
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item?;
+            f(&FragmentKey::decode(&k)?, &FragmentMeta::decode(&v)?);
+        }
+        Ok(())
+    }
+
+    pub fn max_fragment_bytes(&self) -> u64 {
+        self.max_fragment_bytes
+    }
+
+    /// Rejects a fragment of `len` bytes before any of it is received.
+    pub fn check_admission(&self, len: u64) -> Result<(), StoreError> {
+        if len > self.max_fragment_bytes {
+            return Err(StoreError::TooLarge { size: len, limit: self.max_fragment_bytes });
+        }
+        let space = self.disk_space()?;
+        if space.free < self.min_free_bytes.saturating_add(len) {
+            return Err(StoreError::DiskFull(format!(
+                "{} bytes free in {}, below the reserve of {} bytes",
+                space.free,
+                self.data_dir.display(),
+                self.min_free_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stores a fragment durably. `meta.crc32c` must match `data`.
+    pub fn put(
+        &self,
+        key: &FragmentKey,
+        meta: FragmentMeta,
+        data: &[u8],
+    ) -> Result<PutOutcome, StoreError> {
+        if data.len() as u64 != meta.fragment_len {
+            return Err(StoreError::InvalidArgument(format!(
+                "fragment announced {} bytes but carried {}",
+                meta.fragment_len,
+                data.len()
+            )));
+        }
+        let actual = crc32c::crc32c(data);
+        if actual != meta.crc32c {
+            return Err(StoreError::InvalidArgument(format!(
+                "fragment checksum mismatch in transit: sent {:08x}, received data has {actual:08x}",
+                meta.crc32c
+            )));
+        }
+        self.check_admission(meta.fragment_len)?;
+        let encoded_key = key.encode();
+        let _guard = self.stripe(key).lock().map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        let index = self.cf(CF_INDEX)?;
+        let frags = self.cf(CF_FRAGMENTS)?;
+        let previous = match self.db.get_pinned_cf(index, encoded_key)? {
+            Some(v) => Some(FragmentMeta::decode(&v)?),
+            None => None,
+        };
+        if let Some(prev) = previous {
+            // Same content address and same checksum: nothing to write, unless
+            // the stored copy is damaged, in which case it is replaced.
+            if prev.crc32c == meta.crc32c
+                && prev.fragment_len == meta.fragment_len
+                && self.read_verified(key, &prev).is_ok()
+            {
+                return Ok(PutOutcome::AlreadyPresent);
+            }
+        }
+        let stored = FragmentMeta { stored_at: now_secs(), ..meta };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(index, encoded_key, stored.encode());
+        batch.put_cf(frags, encoded_key, data);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        match previous {
+            Some(prev) => {
+                self.bytes.fetch_sub(prev.fragment_len, Ordering::Relaxed);
+                self.bytes.fetch_add(stored.fragment_len, Ordering::Relaxed);
+            }
+            None => {
+                self.fragments.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(stored.fragment_len, Ordering::Relaxed);
+            }
+        }
+        Ok(PutOutcome::Stored)
+    }
+
+    /// Reads a fragment and verifies its checksum; corrupt data is an error,
+    /// never returned.
+    pub fn get(&self, key: &FragmentKey) -> Result<(FragmentMeta, Vec<u8>), StoreError> {
+        let meta = self
+            .meta(key)?
+            .ok_or_else(|| StoreError::NotFound(format!("{} #{}", key.chunk, key.index)))?;
+        let data = self.read_verified(key, &meta)?;
+        Ok((meta, data))
+    }
+
+    pub fn meta(&self, key: &FragmentKey) -> Result<Option<FragmentMeta>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_INDEX)?, key.encode())? {
+            Some(v) => Ok(Some(FragmentMeta::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn read_verified(&self, key: &FragmentKey, meta: &FragmentMeta) -> Result<Vec<u8>, StoreError> {
+        let data = self
+            .db
+            .get_pinned_cf(self.cf(CF_FRAGMENTS)?, key.encode())?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("{} #{}: fragment bytes are missing", key.chunk, key.index))
+            })?;
+        if data.len() as u64 != meta.fragment_len {
+            return Err(StoreError::Corrupt(format!(
+                "{} #{}: expected {} bytes, found {}",
+                key.chunk,
+                key.index,
+                meta.fragment_len,
+                data.len()
+            )));
+        }
+        let crc = crc32c::crc32c(&data);
+        if crc != meta.crc32c {
+            return Err(StoreError::Corrupt(format!(
+                "{} #{}: checksum {crc:08x} does not match stored {:08x}",
+                key.chunk, key.index, meta.crc32c
+            )));
+        }
+        Ok(data.to_vec())
+    }
+
+    /// Fragment indices of `chunk` held here (exact, from the index).
+    pub fn held_indices(&self, chunk: &ChunkHash) -> Result<Vec<u8>, StoreError> {
+        let cf = self.cf(CF_INDEX)?;
+        let prefix = chunk.as_bytes();
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(cf, IteratorMode::From(prefix, rocksdb::Direction::Forward));
+        for item in iter {
+            let (k, _) = item?;
+            if k.len() != KEY_LEN || &k[..32] != prefix {
+                break;
+            }
+            out.push(k[32]);
+        }
+        Ok(out)
+    }
+
+    /// Deletes fragments; returns (fragments deleted, bytes freed).
+    pub fn delete(&self, keys: &[FragmentKey]) -> Result<(u64, u64), StoreError> {
+        let index = self.cf(CF_INDEX)?;
+        let frags = self.cf(CF_FRAGMENTS)?;
+        let (mut deleted, mut freed) = (0u64, 0u64);
+        for key in keys {
+            let _guard =
+                self.stripe(key).lock().map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+            let Some(meta) = self.meta(key)? else { continue };
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(index, key.encode());
+            batch.delete_cf(frags, key.encode());
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            self.db.write_opt(batch, &wo)?;
+            self.fragments.fetch_sub(1, Ordering::Relaxed);
+            self.bytes.fetch_sub(meta.fragment_len, Ordering::Relaxed);
+            deleted += 1;
+            freed += meta.fragment_len;
+        }
+        Ok((deleted, freed))
+    }
+
+    /// Verifies every fragment's checksum. `progress` is called after each one
+    /// with (examined, bytes examined).
+    pub fn scrub(&self, mut progress: impl FnMut(u64, u64)) -> Result<ScrubReport, StoreError> {
+        let mut report = ScrubReport::default();
+        let cf = self.cf(CF_INDEX)?;
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    // The index itself is damaged: report it and stop, there is
+                    // no reliable position to continue from.
+                    report.corrupt.push((None, e.to_string()));
+                    break;
+                }
+            };
+            report.examined += 1;
+            let key = match FragmentKey::decode(&k) {
+                Ok(key) => key,
+                Err(e) => {
+                    report.corrupt.push((None, e.to_string()));
+                    continue;
+                }
+            };
+            match FragmentMeta::decode(&v).and_then(|meta| {
+                self.read_verified(&key, &meta).map(|_| meta.fragment_len)
+            }) {
+                Ok(len) => report.bytes_examined += len,
+                Err(e) => report.corrupt.push((Some(key), e.to_string())),
+            }
+            progress(report.examined, report.bytes_examined);
+        }
+        Ok(report)
+    }
+
+    pub fn fragment_count(&self) -> u64 {
+        self.fragments.load(Ordering::Relaxed)
+    }
+
+    pub fn fragment_bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn disk_space(&self) -> Result<DiskSpace, StoreError> {
+        let stats = fs4::statvfs(&self.data_dir)
+            .map_err(|e| StoreError::Storage(format!("statvfs {}: {e}", self.data_dir.display())))?;
+        Ok(DiskSpace { free: stats.available_space(), total: stats.total_space() })
+    }
+
+    /// Flushes memtables so a clean shutdown leaves no WAL to replay.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_cf(self.cf(CF_INDEX)?)?;
+        self.db.flush_cf(self.cf(CF_FRAGMENTS)?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,60 @@
+//! Loading of TOML config files shared by every Tessera binary: unknown keys
+//! are rejected (each config struct uses `#[serde(deny_unknown_fields)]`) and
+//! errors name the file.
+
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+/// Reads and parses a TOML config file into `T`.
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Installs the tracing subscriber every binary uses (`RUST_LOG` filters).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        listen: String,
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_the_file_name() {
+        let dir = std::env::temp_dir().join(format!("tessera-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, "listen = \"x\"\nlisten_typo = 1\n").unwrap();
+        let err = load_toml::<Sample>(&path).unwrap_err().to_string();
+        assert!(err.contains("listen_typo"), "{err}");
+        assert!(err.contains("c.toml"), "{err}");
+        std::fs::write(&path, "listen = \"x\"\n").unwrap();
+        assert_eq!(load_toml::<Sample>(&path).unwrap().listen, "x");
+    }
+}

@@ -1,0 +1,41 @@
+//! Tessera's wire protocol.
+//!
+//! Owns the gRPC definitions (generated from `proto/*.proto`), the small wire
+//! types every component shares (such as [`ChunkHash`]), and [`listener`], the
+//! one way a Tessera process exposes gRPC, `/metrics` and `/health` on a port.
+
+pub mod chunk_hash;
+pub mod config;
+pub mod listener;
+
+pub use chunk_hash::{ChunkHash, ChunkHashError};
+
+/// Generated code, nested like the protobuf packages so cross-package
+/// references resolve.
+#[allow(clippy::all, missing_docs)]
+pub mod generated {
+    pub mod tessera {
+        pub mod block {
+            pub mod v1 {
+                tonic::include_proto!("tessera.block.v1");
+            }
+        }
+        pub mod meta {
+            pub mod v1 {
+                tonic::include_proto!("tessera.meta.v1");
+            }
+        }
+        pub mod api {
+            pub mod v1 {
+                tonic::include_proto!("tessera.api.v1");
+            }
+        }
+    }
+}
+
+/// Block node protocol (`proto/block.proto`).
+pub use generated::tessera::block::v1 as block;
+/// Metadata shard protocol (`proto/meta.proto`).
+pub use generated::tessera::meta::v1 as meta;
+/// Native client API (`proto/api.proto`).
+pub use generated::tessera::api::v1 as api;

@@ -1,0 +1,7 @@
+//! tessera-router: the stateless front of a Tessera cluster.
+//!
+//! This crate owns the data-path primitives ([`codec`]: content-defined
+//! chunking, chunk hashing, Reed–Solomon coding); placement, the upload and
+//! download pipelines and the client-facing APIs build on them.
+
+pub mod codec;

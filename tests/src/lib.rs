@@ -1,0 +1,173 @@
+//! Test harness for Tessera's process-level tests.
+//!
+//! Starts real binaries on 127.0.0.1 with port 0, learns their addresses from
+//! address files, polls with deadlines instead of sleeping, and kills every
+//! process it started when the guard is dropped (also on test failure).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Polls `f` until it returns `Some`, or fails after `timeout`.
+pub fn poll_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Path of a workspace binary. Integration tests of the crate that defines a
+/// binary should prefer `env!("CARGO_BIN_EXE_<name>")`; cluster tests find the
+/// binaries in the same target directory as the test executable, or in
+/// `TESSERA_BIN_DIR`.
+pub fn binary(name: &str) -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("TESSERA_BIN_DIR") {
+        let p = Path::new(&dir).join(name);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent();
+    while let Some(d) = dir {
+        let p = d.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+        dir = d.parent();
+        if d.file_name().is_some_and(|n| n == "target") {
+            break;
+        }
+    }
+    Err(anyhow!("binary {name} not found next to {}; run `cargo build --bins` first", exe.display()))
+}
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct ProcessGuard {
+    pub name: String,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl ProcessGuard {
+    /// Spawns `program` with `args`; stdout and stderr go to `log`.
+    pub fn spawn(name: &str, program: &Path, args: &[String], log: &Path) -> Result<Self> {
+        let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("spawning {}", program.display()))?;
+        Ok(Self { name: name.to_owned(), child: Some(child), log: log.to_path_buf() })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// kill -9 and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait up to `timeout` for a clean exit; returns the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Option<i32>> {
+        let Some(child) = self.child.as_mut() else { return Ok(None) };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        let status = poll_until(timeout, "process exit after SIGTERM", || child.try_wait().ok().flatten())?;
+        self.child = None;
+        Ok(status.code())
+    }
+
+    /// Waits for the process to exit by itself (e.g. after a startup error).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<i32>> {
+        let Some(child) = self.child.as_mut() else { return Ok(None) };
+        let status = poll_until(timeout, "process exit", || child.try_wait().ok().flatten())?;
+        self.child = None;
+        Ok(status.code())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ProcessGuard {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Waits until `path` exists and holds a non-empty line; returns it.
+pub fn read_addr_file(path: &Path, timeout: Duration, proc_: &mut ProcessGuard) -> Result<String> {
+    poll_until(timeout, &format!("address file {}", path.display()), || {
+        if !proc_.is_running() {
+            return Some(Err(anyhow!("{} exited early; log:\n{}", proc_.name, proc_.log_text())));
+        }
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .map(Ok)
+    })?
+}
+
+/// A small deterministic PRNG for test data (xorshift64*), so tests need no
+/// extra crates and failures are reproducible from the seed.
+pub struct TestRng(u64);
+
+impl TestRng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.fill(&mut v);
+        v
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
