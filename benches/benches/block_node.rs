@@ -98,5 +98,47 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Start-up cost of a node holding a million fragments: opening RocksDB and
+/// rebuilding the Bloom filter and counters from the index.
+fn open_million(c: &mut Criterion) {
+    use tessera_block::{FragmentMeta, FragmentStore};
+    const N: u64 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    {
+        let store = FragmentStore::open(&path, 64 << 20, 0, |_| {}).unwrap();
+        let data = [7u8; 64];
+        let meta = FragmentMeta {
+            data_shards: 4,
+            parity_shards: 2,
+            chunk_len: 256,
+            fragment_len: 64,
+            crc32c: crc32c::crc32c(&data),
+            stored_at: 0,
+        };
+        let mut batch = Vec::with_capacity(10_000);
+        for i in 0..N {
+            let key = FragmentKey::new(hash_chunk(&i.to_le_bytes()), 0);
+            batch.push((key, meta, &data[..]));
+            if batch.len() == 10_000 {
+                store.put_new_batch(&batch).unwrap();
+                batch.clear();
+            }
+        }
+        store.flush().unwrap();
+    }
+    let mut g = c.benchmark_group("block_node_open");
+    g.sample_size(10);
+    g.bench_function("open_and_rebuild_bloom_1M_fragments", |b| {
+        b.iter(|| {
+            let mut bloom = tessera_block::bloom::HeldChunks::new(N, 1024);
+            let store = FragmentStore::open(&path, 64 << 20, 0, |k| bloom.insert(&k.chunk)).unwrap();
+            assert_eq!(store.fragment_count(), N);
+            bloom.len()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, open_million);
 criterion_main!(benches);

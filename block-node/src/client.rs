@@ -29,25 +29,26 @@ pub fn wire_key(key: &FragmentKey) -> pb::FragmentKey {
     pb::FragmentKey { chunk_hash: Bytes::copy_from_slice(key.chunk.as_bytes()), index: key.index.into() }
 }
 
+/// Fragments are megabytes: large flow-control windows and frames keep
+/// transfers from stalling on HTTP/2 bookkeeping.
+fn tuned_endpoint(endpoint: String) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(endpoint)?
+        .tcp_nodelay(true)
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(32 << 20)
+        .max_frame_size(1 << 20))
+}
+
 impl BlockClient {
     /// Connects to `endpoint` (`http://host:port`).
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(endpoint.into())?
-            .tcp_nodelay(true)
-            .initial_stream_window_size(8 << 20)
-            .initial_connection_window_size(32 << 20)
-            .connect()
-            .await?;
+        let channel = tuned_endpoint(endpoint.into())?.connect().await?;
         Ok(Self::from_channel(channel))
     }
 
     /// A client whose connection is made on first use.
     pub fn connect_lazy(endpoint: impl Into<String>) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(endpoint.into())?
-            .tcp_nodelay(true)
-            .initial_stream_window_size(8 << 20)
-            .initial_connection_window_size(32 << 20)
-            .connect_lazy();
+        let channel = tuned_endpoint(endpoint.into())?.connect_lazy();
         Ok(Self::from_channel(channel))
     }
 

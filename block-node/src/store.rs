@@ -224,6 +224,38 @@ impl FragmentStore {
         Ok(PutOutcome::Stored)
     }
 
+    /// Stores many new fragments in one synced batch (bulk loads such as
+    /// rebalance). Unlike [`put`](Self::put) it does not look for existing
+    /// copies: keys must not be stored yet.
+    pub fn put_new_batch(&self, items: &[(FragmentKey, FragmentMeta, &[u8])]) -> Result<(), StoreError> {
+        let index = self.cf(CF_INDEX)?;
+        let frags = self.cf(CF_FRAGMENTS)?;
+        let mut batch = WriteBatch::default();
+        let mut bytes = 0u64;
+        for (key, meta, data) in items {
+            if data.len() as u64 != meta.fragment_len || crc32c::crc32c(data) != meta.crc32c {
+                return Err(StoreError::InvalidArgument(format!(
+                    "{} #{}: length or checksum does not match the data",
+                    key.chunk, key.index
+                )));
+            }
+            if self.meta(key)?.is_some() {
+                return Err(StoreError::InvalidArgument(format!("{} #{} is already stored", key.chunk, key.index)));
+            }
+            let stored = FragmentMeta { stored_at: now_secs(), ..*meta };
+            batch.put_cf(index, key.encode(), stored.encode());
+            batch.put_cf(frags, key.encode(), data);
+            bytes += meta.fragment_len;
+        }
+        self.check_admission(bytes)?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        self.fragments.fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Reads a fragment and verifies its checksum; corrupt data is an error,
     /// never returned.
     pub fn get(&self, key: &FragmentKey) -> Result<(FragmentMeta, Vec<u8>), StoreError> {
@@ -359,5 +391,67 @@ impl FragmentStore {
         self.db.flush_cf(self.cf(CF_INDEX)?)?;
         self.db.flush_cf(self.cf(CF_FRAGMENTS)?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta_for(data: &[u8]) -> FragmentMeta {
+        FragmentMeta {
+            data_shards: 4,
+            parity_shards: 2,
+            chunk_len: data.len() as u64 * 4,
+            fragment_len: data.len() as u64,
+            crc32c: crc32c::crc32c(data),
+            stored_at: 0,
+        }
+    }
+
+    fn key(i: u8, index: u8) -> FragmentKey {
+        FragmentKey::new(ChunkHash([i; 32]), index)
+    }
+
+    #[test]
+    fn counters_and_index_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = FragmentStore::open(dir.path(), 1 << 20, 0, |_| {}).unwrap();
+            let a = vec![1u8; 5000];
+            let b = vec![2u8; 10];
+            store.put_new_batch(&[(key(1, 0), meta_for(&a), &a), (key(1, 1), meta_for(&b), &b)]).unwrap();
+            assert_eq!(store.put(&key(2, 3), meta_for(&b), &b).unwrap(), PutOutcome::Stored);
+            assert_eq!(store.put(&key(2, 3), meta_for(&b), &b).unwrap(), PutOutcome::AlreadyPresent);
+            // A batch may not silently overwrite.
+            assert!(store.put_new_batch(&[(key(1, 0), meta_for(&a), &a)]).is_err());
+            assert_eq!(store.held_indices(&ChunkHash([1; 32])).unwrap(), vec![0, 1]);
+            assert!(store.held_indices(&ChunkHash([3; 32])).unwrap().is_empty());
+        }
+        let mut seen = Vec::new();
+        let store = FragmentStore::open(dir.path(), 1 << 20, 0, |k| seen.push(*k)).unwrap();
+        assert_eq!(seen, vec![key(1, 0), key(1, 1), key(2, 3)]);
+        assert_eq!(store.fragment_count(), 3);
+        assert_eq!(store.fragment_bytes(), 5020);
+        assert_eq!(store.delete(&[key(1, 0), key(9, 9)]).unwrap(), (1, 5000));
+        assert_eq!(store.fragment_count(), 2);
+        assert!(matches!(store.get(&key(1, 0)), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn checksum_and_length_mismatches_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open(dir.path(), 100, 0, |_| {}).unwrap();
+        let data = vec![5u8; 50];
+        let mut bad = meta_for(&data);
+        bad.crc32c ^= 1;
+        assert!(matches!(store.put(&key(1, 0), bad, &data), Err(StoreError::InvalidArgument(_))));
+        let mut short = meta_for(&data);
+        short.fragment_len = 49;
+        assert!(matches!(store.put(&key(1, 0), short, &data), Err(StoreError::InvalidArgument(_))));
+        let big = vec![0u8; 101];
+        assert!(matches!(store.put(&key(1, 0), meta_for(&big), &big), Err(StoreError::TooLarge { .. })));
+        assert_eq!(store.fragment_count(), 0);
+        assert!(matches!(store.get(&key(1, 0)), Err(StoreError::NotFound(_))));
     }
 }

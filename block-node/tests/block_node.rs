@@ -321,3 +321,40 @@ async fn sigterm_stops_cleanly_and_data_survives() {
     let node = BlockProcess::start(work.path(), &data_dir, &[]).unwrap();
     assert_eq!(node.client().await.get_fragment(&key).await.unwrap().1, b"durable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_put_streams_are_refused_and_store_nothing() {
+    use tessera_proto::block::{put_fragment_request::Part, FragmentHeader, PutFragmentRequest};
+    let work = tempfile::tempdir().unwrap();
+    let node = BlockProcess::start(work.path(), &work.path().join("data"), &[]).unwrap();
+    let client = node.client().await;
+    let key = FragmentKey::new(chunk(1), 0);
+    let header = |len: u64, crc: Option<u32>| PutFragmentRequest {
+        part: Some(Part::Header(FragmentHeader {
+            key: Some(tessera_block::client::wire_key(&key)),
+            data_shards: 4,
+            parity_shards: 2,
+            chunk_len: len * 4,
+            fragment_len: len,
+            crc32c: crc,
+        })),
+    };
+    let data = |b: &'static [u8]| PutFragmentRequest { part: Some(Part::Data(bytes::Bytes::from_static(b))) };
+    let cases: Vec<(&str, Vec<PutFragmentRequest>)> = vec![
+        ("wrong checksum", vec![header(5, Some(crc32c_of(b"hellO"))), data(b"hello")]),
+        ("truncated body", vec![header(10, None), data(b"hello")]),
+        ("overlong body", vec![header(3, None), data(b"hello")]),
+        ("no header", vec![data(b"hello")]),
+        ("empty stream", vec![]),
+    ];
+    for (what, msgs) in cases {
+        let err = client.raw().put_fragment(futures::stream::iter(msgs)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err}");
+    }
+    assert_eq!(client.get_fragment(&key).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(client.stats().await.unwrap().fragments, 0);
+}
+
+fn crc32c_of(data: &[u8]) -> u32 {
+    crc32c::crc32c(data)
+}

@@ -93,6 +93,7 @@ pub async fn serve(
         // transfers from stalling on flow control.
         .initial_stream_window_size(8 << 20)
         .initial_connection_window_size(32 << 20)
+        .max_frame_size(Some(1 << 20))
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .add_routes(Routes::from(router))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

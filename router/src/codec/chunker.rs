@@ -54,7 +54,7 @@ impl ChunkerParams {
         if !(self.min_size <= self.avg_size && self.avg_size <= self.max_size) {
             return Err(err("need min <= avg <= max"));
         }
-        if self.min_size % 2 != 0 || self.avg_size % 2 != 0 || self.max_size % 2 != 0 {
+        if [self.min_size, self.avg_size, self.max_size].iter().any(|s| !s.is_multiple_of(2)) {
             return Err(err("sizes must be even"));
         }
         Ok(())
