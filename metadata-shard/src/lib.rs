@@ -1,4 +1,10 @@
-//! tessera-meta: Raft-replicated metadata shards.
+//! tessera-meta: Raft-replicated metadata.
 //!
-//! Not built yet: the consensus layer (openraft on RocksDB) and the file-system
-//! data model arrive with the metadata-shard work; see `docs/architecture.md`.
+//! A `tessera-meta` process hosts replicas of several Raft groups (openraft)
+//! in one RocksDB: group 0 is the cluster group (nodes, shard map, users,
+//! placement epoch), every other group is a metadata shard owning a slice of
+//! users. See `docs/architecture.md`.
+
+pub mod cluster;
+pub mod command;
+pub mod raft;

@@ -1,0 +1,193 @@
+//! The cluster group's (group 0) state: nodes, the shard map, users and their
+//! access keys, and the placement epoch that changes whenever the set of
+//! block nodes does.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{ApplyError, ApplyErrorKind, Writes};
+use crate::raft::state_machine::GroupView;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NodeKind {
+    Meta,
+    Block,
+    Router,
+}
+
+impl NodeKind {
+    fn tag(self) -> &'static str {
+        match self {
+            NodeKind::Meta => "meta",
+            NodeKind::Block => "block",
+            NodeKind::Router => "router",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub kind: NodeKind,
+    pub id: String,
+    pub addr: String,
+    pub zone: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShardGroup {
+    pub group_id: u64,
+    /// `tessera-meta` node ids hosting a replica.
+    pub replicas: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub user_id: String,
+    pub display_name: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ClusterCommand {
+    RegisterNode(NodeInfo),
+    RemoveNode { kind: NodeKind, id: String },
+    PutShardGroup(ShardGroup),
+    CreateUser(User),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum ClusterResponse {
+    /// The placement epoch after the command.
+    Epoch(u64),
+    Done,
+    UserCreated(String),
+}
+
+const EPOCH: &[u8] = b"epoch";
+
+fn node_key(kind: NodeKind, id: &str) -> Vec<u8> {
+    format!("node/{}/{id}", kind.tag()).into_bytes()
+}
+
+fn group_key(id: u64) -> Vec<u8> {
+    let mut k = b"group/".to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn user_key(id: &str) -> Vec<u8> {
+    format!("user/{id}").into_bytes()
+}
+
+fn access_key_key(key: &str) -> Vec<u8> {
+    format!("akey/{key}").into_bytes()
+}
+
+fn corrupt(e: impl std::fmt::Display) -> ApplyError {
+    ApplyError::new(ApplyErrorKind::Corrupt, e.to_string())
+}
+
+fn read<T: for<'de> Deserialize<'de>>(view: &GroupView<'_>, key: &[u8]) -> Result<Result<Option<T>, ApplyError>, rocksdb::Error> {
+    Ok(match view.get(key)? {
+        Some(b) => serde_json::from_slice(&b).map(Some).map_err(corrupt),
+        None => Ok(None),
+    })
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, ApplyError> {
+    serde_json::to_vec(v).map_err(corrupt)
+}
+
+pub fn epoch(view: &GroupView<'_>) -> Result<u64, rocksdb::Error> {
+    Ok(read::<u64>(view, EPOCH)?.ok().flatten().unwrap_or(0))
+}
+
+/// Applies a cluster command; returns its result and the writes to commit.
+pub fn apply(view: &GroupView<'_>, cmd: &ClusterCommand) -> Result<(Result<ClusterResponse, ApplyError>, Writes), rocksdb::Error> {
+    let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    let result = match cmd {
+        ClusterCommand::RegisterNode(node) => {
+            let key = node_key(node.kind, &node.id);
+            match read::<NodeInfo>(view, &key)? {
+                Err(e) => Err(e),
+                Ok(existing) => {
+                    let changed = existing.as_ref() != Some(node);
+                    let mut e = epoch(view)?;
+                    let encoded = json(node);
+                    match encoded {
+                        Err(err) => Err(err),
+                        Ok(bytes) => {
+                            writes.insert(key, Some(bytes));
+                            if changed && node.kind == NodeKind::Block {
+                                e += 1;
+                                writes.insert(EPOCH.to_vec(), Some(e.to_string().into_bytes()));
+                            }
+                            Ok(ClusterResponse::Epoch(e))
+                        }
+                    }
+                }
+            }
+        }
+        ClusterCommand::RemoveNode { kind, id } => {
+            let key = node_key(*kind, id);
+            if view.get(&key)?.is_none() {
+                Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no {} node {id}", kind.tag())))
+            } else {
+                let mut e = epoch(view)?;
+                writes.insert(key, None);
+                if *kind == NodeKind::Block {
+                    e += 1;
+                    writes.insert(EPOCH.to_vec(), Some(e.to_string().into_bytes()));
+                }
+                Ok(ClusterResponse::Epoch(e))
+            }
+        }
+        ClusterCommand::PutShardGroup(g) => json(g).map(|bytes| {
+            writes.insert(group_key(g.group_id), Some(bytes));
+            ClusterResponse::Done
+        }),
+        ClusterCommand::CreateUser(u) => {
+            if u.user_id.is_empty() || u.access_key.is_empty() || u.secret_key.len() < 8 {
+                Err(ApplyError::new(ApplyErrorKind::InvalidArgument, "user id, access key and a secret of 8+ characters are required"))
+            } else if view.get(&user_key(&u.user_id))?.is_some() {
+                Err(ApplyError::new(ApplyErrorKind::AlreadyExists, format!("user {} exists", u.user_id)))
+            } else if view.get(&access_key_key(&u.access_key))?.is_some() {
+                Err(ApplyError::new(ApplyErrorKind::AlreadyExists, "access key already in use"))
+            } else {
+                json(u).map(|bytes| {
+                    writes.insert(user_key(&u.user_id), Some(bytes));
+                    writes.insert(access_key_key(&u.access_key), Some(u.user_id.clone().into_bytes()));
+                    ClusterResponse::UserCreated(u.user_id.clone())
+                })
+            }
+        }
+    };
+    if result.is_err() {
+        writes.clear();
+    }
+    Ok((result, writes.into_iter().collect()))
+}
+
+/// Looks up a user by access key (for request authentication).
+pub fn user_by_access_key(view: &GroupView<'_>, access_key: &str) -> Result<Option<User>, rocksdb::Error> {
+    let Some(user_id) = view.get(&access_key_key(access_key))? else { return Ok(None) };
+    let user_id = String::from_utf8_lossy(&user_id).into_owned();
+    Ok(read::<User>(view, &user_key(&user_id))?.ok().flatten())
+}
+
+/// All registered nodes of a kind, in id order.
+pub fn nodes(view: &GroupView<'_>, kind: NodeKind) -> Result<Vec<NodeInfo>, rocksdb::Error> {
+    let prefix = format!("node/{}/", kind.tag()).into_bytes();
+    let mut end = prefix.clone();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    Ok(view
+        .scan(&prefix, &end, usize::MAX)?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+        .collect())
+}
