@@ -191,3 +191,26 @@ pub fn nodes(view: &GroupView<'_>, kind: NodeKind) -> Result<Vec<NodeInfo>, rock
         .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
         .collect())
 }
+
+/// Reads of the cluster group's state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ClusterQuery {
+    UserByAccessKey(String),
+    Nodes(NodeKind),
+    Epoch,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum ClusterAnswer {
+    User(Option<User>),
+    Nodes(Vec<NodeInfo>),
+    Epoch(u64),
+}
+
+pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, rocksdb::Error> {
+    Ok(match q {
+        ClusterQuery::UserByAccessKey(k) => ClusterAnswer::User(user_by_access_key(view, k)?),
+        ClusterQuery::Nodes(kind) => ClusterAnswer::Nodes(nodes(view, *kind)?),
+        ClusterQuery::Epoch => ClusterAnswer::Epoch(epoch(view)?),
+    })
+}

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{ClusterCommand, ClusterResponse};
+use crate::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, ClusterResponse};
 use crate::raft::state_machine::GroupView;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,5 +66,22 @@ impl Applier for TesseraApplier {
                 Ok((GroupResponse::Cluster(result), writes))
             }
         }
+    }
+}
+
+/// Reads served from a group's state machine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum GroupQuery {
+    Cluster(ClusterQuery),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum GroupAnswer {
+    Cluster(ClusterAnswer),
+}
+
+pub fn query(view: &GroupView<'_>, q: &GroupQuery) -> Result<GroupAnswer, rocksdb::Error> {
+    match q {
+        GroupQuery::Cluster(c) => Ok(GroupAnswer::Cluster(crate::cluster::query(view, c)?)),
     }
 }

@@ -6,5 +6,9 @@
 //! users. See `docs/architecture.md`.
 
 pub mod cluster;
+pub mod admin;
+pub mod client;
 pub mod command;
+pub mod host;
+pub mod node;
 pub mod raft;

@@ -25,6 +25,11 @@ pub mod generated {
                 tonic::include_proto!("tessera.meta.v1");
             }
         }
+        pub mod raft {
+            pub mod v1 {
+                tonic::include_proto!("tessera.raft.v1");
+            }
+        }
         pub mod api {
             pub mod v1 {
                 tonic::include_proto!("tessera.api.v1");
@@ -39,3 +44,5 @@ pub use generated::tessera::block::v1 as block;
 pub use generated::tessera::meta::v1 as meta;
 /// Native client API (`proto/api.proto`).
 pub use generated::tessera::api::v1 as api;
+/// Raft transport and group administration (`proto/raft.proto`).
+pub use generated::tessera::raft::v1 as raft;

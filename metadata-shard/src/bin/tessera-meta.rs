@@ -1,6 +1,85 @@
-//! `tessera-meta`: a metadata shard server (not implemented yet).
+//! `tessera-meta`: hosts replicas of the cluster group and metadata shards.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("tessera-meta: the metadata shard server is not implemented in this build");
-    std::process::ExitCode::FAILURE
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tessera_meta::node::{self, MetaConfig};
+use tessera_proto::{config, listener};
+
+#[derive(Parser, Debug)]
+#[command(name = "tessera-meta", version, about = "Tessera metadata node: Raft-replicated metadata shards")]
+struct Args {
+    /// TOML config file (unknown keys are rejected); flags override it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Write the address actually bound to this file once listening.
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
+    /// Address other processes use to reach this one (default: the bound address).
+    #[arg(long)]
+    advertise: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Numeric node id (≥ 1), unique and stable.
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Create the cluster group with this node as its first member.
+    #[arg(long)]
+    bootstrap: bool,
+    /// Join the cluster group through this member's address.
+    #[arg(long)]
+    join: Option<String>,
+}
+
+fn load(args: Args) -> anyhow::Result<MetaConfig> {
+    let mut cfg = match &args.config {
+        Some(path) => config::load_toml::<MetaConfig>(path)?,
+        None => MetaConfig::default(),
+    };
+    if let Some(v) = args.listen {
+        cfg.listen = v;
+    }
+    if let Some(v) = args.addr_file {
+        cfg.addr_file = Some(v);
+    }
+    if let Some(v) = args.advertise {
+        cfg.advertise = Some(v);
+    }
+    if let Some(v) = args.data_dir {
+        cfg.data_dir = v;
+    }
+    if let Some(v) = args.node_id {
+        cfg.node_id = v;
+    }
+    if args.bootstrap {
+        cfg.bootstrap = true;
+    }
+    if let Some(v) = args.join {
+        cfg.join = Some(v);
+    }
+    if cfg.node_id == 0 {
+        anyhow::bail!("node id must be at least 1");
+    }
+    Ok(cfg)
+}
+
+fn main() -> ExitCode {
+    config::init_logging();
+    let result = load(Args::parse()).and_then(|cfg| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(node::run(cfg, listener::shutdown_signal()))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-meta: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -5,8 +5,8 @@
 //!
 //! * `raft_log`:  group ‖ log index → entry
 //! * `raft_meta`: group ‖ tag → vote, committed id, last purged id
-//! * `sm`:        group ‖ model key → value, plus group ‖ 0xFF ‖ tag for the
-//!                applied log id and membership (written with the data)
+//! * `sm`:        group ‖ 0x00 ‖ model key → value; group ‖ 0xFF ‖ tag holds
+//!   the applied log id and membership (written with the data)
 //! * `snapshot`:  group → the last built or installed snapshot
 
 use std::path::Path;

@@ -2,9 +2,14 @@
 //! and state-machine stores shared by every Raft group of a process, and the
 //! gRPC transport between replicas.
 
+// openraft's StorageError is large by design; it is what its traits return.
+#![allow(clippy::result_large_err)]
+
 pub mod db;
 pub mod log_store;
+pub mod network;
 pub mod state_machine;
+pub mod transport;
 
 use std::io::Cursor;
 

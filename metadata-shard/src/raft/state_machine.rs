@@ -29,6 +29,16 @@ const APPLIED: &[u8] = &[META, b'a'];
 const MEMBERSHIP: &[u8] = &[META, b'm'];
 
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
+/// Key/value pairs read from a group's state.
+pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
+type DumpPairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// A consistent copy of a group's key range.
+struct Dump {
+    applied: Option<LogId<NodeId>>,
+    membership: Membership,
+    data: Vec<u8>,
+}
 
 struct StoredSnapshot {
     meta: SnapshotMeta<NodeId, openraft::BasicNode>,
@@ -53,7 +63,7 @@ impl GroupView<'_> {
     }
 
     /// Entries with `start <= key < end`, in key order, at most `limit`.
-    pub fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, rocksdb::Error> {
+    pub fn scan(&self, start: &[u8], end: &[u8], limit: usize) -> Result<KvPairs, rocksdb::Error> {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(self.key(end));
         let from = self.key(start);
@@ -118,7 +128,7 @@ impl StateMachineStore {
     }
 
     /// Serializes the group's whole key range from one RocksDB snapshot.
-    fn dump(&self) -> Result<(Option<LogId<NodeId>>, Membership, Vec<u8>), StorageError> {
+    fn dump(&self) -> Result<Dump, StorageError> {
         let snap = self.db.db.snapshot();
         let mut ro = ReadOptions::default();
         ro.set_snapshot(&snap);
@@ -139,7 +149,7 @@ impl StateMachineStore {
             data.extend_from_slice(&(v.len() as u32).to_le_bytes());
             data.extend_from_slice(&v);
         }
-        Ok((applied, membership, data))
+        Ok(Dump { applied, membership, data })
     }
 }
 
@@ -157,7 +167,7 @@ fn take_field<'a>(data: &mut &'a [u8]) -> Result<&'a [u8], String> {
 }
 
 /// Splits a snapshot dump into (key suffix, value) pairs.
-fn parse_dump(mut data: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
+fn parse_dump(mut data: &[u8]) -> Result<DumpPairs<'_>, String> {
     let mut out = Vec::new();
     while !data.is_empty() {
         let k = take_field(&mut data)?;
@@ -187,7 +197,7 @@ impl StoredSnapshot {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (applied, membership, data) = self.dump()?;
+        let Dump { applied, membership, data } = self.dump()?;
         let snapshot_id = match &applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, data.len()),
             None => format!("empty-{}", data.len()),

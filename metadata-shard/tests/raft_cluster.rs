@@ -1,0 +1,190 @@
+//! Three real `tessera-meta` processes on 127.0.0.1: leader killed with
+//! kill -9 during a stream of commits, restart and catch-up, and a replica
+//! added later that catches up from a snapshot.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tessera_meta::client::{ClientError, MetaClient};
+use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, ClusterResponse, User};
+use tessera_meta::command::{ApplyErrorKind, GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
+use tessera_tests::{read_addr_file, ProcessGuard};
+
+struct MetaProcess {
+    guard: ProcessGuard,
+    addr: String,
+    node_id: u64,
+    data_dir: PathBuf,
+}
+
+fn start(work: &Path, node_id: u64, extra: &[&str]) -> MetaProcess {
+    let data_dir = work.join(format!("meta-{node_id}"));
+    start_on(work, node_id, &data_dir, "127.0.0.1:0", extra)
+}
+
+/// Starts a node on `listen`; a restarted node comes back on the address its
+/// peers know it by.
+fn start_on(work: &Path, node_id: u64, data_dir: &Path, listen: &str, extra: &[&str]) -> MetaProcess {
+    let cfg = work.join("meta.toml");
+    // Fast elections, and frequent snapshots so log compaction happens.
+    std::fs::write(&cfg, "[raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\nsnapshot_every_entries = 20\n").unwrap();
+    let addr_file = work.join(format!("meta-{node_id}.addr"));
+    let _ = std::fs::remove_file(&addr_file);
+    let mut args: Vec<String> = vec![
+        "--config".into(),
+        cfg.display().to_string(),
+        "--listen".into(),
+        listen.into(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--node-id".into(),
+        node_id.to_string(),
+        "--addr-file".into(),
+        addr_file.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let log = work.join(format!("meta-{node_id}-{}.log", std::process::id()));
+    let mut guard =
+        ProcessGuard::spawn(&format!("tessera-meta-{node_id}"), Path::new(env!("CARGO_BIN_EXE_tessera-meta")), &args, &log).unwrap();
+    let addr = read_addr_file(&addr_file, Duration::from_secs(60), &mut guard).unwrap();
+    MetaProcess { guard, addr, node_id, data_dir: data_dir.to_path_buf() }
+}
+
+fn user(i: usize) -> GroupCommand {
+    GroupCommand::Cluster(ClusterCommand::CreateUser(User {
+        user_id: format!("user-{i:05}"),
+        display_name: format!("User {i}"),
+        access_key: format!("AK{i:05}"),
+        secret_key: format!("secret-of-{i:05}"),
+        created_at_ms: i as i64,
+    }))
+}
+
+async fn voters_of(client: &MetaClient, addr: &str) -> BTreeSet<u64> {
+    match client.status(addr).await {
+        Ok(s) => s.groups.iter().find(|g| g.group_id == 0).map(|g| g.voters.iter().copied().collect()).unwrap_or_default(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+async fn leader_of(client: &MetaClient, nodes: &[&MetaProcess]) -> Option<u64> {
+    for n in nodes {
+        if let Ok(s) = client.status(&n.addr).await {
+            if let Some(g) = s.groups.iter().find(|g| g.group_id == 0) {
+                if g.leader == Some(n.node_id) {
+                    return Some(n.node_id);
+                }
+            }
+        }
+    }
+    None
+}
+
+async fn wait_async<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn has_user(client: &MetaClient, addr: &str, id: usize) -> bool {
+    let q = GroupQuery::Cluster(ClusterQuery::UserByAccessKey(format!("AK{id:05}")));
+    matches!(client.query_local(addr, 0, &q).await, Ok(GroupAnswer::Cluster(ClusterAnswer::User(Some(u)))) if u.user_id == format!("user-{id:05}"))
+}
+
+/// Acknowledged = the leader answered with the commit's result. A retry of a
+/// commit whose first answer was lost finds the user already created: that
+/// commit happened too.
+async fn commit_user(client: &MetaClient, i: usize) -> Result<u64, ClientError> {
+    let (resp, index) = client.propose(0, &user(i)).await?;
+    match resp {
+        GroupResponse::Cluster(Ok(ClusterResponse::UserCreated(_))) => Ok(index),
+        GroupResponse::Cluster(Err(e)) if e.kind == ApplyErrorKind::AlreadyExists => Ok(index),
+        other => panic!("unexpected response {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kill_loses_no_acknowledged_commit_and_replicas_catch_up() {
+    let work = tempfile::tempdir().unwrap();
+    let n1 = start(work.path(), 1, &["--bootstrap"]);
+    let n2 = start(work.path(), 2, &["--join", &n1.addr]);
+    let n3 = start(work.path(), 3, &["--join", &n1.addr]);
+    let admin = MetaClient::new(vec![n1.addr.clone()]);
+    wait_async("3 voters", Duration::from_secs(30), async || {
+        (voters_of(&admin, &n1.addr).await == BTreeSet::from([1, 2, 3])).then_some(())
+    })
+    .await;
+    let mut nodes = vec![n1, n2, n3];
+
+    let client = Arc::new(MetaClient::new(nodes.iter().map(|n| n.addr.clone()).collect()));
+    let acked: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
+    let writer = {
+        let client = client.clone();
+        let acked = acked.clone();
+        tokio::spawn(async move {
+            for i in 0..400usize {
+                match commit_user(&client, i).await {
+                    Ok(index) => acked.lock().unwrap().push((i, index)),
+                    Err(e) => panic!("commit {i} failed: {e}"),
+                }
+            }
+        })
+    };
+    wait_async("40 commits", Duration::from_secs(60), async || (acked.lock().unwrap().len() >= 40).then_some(())).await;
+    let refs: Vec<&MetaProcess> = nodes.iter().collect();
+    let leader = wait_async("a leader", Duration::from_secs(10), async || leader_of(&client, &refs).await).await;
+    let victim = nodes.iter().position(|n| n.node_id == leader).unwrap();
+    let before = acked.lock().unwrap().len();
+    let killed_at = Instant::now();
+    nodes[victim].guard.kill9();
+    let recovered = wait_async("a commit after the leader kill", Duration::from_secs(30), async || {
+        (acked.lock().unwrap().len() > before).then(|| killed_at.elapsed())
+    })
+    .await;
+    eprintln!("writes resumed {recovered:?} after killing leader {leader}");
+    writer.await.unwrap();
+
+    // Restart the killed node on its data dir: it rejoins and catches up.
+    let dir = nodes[victim].data_dir.clone();
+    let old_addr = nodes[victim].addr.clone();
+    nodes[victim] = start_on(work.path(), leader, &dir, &old_addr, &[]);
+
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), 400);
+    assert!(acked.windows(2).all(|w| w[0].1 < w[1].1), "acknowledged commits are in log order");
+    for n in &nodes {
+        let addr = n.addr.clone();
+        wait_async(&format!("node {} to apply every commit", n.node_id), Duration::from_secs(30), async || {
+            has_user(&client, &addr, 399).await.then_some(())
+        })
+        .await;
+        for (i, _) in &acked {
+            assert!(has_user(&client, &n.addr, *i).await, "node {} lacks acknowledged user {i}", n.node_id);
+        }
+    }
+
+    // The log was compacted; a fourth replica added now starts from a snapshot.
+    let status = client.status(&nodes[0].addr).await.unwrap();
+    let g0 = status.groups.iter().find(|g| g.group_id == 0).unwrap();
+    assert!(g0.purged_index.is_some(), "log should have been compacted: {g0:?}");
+    let n4 = start(work.path(), 4, &[]);
+    let voters = client.add_replica(0, 4, &n4.addr).await.unwrap();
+    assert_eq!(voters, vec![1, 2, 3, 4]);
+    let s4 = client.status(&n4.addr).await.unwrap();
+    let g4 = s4.groups.iter().find(|g| g.group_id == 0).unwrap();
+    assert!(g4.snapshot_index.is_some(), "new replica should have installed a snapshot: {g4:?}");
+    for (i, _) in &acked {
+        assert!(has_user(&client, &n4.addr, *i).await, "new replica lacks user {i}");
+    }
+    // Linearizable reads through a client that only knows the new replica.
+    let via4 = MetaClient::new(vec![n4.addr.clone()]);
+    let answer = via4.query(0, &GroupQuery::Cluster(ClusterQuery::UserByAccessKey("AK00123".into()))).await.unwrap();
+    assert!(matches!(answer, GroupAnswer::Cluster(ClusterAnswer::User(Some(ref u))) if u.user_id == "user-00123"));
+}
