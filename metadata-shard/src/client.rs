@@ -13,14 +13,18 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::admin::LEADER_ADDR;
-use crate::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
+use crate::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse, Proposal};
 use crate::raft::network::PeerChannels;
 use crate::raft::{GroupId, NodeId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("metadata group {group} unavailable after {waited:?}: {last}")]
-    Unavailable { group: GroupId, waited: Duration, last: String },
+    Unavailable {
+        group: GroupId,
+        waited: Duration,
+        last: String,
+    },
     #[error("rejected: {0}")]
     Rejected(Status),
     #[error("undecodable answer: {0}")]
@@ -40,7 +44,12 @@ pub struct MetaClient {
 fn retryable(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded | Code::NotFound | Code::FailedPrecondition
+        Code::Unavailable
+            | Code::Unknown
+            | Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::NotFound
+            | Code::FailedPrecondition
     )
 }
 
@@ -63,7 +72,12 @@ impl MetaClient {
     }
 
     fn pick(&self, group: GroupId) -> String {
-        if let Some(addr) = self.leaders.lock().unwrap_or_else(|p| p.into_inner()).get(&group) {
+        if let Some(addr) = self
+            .leaders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group)
+        {
             return addr.clone();
         }
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
@@ -92,7 +106,11 @@ impl MetaClient {
             if !retryable(&status) {
                 return Err(ClientError::Rejected(status));
             }
-            let leader = status.metadata().get(LEADER_ADDR).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let leader = status
+                .metadata()
+                .get(LEADER_ADDR)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             {
                 let mut leaders = self.leaders.lock().unwrap_or_else(|p| p.into_inner());
                 match &leader {
@@ -105,7 +123,11 @@ impl MetaClient {
                 }
             }
             if started.elapsed() >= self.deadline {
-                return Err(ClientError::Unavailable { group, waited: started.elapsed(), last: status.message().to_owned() });
+                return Err(ClientError::Unavailable {
+                    group,
+                    waited: started.elapsed(),
+                    last: status.message().to_owned(),
+                });
             }
             if leader.is_none() || leader.as_deref() == Some(addr.as_str()) {
                 tokio::time::sleep(pause).await;
@@ -116,15 +138,33 @@ impl MetaClient {
 
     /// Proposes a command to the group's leader; returns once it is committed
     /// on a quorum and applied.
-    pub async fn propose(&self, group: GroupId, cmd: &GroupCommand) -> Result<(GroupResponse, u64), ClientError> {
-        let bytes = serde_json::to_vec(cmd).map_err(|e| ClientError::Decode(e.to_string()))?;
+    /// Retries reuse one request id, so the command is applied at most once.
+    pub async fn propose(
+        &self,
+        group: GroupId,
+        cmd: &GroupCommand,
+    ) -> Result<(GroupResponse, u64), ClientError> {
+        let proposal = Proposal {
+            request_id: Some(new_request_id()),
+            command: cmd.clone(),
+        };
+        let bytes =
+            serde_json::to_vec(&proposal).map_err(|e| ClientError::Decode(e.to_string()))?;
         let reply = self
             .with_leader(group, |mut c| {
                 let command = bytes.clone().into();
-                async move { c.propose(pb::ProposeRequest { group_id: group, command }).await.map(|r| r.into_inner()) }
+                async move {
+                    c.propose(pb::ProposeRequest {
+                        group_id: group,
+                        command,
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+                }
             })
             .await?;
-        let response = serde_json::from_slice(&reply.response).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let response = serde_json::from_slice(&reply.response)
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
         Ok((response, reply.log_index))
     }
 
@@ -134,18 +174,35 @@ impl MetaClient {
         let reply = self
             .with_leader(group, |mut c| {
                 let query = bytes.clone().into();
-                async move { c.query(pb::QueryRequest { group_id: group, query, local: false }).await.map(|r| r.into_inner()) }
+                async move {
+                    c.query(pb::QueryRequest {
+                        group_id: group,
+                        query,
+                        local: false,
+                    })
+                    .await
+                    .map(|r| r.into_inner())
+                }
             })
             .await?;
         serde_json::from_slice(&reply.response).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     /// Reads one replica's applied state as it is (no leader round trip).
-    pub async fn query_local(&self, addr: &str, group: GroupId, q: &GroupQuery) -> Result<GroupAnswer, ClientError> {
+    pub async fn query_local(
+        &self,
+        addr: &str,
+        group: GroupId,
+        q: &GroupQuery,
+    ) -> Result<GroupAnswer, ClientError> {
         let bytes = serde_json::to_vec(q).map_err(|e| ClientError::Decode(e.to_string()))?;
         let mut c = self.client(addr).map_err(ClientError::Rejected)?;
         let reply = c
-            .query(pb::QueryRequest { group_id: group, query: bytes.into(), local: true })
+            .query(pb::QueryRequest {
+                group_id: group,
+                query: bytes.into(),
+                local: true,
+            })
             .await
             .map_err(ClientError::Rejected)?
             .into_inner();
@@ -153,20 +210,37 @@ impl MetaClient {
     }
 
     /// Adds `node` (at `addr`) as a voter of `group`.
-    pub async fn add_replica(&self, group: GroupId, node: NodeId, addr: &str) -> Result<Vec<NodeId>, ClientError> {
+    pub async fn add_replica(
+        &self,
+        group: GroupId,
+        node: NodeId,
+        addr: &str,
+    ) -> Result<Vec<NodeId>, ClientError> {
         let reply = self
             .with_leader(group, |mut c| {
-                let req = pb::ReplicaRequest { group_id: group, node_id: node, addr: addr.to_owned() };
+                let req = pb::ReplicaRequest {
+                    group_id: group,
+                    node_id: node,
+                    addr: addr.to_owned(),
+                };
                 async move { c.add_replica(req).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(reply.voters)
     }
 
-    pub async fn remove_replica(&self, group: GroupId, node: NodeId) -> Result<Vec<NodeId>, ClientError> {
+    pub async fn remove_replica(
+        &self,
+        group: GroupId,
+        node: NodeId,
+    ) -> Result<Vec<NodeId>, ClientError> {
         let reply = self
             .with_leader(group, |mut c| {
-                let req = pb::ReplicaRequest { group_id: group, node_id: node, addr: String::new() };
+                let req = pb::ReplicaRequest {
+                    group_id: group,
+                    node_id: node,
+                    addr: String::new(),
+                };
                 async move { c.remove_replica(req).await.map(|r| r.into_inner()) }
             })
             .await?;
@@ -176,6 +250,14 @@ impl MetaClient {
     /// Raft status of every group hosted at `addr`.
     pub async fn status(&self, addr: &str) -> Result<pb::StatusReply, ClientError> {
         let mut c = self.client(addr).map_err(ClientError::Rejected)?;
-        Ok(c.status(pb::StatusRequest {}).await.map_err(ClientError::Rejected)?.into_inner())
+        Ok(c.status(pb::StatusRequest {})
+            .await
+            .map_err(ClientError::Rejected)?
+            .into_inner())
     }
+}
+
+/// 128 random bits as hex.
+fn new_request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }

@@ -90,7 +90,10 @@ fn corrupt(e: impl std::fmt::Display) -> ApplyError {
     ApplyError::new(ApplyErrorKind::Corrupt, e.to_string())
 }
 
-fn read<T: for<'de> Deserialize<'de>>(view: &GroupView<'_>, key: &[u8]) -> Result<Result<Option<T>, ApplyError>, rocksdb::Error> {
+fn read<T: for<'de> Deserialize<'de>>(
+    view: &GroupView<'_>,
+    key: &[u8],
+) -> Result<Result<Option<T>, ApplyError>, rocksdb::Error> {
     Ok(match view.get(key)? {
         Some(b) => serde_json::from_slice(&b).map(Some).map_err(corrupt),
         None => Ok(None),
@@ -106,7 +109,10 @@ pub fn epoch(view: &GroupView<'_>) -> Result<u64, rocksdb::Error> {
 }
 
 /// Applies a cluster command; returns its result and the writes to commit.
-pub fn apply(view: &GroupView<'_>, cmd: &ClusterCommand) -> Result<(Result<ClusterResponse, ApplyError>, Writes), rocksdb::Error> {
+pub fn apply(
+    view: &GroupView<'_>,
+    cmd: &ClusterCommand,
+) -> Result<(Result<ClusterResponse, ApplyError>, Writes), rocksdb::Error> {
     let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     let result = match cmd {
         ClusterCommand::RegisterNode(node) => {
@@ -134,7 +140,10 @@ pub fn apply(view: &GroupView<'_>, cmd: &ClusterCommand) -> Result<(Result<Clust
         ClusterCommand::RemoveNode { kind, id } => {
             let key = node_key(*kind, id);
             if view.get(&key)?.is_none() {
-                Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no {} node {id}", kind.tag())))
+                Err(ApplyError::new(
+                    ApplyErrorKind::NotFound,
+                    format!("no {} node {id}", kind.tag()),
+                ))
             } else {
                 let mut e = epoch(view)?;
                 writes.insert(key, None);
@@ -151,15 +160,27 @@ pub fn apply(view: &GroupView<'_>, cmd: &ClusterCommand) -> Result<(Result<Clust
         }),
         ClusterCommand::CreateUser(u) => {
             if u.user_id.is_empty() || u.access_key.is_empty() || u.secret_key.len() < 8 {
-                Err(ApplyError::new(ApplyErrorKind::InvalidArgument, "user id, access key and a secret of 8+ characters are required"))
+                Err(ApplyError::new(
+                    ApplyErrorKind::InvalidArgument,
+                    "user id, access key and a secret of 8+ characters are required",
+                ))
             } else if view.get(&user_key(&u.user_id))?.is_some() {
-                Err(ApplyError::new(ApplyErrorKind::AlreadyExists, format!("user {} exists", u.user_id)))
+                Err(ApplyError::new(
+                    ApplyErrorKind::AlreadyExists,
+                    format!("user {} exists", u.user_id),
+                ))
             } else if view.get(&access_key_key(&u.access_key))?.is_some() {
-                Err(ApplyError::new(ApplyErrorKind::AlreadyExists, "access key already in use"))
+                Err(ApplyError::new(
+                    ApplyErrorKind::AlreadyExists,
+                    "access key already in use",
+                ))
             } else {
                 json(u).map(|bytes| {
                     writes.insert(user_key(&u.user_id), Some(bytes));
-                    writes.insert(access_key_key(&u.access_key), Some(u.user_id.clone().into_bytes()));
+                    writes.insert(
+                        access_key_key(&u.access_key),
+                        Some(u.user_id.clone().into_bytes()),
+                    );
                     ClusterResponse::UserCreated(u.user_id.clone())
                 })
             }
@@ -172,8 +193,13 @@ pub fn apply(view: &GroupView<'_>, cmd: &ClusterCommand) -> Result<(Result<Clust
 }
 
 /// Looks up a user by access key (for request authentication).
-pub fn user_by_access_key(view: &GroupView<'_>, access_key: &str) -> Result<Option<User>, rocksdb::Error> {
-    let Some(user_id) = view.get(&access_key_key(access_key))? else { return Ok(None) };
+pub fn user_by_access_key(
+    view: &GroupView<'_>,
+    access_key: &str,
+) -> Result<Option<User>, rocksdb::Error> {
+    let Some(user_id) = view.get(&access_key_key(access_key))? else {
+        return Ok(None);
+    };
     let user_id = String::from_utf8_lossy(&user_id).into_owned();
     Ok(read::<User>(view, &user_key(&user_id))?.ok().flatten())
 }

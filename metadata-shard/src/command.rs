@@ -10,6 +10,17 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, ClusterResponse};
 use crate::raft::state_machine::GroupView;
 
+/// What a client proposes: a command, tagged with a request id that stays the
+/// same across retries so a command committed before its answer was lost is
+/// not applied twice (the state machine remembers recent ids and answers).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Proposal {
+    /// 32 hex digits chosen at random by the client; `None` for internal
+    /// commands that are idempotent anyway.
+    pub request_id: Option<String>,
+    pub command: GroupCommand,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum GroupCommand {
     Cluster(ClusterCommand),
@@ -43,7 +54,10 @@ pub enum ApplyErrorKind {
 
 impl ApplyError {
     pub fn new(kind: ApplyErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -52,14 +66,22 @@ pub type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// Applies committed commands of a group.
 pub trait Applier: Send + Sync + 'static {
-    fn apply(&self, view: &GroupView<'_>, cmd: &GroupCommand) -> Result<(GroupResponse, Writes), rocksdb::Error>;
+    fn apply(
+        &self,
+        view: &GroupView<'_>,
+        cmd: &GroupCommand,
+    ) -> Result<(GroupResponse, Writes), rocksdb::Error>;
 }
 
 /// The applier of every Tessera group.
 pub struct TesseraApplier;
 
 impl Applier for TesseraApplier {
-    fn apply(&self, view: &GroupView<'_>, cmd: &GroupCommand) -> Result<(GroupResponse, Writes), rocksdb::Error> {
+    fn apply(
+        &self,
+        view: &GroupView<'_>,
+        cmd: &GroupCommand,
+    ) -> Result<(GroupResponse, Writes), rocksdb::Error> {
         match cmd {
             GroupCommand::Cluster(c) => {
                 let (result, writes) = crate::cluster::apply(view, c)?;

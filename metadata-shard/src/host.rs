@@ -30,7 +30,12 @@ pub struct RaftSettings {
 
 impl Default for RaftSettings {
     fn default() -> Self {
-        Self { heartbeat_ms: 100, election_timeout_min_ms: 500, election_timeout_max_ms: 1000, snapshot_every_entries: 10_000 }
+        Self {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_every_entries: 10_000,
+        }
     }
 }
 
@@ -62,7 +67,12 @@ pub struct MetaHost {
 
 impl MetaHost {
     /// Opens the data dir and every group hosted before.
-    pub async fn open(node_id: NodeId, addr: String, data_dir: &Path, settings: &RaftSettings) -> Result<Arc<Self>, HostError> {
+    pub async fn open(
+        node_id: NodeId,
+        addr: String,
+        data_dir: &Path,
+        settings: &RaftSettings,
+    ) -> Result<Arc<Self>, HostError> {
         let db = MetaDb::open(data_dir)?;
         let config = Config {
             cluster_name: "tessera".into(),
@@ -73,8 +83,19 @@ impl MetaHost {
             max_in_snapshot_log_to_keep: settings.snapshot_every_entries.min(1000),
             ..Default::default()
         };
-        let config = Arc::new(config.validate().map_err(|e| HostError::Config(e.to_string()))?);
-        let host = Arc::new(Self { node_id, addr, db, peers: PeerChannels::default(), config, groups: RwLock::default() });
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|e| HostError::Config(e.to_string()))?,
+        );
+        let host = Arc::new(Self {
+            node_id,
+            addr,
+            db,
+            peers: PeerChannels::default(),
+            config,
+            groups: RwLock::default(),
+        });
         for group in host.hosted_groups()? {
             host.host_group(group).await?;
         }
@@ -83,7 +104,11 @@ impl MetaHost {
 
     fn hosted_groups(&self) -> Result<Vec<GroupId>, rocksdb::Error> {
         let mut out = Vec::new();
-        for item in self.db.db.iterator_cf(self.db.cf(CF_META), IteratorMode::Start) {
+        for item in self
+            .db
+            .db
+            .iterator_cf(self.db.cf(CF_META), IteratorMode::Start)
+        {
             let (k, _) = item?;
             if k.len() == 8 + HOSTED.len() && &k[8..] == HOSTED {
                 let mut g = [0u8; 8];
@@ -95,11 +120,20 @@ impl MetaHost {
     }
 
     pub fn group(&self, group: GroupId) -> Option<Arc<GroupReplica>> {
-        self.groups.read().unwrap_or_else(|p| p.into_inner()).get(&group).cloned()
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group)
+            .cloned()
     }
 
     pub fn groups(&self) -> Vec<Arc<GroupReplica>> {
-        self.groups.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Starts (idempotently) a replica of `group` on this process.
@@ -109,10 +143,15 @@ impl MetaHost {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.db.put_cf_opt(self.db.cf(CF_META), group_key(group, HOSTED), [], &wo)?;
+        self.db
+            .db
+            .put_cf_opt(self.db.cf(CF_META), group_key(group, HOSTED), [], &wo)?;
         let log = LogStore::new(self.db.clone(), group);
         let sm = StateMachineStore::new(self.db.clone(), group, Arc::new(TesseraApplier));
-        let network = GroupNetwork { group, peers: self.peers.clone() };
+        let network = GroupNetwork {
+            group,
+            peers: self.peers.clone(),
+        };
         let raft = Raft::new(self.node_id, self.config.clone(), network, log, sm.clone())
             .await
             .map_err(|e| HostError::Raft(e.to_string()))?;
@@ -128,7 +167,9 @@ impl MetaHost {
         match replica.raft.initialize(members).await {
             Ok(()) => Ok(replica),
             // Already initialized (e.g. a restart with --bootstrap): fine.
-            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(replica),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => Ok(replica),
             Err(e) => Err(HostError::Raft(e.to_string())),
         }
     }

@@ -5,9 +5,9 @@
 //! placement epoch), every other group is a metadata shard owning a slice of
 //! users. See `docs/architecture.md`.
 
-pub mod cluster;
 pub mod admin;
 pub mod client;
+pub mod cluster;
 pub mod command;
 pub mod host;
 pub mod node;

@@ -17,7 +17,7 @@ pub use db::MetaDb;
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 
-use crate::command::{GroupCommand, GroupResponse};
+use crate::command::{GroupResponse, Proposal};
 
 /// Identifies a Raft group: 0 is the cluster group, others are metadata shards.
 pub type GroupId = u64;
@@ -27,7 +27,7 @@ pub type NodeId = u64;
 openraft::declare_raft_types!(
     /// openraft types of every Tessera Raft group.
     pub TypeConfig:
-        D = GroupCommand,
+        D = Proposal,
         R = GroupResponse,
         NodeId = NodeId,
         Node = openraft::BasicNode,

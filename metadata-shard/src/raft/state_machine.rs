@@ -27,6 +27,13 @@ const DATA: u8 = 0x00;
 const META: u8 = 0xFF;
 const APPLIED: &[u8] = &[META, b'a'];
 const MEMBERSHIP: &[u8] = &[META, b'm'];
+/// `META ‖ 'r' ‖ request id` → the response given to that request.
+const REQUEST: u8 = b'r';
+/// `META ‖ 'i' ‖ log index` → request id, to forget old ids in log order.
+const REQUEST_AT: u8 = b'i';
+/// Request ids are remembered for this many log entries: far longer than a
+/// client keeps retrying one request.
+const DEDUP_WINDOW: u64 = 100_000;
 
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 /// Key/value pairs read from a group's state.
@@ -69,7 +76,11 @@ impl GroupView<'_> {
         let from = self.key(start);
         let prefix_len = 9;
         let mut out = Vec::new();
-        for item in self.db.db.iterator_cf_opt(self.db.cf(CF_SM), ro, IteratorMode::From(&from, rocksdb::Direction::Forward)) {
+        for item in self.db.db.iterator_cf_opt(
+            self.db.cf(CF_SM),
+            ro,
+            IteratorMode::From(&from, rocksdb::Direction::Forward),
+        ) {
             if out.len() >= limit {
                 break;
             }
@@ -95,21 +106,74 @@ fn io_write(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_state_machine(&e).into()
 }
 
+fn request_key(id: &str) -> Vec<u8> {
+    let mut k = vec![META, REQUEST];
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn request_at_key(index: u64) -> Vec<u8> {
+    let mut k = vec![META, REQUEST_AT];
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
 impl StateMachineStore {
+    /// Drops a few request ids that fell out of the dedup window (a bounded
+    /// amount of work per applied entry keeps pace with new ids).
+    fn forget_old_requests(&self, batch: &mut WriteBatch, index: u64) -> Result<(), StorageError> {
+        let Some(bound) = index.checked_sub(DEDUP_WINDOW) else {
+            return Ok(());
+        };
+        let cf = self.db.cf(CF_SM);
+        let start = self.meta_key(&request_at_key(0));
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(self.meta_key(&request_at_key(bound)));
+        for item in self
+            .db
+            .db
+            .iterator_cf_opt(
+                cf,
+                ro,
+                IteratorMode::From(&start, rocksdb::Direction::Forward),
+            )
+            .take(4)
+        {
+            let (k, id) = item.map_err(io_read)?;
+            batch.delete_cf(cf, &k);
+            batch.delete_cf(
+                cf,
+                self.meta_key(&request_key(&String::from_utf8_lossy(&id))),
+            );
+        }
+        Ok(())
+    }
+
     pub fn new(db: MetaDb, group: GroupId, applier: Arc<dyn Applier>) -> Self {
         Self { db, group, applier }
     }
 
     pub fn view(&self) -> GroupView<'_> {
-        GroupView { db: &self.db, group: self.group }
+        GroupView {
+            db: &self.db,
+            group: self.group,
+        }
     }
 
     fn meta_key(&self, tag: &[u8]) -> Vec<u8> {
         group_key(self.group, tag)
     }
 
-    fn read_json<T: for<'de> Deserialize<'de>>(&self, tag: &[u8]) -> Result<Option<T>, StorageError> {
-        match self.db.db.get_cf(self.db.cf(CF_SM), self.meta_key(tag)).map_err(io_read)? {
+    fn read_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        tag: &[u8],
+    ) -> Result<Option<T>, StorageError> {
+        match self
+            .db
+            .db
+            .get_cf(self.db.cf(CF_SM), self.meta_key(tag))
+            .map_err(io_read)?
+        {
             Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(io_read)?)),
             None => Ok(None),
         }
@@ -117,7 +181,9 @@ impl StateMachineStore {
 
     fn applied(&self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError> {
         let applied = self.read_json::<LogId<NodeId>>(APPLIED)?;
-        let membership = self.read_json::<Membership>(MEMBERSHIP)?.unwrap_or_default();
+        let membership = self
+            .read_json::<Membership>(MEMBERSHIP)?
+            .unwrap_or_default();
         Ok((applied, membership))
     }
 
@@ -136,7 +202,11 @@ impl StateMachineStore {
         let start = group_key(self.group, &[]);
         let mut data = Vec::new();
         let (mut applied, mut membership) = (None, Membership::default());
-        for item in self.db.db.iterator_cf_opt(self.db.cf(CF_SM), ro, IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+        for item in self.db.db.iterator_cf_opt(
+            self.db.cf(CF_SM),
+            ro,
+            IteratorMode::From(&start, rocksdb::Direction::Forward),
+        ) {
             let (k, v) = item.map_err(io_read)?;
             let suffix = &k[8..];
             if suffix == APPLIED {
@@ -149,7 +219,11 @@ impl StateMachineStore {
             data.extend_from_slice(&(v.len() as u32).to_le_bytes());
             data.extend_from_slice(&v);
         }
-        Ok(Dump { applied, membership, data })
+        Ok(Dump {
+            applied,
+            membership,
+            data,
+        })
     }
 }
 
@@ -191,24 +265,43 @@ impl StoredSnapshot {
     fn decode(mut bytes: &[u8]) -> Result<Self, String> {
         let meta = take_field(&mut bytes)?;
         let meta = serde_json::from_slice(meta).map_err(|e| e.to_string())?;
-        Ok(Self { meta, data: bytes.to_vec() })
+        Ok(Self {
+            meta,
+            data: bytes.to_vec(),
+        })
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let Dump { applied, membership, data } = self.dump()?;
+        let Dump {
+            applied,
+            membership,
+            data,
+        } = self.dump()?;
         let snapshot_id = match &applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, data.len()),
             None => format!("empty-{}", data.len()),
         };
-        let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
-        let stored = StoredSnapshot { meta: meta.clone(), data };
-        let bytes = stored.encode().map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        let meta = SnapshotMeta {
+            last_log_id: applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        let bytes = stored
+            .encode()
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.db.cf(CF_SNAPSHOT), self.group.to_be_bytes(), bytes);
         self.write(batch, true)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(stored.data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        })
     }
 }
 
@@ -229,17 +322,42 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let mut batch = WriteBatch::default();
             let response = match &entry.payload {
                 EntryPayload::Blank => GroupResponse::Blank,
-                EntryPayload::Normal(cmd) => {
-                    let (response, writes) = self.applier.apply(&self.view(), cmd).map_err(io_read)?;
-                    for (k, v) in writes {
-                        let mut key = group_key(self.group, &[DATA]);
-                        key.extend_from_slice(&k);
-                        match v {
-                            Some(v) => batch.put_cf(self.db.cf(CF_SM), key, v),
-                            None => batch.delete_cf(self.db.cf(CF_SM), key),
+                EntryPayload::Normal(proposal) => {
+                    let seen = match &proposal.request_id {
+                        Some(id) => self.read_json::<GroupResponse>(&request_key(id))?,
+                        None => None,
+                    };
+                    if let Some(previous) = seen {
+                        // A retry of a command that was already applied.
+                        previous
+                    } else {
+                        let (response, writes) = self
+                            .applier
+                            .apply(&self.view(), &proposal.command)
+                            .map_err(io_read)?;
+                        if let Some(id) = &proposal.request_id {
+                            batch.put_cf(
+                                self.db.cf(CF_SM),
+                                self.meta_key(&request_key(id)),
+                                serde_json::to_vec(&response).map_err(io_write)?,
+                            );
+                            batch.put_cf(
+                                self.db.cf(CF_SM),
+                                self.meta_key(&request_at_key(entry.log_id.index)),
+                                id.as_bytes(),
+                            );
                         }
+                        self.forget_old_requests(&mut batch, entry.log_id.index)?;
+                        for (k, v) in writes {
+                            let mut key = group_key(self.group, &[DATA]);
+                            key.extend_from_slice(&k);
+                            match v {
+                                Some(v) => batch.put_cf(self.db.cf(CF_SM), key, v),
+                                None => batch.delete_cf(self.db.cf(CF_SM), key),
+                            }
+                        }
+                        response
                     }
-                    response
                 }
                 EntryPayload::Membership(m) => {
                     let stored = Membership::new(Some(entry.log_id), m.clone());
@@ -251,7 +369,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     GroupResponse::Blank
                 }
             };
-            batch.put_cf(self.db.cf(CF_SM), self.meta_key(APPLIED), serde_json::to_vec(&entry.log_id).map_err(io_write)?);
+            batch.put_cf(
+                self.db.cf(CF_SM),
+                self.meta_key(APPLIED),
+                serde_json::to_vec(&entry.log_id).map_err(io_write)?,
+            );
             // Not synced: the log entry is already durable, and replay after a
             // crash re-applies anything past the last persisted applied id.
             self.write(batch, false)?;
@@ -274,7 +396,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let pairs = parse_dump(&data).map_err(|e| StorageIOError::read_snapshot(None, &std::io::Error::other(e)))?;
+        let pairs = parse_dump(&data)
+            .map_err(|e| StorageIOError::read_snapshot(None, &std::io::Error::other(e)))?;
         let cf = self.db.cf(CF_SM);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf, group_key(self.group, &[]), group_end(self.group));
@@ -283,15 +406,32 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         // The snapshot's own applied id and membership win over whatever the
         // dump carried.
-        batch.put_cf(cf, self.meta_key(APPLIED), serde_json::to_vec(&meta.last_log_id.ok_or_else(|| {
-            StorageIOError::read_snapshot(None, &std::io::Error::other("snapshot without a log id"))
-        })?).map_err(io_write)?);
-        batch.put_cf(cf, self.meta_key(MEMBERSHIP), serde_json::to_vec(&meta.last_membership).map_err(io_write)?);
-        let stored = StoredSnapshot { meta: meta.clone(), data };
+        batch.put_cf(
+            cf,
+            self.meta_key(APPLIED),
+            serde_json::to_vec(&meta.last_log_id.ok_or_else(|| {
+                StorageIOError::read_snapshot(
+                    None,
+                    &std::io::Error::other("snapshot without a log id"),
+                )
+            })?)
+            .map_err(io_write)?,
+        );
+        batch.put_cf(
+            cf,
+            self.meta_key(MEMBERSHIP),
+            serde_json::to_vec(&meta.last_membership).map_err(io_write)?,
+        );
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
         batch.put_cf(
             self.db.cf(CF_SNAPSHOT),
             self.group.to_be_bytes(),
-            stored.encode().map_err(|e| StorageIOError::write_snapshot(None, &e))?,
+            stored
+                .encode()
+                .map_err(|e| StorageIOError::write_snapshot(None, &e))?,
         );
         self.write(batch, true)
     }
@@ -306,7 +446,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             Some(b) => {
                 let stored = StoredSnapshot::decode(&b)
                     .map_err(|e| StorageIOError::read_snapshot(None, &std::io::Error::other(e)))?;
-                Ok(Some(Snapshot { meta: stored.meta, snapshot: Box::new(Cursor::new(stored.data)) }))
+                Ok(Some(Snapshot {
+                    meta: stored.meta,
+                    snapshot: Box::new(Cursor::new(stored.data)),
+                }))
             }
             None => Ok(None),
         }
