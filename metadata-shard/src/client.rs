@@ -229,6 +229,26 @@ impl MetaClient {
         Ok(reply.voters)
     }
 
+    /// Creates `group` on the given replicas: the first one initializes it,
+    /// the others are added one by one (each catches up before the next).
+    pub async fn create_group(&self, group: GroupId, replicas: &[(NodeId, String)]) -> Result<Vec<NodeId>, ClientError> {
+        let Some((_, first)) = replicas.first() else {
+            return Err(ClientError::Rejected(Status::invalid_argument("a group needs at least one replica")));
+        };
+        let mut c = self.client(first).map_err(ClientError::Rejected)?;
+        c.init_group(pb::HostGroupRequest { group_id: group }).await.map_err(ClientError::Rejected)?;
+        let mut voters = vec![replicas[0].0];
+        for (node, addr) in &replicas[1..] {
+            voters = self.add_replica_via(group, *node, addr, first).await?;
+        }
+        Ok(voters)
+    }
+
+    async fn add_replica_via(&self, group: GroupId, node: NodeId, addr: &str, hint: &str) -> Result<Vec<NodeId>, ClientError> {
+        self.leaders.lock().unwrap_or_else(|p| p.into_inner()).entry(group).or_insert_with(|| hint.to_owned());
+        self.add_replica(group, node, addr).await
+    }
+
     pub async fn remove_replica(
         &self,
         group: GroupId,

@@ -250,3 +250,56 @@ async fn leader_kill_loses_no_acknowledged_commit_and_replicas_catch_up() {
         matches!(answer, GroupAnswer::Cluster(ClusterAnswer::User(Some(ref u))) if u.user_id == "user-00123")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_group_moves_a_replica_while_serving_writes() {
+    let work = tempfile::tempdir().unwrap();
+    let n1 = start(work.path(), 1, &["--bootstrap"]);
+    let n2 = start(work.path(), 2, &["--join", &n1.addr]);
+    let n3 = start(work.path(), 3, &["--join", &n1.addr]);
+    let n4 = start(work.path(), 4, &[]);
+    let all: Vec<String> = [&n1, &n2, &n3, &n4].iter().map(|n| n.addr.clone()).collect();
+    let client = Arc::new(MetaClient::new(all.clone()));
+    let voters = client
+        .create_group(7, &[(1, n1.addr.clone()), (2, n2.addr.clone()), (3, n3.addr.clone())])
+        .await
+        .unwrap();
+    assert_eq!(voters, vec![1, 2, 3]);
+
+    let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let writer = {
+        let (client, acked) = (client.clone(), acked.clone());
+        tokio::spawn(async move {
+            for i in 0..150usize {
+                let (resp, _) = client.propose(7, &user(i)).await.unwrap_or_else(|e| panic!("commit {i}: {e}"));
+                assert!(matches!(resp, GroupResponse::Cluster(Ok(_))), "{resp:?}");
+                acked.lock().unwrap().push(i);
+            }
+        })
+    };
+    wait_async("20 commits", Duration::from_secs(30), async || (acked.lock().unwrap().len() >= 20).then_some(())).await;
+    // Move the replica on node 3 to node 4 while the writer keeps going.
+    assert_eq!(client.add_replica(7, 4, &n4.addr).await.unwrap(), vec![1, 2, 3, 4]);
+    assert_eq!(client.remove_replica(7, 3).await.unwrap(), vec![1, 2, 4]);
+    writer.await.unwrap();
+    assert_eq!(acked.lock().unwrap().len(), 150);
+    for n in [&n1, &n2, &n4] {
+        let addr = n.addr.clone();
+        let q = GroupQuery::Cluster(ClusterQuery::UserByAccessKey("AK00149".into()));
+        wait_async(&format!("node {} to apply everything", n.node_id), Duration::from_secs(30), async || {
+            matches!(client.query_local(&addr, 7, &q).await, Ok(GroupAnswer::Cluster(ClusterAnswer::User(Some(_))))).then_some(())
+        })
+        .await;
+        for i in 0..150 {
+            let q = GroupQuery::Cluster(ClusterQuery::UserByAccessKey(format!("AK{i:05}")));
+            assert!(
+                matches!(client.query_local(&n.addr, 7, &q).await, Ok(GroupAnswer::Cluster(ClusterAnswer::User(Some(_))))),
+                "node {} lacks user {i} of group 7",
+                n.node_id
+            );
+        }
+    }
+    // Group 7 is independent of the cluster group on the same processes.
+    let q = GroupQuery::Cluster(ClusterQuery::UserByAccessKey("AK00001".into()));
+    assert!(matches!(client.query(0, &q).await.unwrap(), GroupAnswer::Cluster(ClusterAnswer::User(None))));
+}
