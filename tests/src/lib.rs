@@ -4,6 +4,8 @@
 //! address files, polls with deadlines instead of sleeping, and kills every
 //! process it started when the guard is dropped (also on test failure).
 
+pub mod linearizability;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
