@@ -3,12 +3,15 @@
 //!
 //! Application is deterministic: everything that varies (time, random ids)
 //! is chosen by the proposer and carried inside the command, so every replica
-//! computes the same writes.
+//! computes the same writes. A storage failure while applying is not a
+//! result: it stops the replica instead of letting replicas diverge.
 
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, ClusterResponse};
+use crate::model::{self, ModelError, QueryResponse, ShardCommand, ShardConfig, ShardQuery, ShardResponse};
 use crate::raft::state_machine::GroupView;
+use crate::shard_kv::GroupKv;
 
 /// What a client proposes: a command, tagged with a request id that stays the
 /// same across retries so a command committed before its answer was lost is
@@ -23,7 +26,10 @@ pub struct Proposal {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum GroupCommand {
+    /// Group 0 only.
     Cluster(ClusterCommand),
+    /// Metadata shards.
+    Shard(ShardCommand),
 }
 
 /// A command's outcome. Rejections (unknown user, name taken...) are results
@@ -33,6 +39,7 @@ pub enum GroupResponse {
     /// Blank and membership entries.
     Blank,
     Cluster(Result<ClusterResponse, ApplyError>),
+    Shard(Result<ShardResponse, ApplyError>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +47,8 @@ pub enum GroupResponse {
 pub struct ApplyError {
     pub kind: ApplyErrorKind,
     pub message: String,
+    /// For `Conflict`: the file's current version.
+    pub current_version: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -47,18 +56,56 @@ pub enum ApplyErrorKind {
     NotFound,
     AlreadyExists,
     InvalidArgument,
+    InvalidPath,
+    NotAFolder,
+    NotAFile,
     Conflict,
     PermissionDenied,
+    Expired,
+    ChunksMissing,
     Corrupt,
 }
 
 impl ApplyError {
     pub fn new(kind: ApplyErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
+        Self { kind, message: message.into(), current_version: None }
     }
+}
+
+/// A failure of the storage under a group, as opposed to a command's result.
+#[derive(Debug, thiserror::Error)]
+#[error("state machine storage: {0}")]
+pub struct StorageFailure(pub String);
+
+impl From<rocksdb::Error> for StorageFailure {
+    fn from(e: rocksdb::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Splits a model error into a deterministic result or a storage failure.
+fn model_result<T>(r: Result<T, ModelError>) -> Result<Result<T, ApplyError>, StorageFailure> {
+    use ApplyErrorKind as K;
+    let e = match r {
+        Ok(v) => return Ok(Ok(v)),
+        Err(ModelError::Kv(kv)) => return Err(StorageFailure(kv.to_string())),
+        Err(e) => e,
+    };
+    let message = e.to_string();
+    let (kind, current_version) = match e {
+        ModelError::NotFound(_) => (K::NotFound, None),
+        ModelError::AlreadyExists(_) => (K::AlreadyExists, None),
+        ModelError::NotAFolder(_) => (K::NotAFolder, None),
+        ModelError::NotAFile(_) => (K::NotAFile, None),
+        ModelError::InvalidPath(_) => (K::InvalidPath, None),
+        ModelError::Conflict { current_version } => (K::Conflict, Some(current_version)),
+        ModelError::PermissionDenied(_) => (K::PermissionDenied, None),
+        ModelError::InvalidArgument(_) => (K::InvalidArgument, None),
+        ModelError::Expired(_) => (K::Expired, None),
+        ModelError::ChunksMissing { .. } => (K::ChunksMissing, None),
+        ModelError::Corrupt(_) | ModelError::Kv(_) => (K::Corrupt, None),
+    };
+    Ok(Err(ApplyError { kind, message, current_version }))
 }
 
 /// Writes produced by applying one command: key → new value (`None` deletes).
@@ -66,26 +113,27 @@ pub type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// Applies committed commands of a group.
 pub trait Applier: Send + Sync + 'static {
-    fn apply(
-        &self,
-        view: &GroupView<'_>,
-        cmd: &GroupCommand,
-    ) -> Result<(GroupResponse, Writes), rocksdb::Error>;
+    fn apply(&self, view: &GroupView<'_>, cmd: &GroupCommand) -> Result<(GroupResponse, Writes), StorageFailure>;
 }
 
 /// The applier of every Tessera group.
-pub struct TesseraApplier;
+#[derive(Default)]
+pub struct TesseraApplier {
+    pub shard: ShardConfig,
+}
 
 impl Applier for TesseraApplier {
-    fn apply(
-        &self,
-        view: &GroupView<'_>,
-        cmd: &GroupCommand,
-    ) -> Result<(GroupResponse, Writes), rocksdb::Error> {
+    fn apply(&self, view: &GroupView<'_>, cmd: &GroupCommand) -> Result<(GroupResponse, Writes), StorageFailure> {
         match cmd {
             GroupCommand::Cluster(c) => {
                 let (result, writes) = crate::cluster::apply(view, c)?;
                 Ok((GroupResponse::Cluster(result), writes))
+            }
+            GroupCommand::Shard(c) => {
+                let mut kv = GroupKv::new(view);
+                let result = model_result(model::apply(&mut kv, c, &self.shard))?;
+                let writes = if result.is_ok() { kv.writes } else { Vec::new() };
+                Ok((GroupResponse::Shard(result), writes))
             }
         }
     }
@@ -95,15 +143,18 @@ impl Applier for TesseraApplier {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum GroupQuery {
     Cluster(ClusterQuery),
+    Shard(ShardQuery),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum GroupAnswer {
     Cluster(ClusterAnswer),
+    Shard(Result<QueryResponse, ApplyError>),
 }
 
-pub fn query(view: &GroupView<'_>, q: &GroupQuery) -> Result<GroupAnswer, rocksdb::Error> {
+pub fn query(view: &GroupView<'_>, q: &GroupQuery) -> Result<GroupAnswer, StorageFailure> {
     match q {
         GroupQuery::Cluster(c) => Ok(GroupAnswer::Cluster(crate::cluster::query(view, c)?)),
+        GroupQuery::Shard(s) => Ok(GroupAnswer::Shard(model_result(model::query(view, s))?)),
     }
 }

@@ -147,7 +147,7 @@ impl MetaHost {
             .db
             .put_cf_opt(self.db.cf(CF_META), group_key(group, HOSTED), [], &wo)?;
         let log = LogStore::new(self.db.clone(), group);
-        let sm = StateMachineStore::new(self.db.clone(), group, Arc::new(TesseraApplier));
+        let sm = StateMachineStore::new(self.db.clone(), group, Arc::new(TesseraApplier::default()));
         let network = GroupNetwork {
             group,
             peers: self.peers.clone(),

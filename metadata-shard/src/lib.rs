@@ -10,5 +10,7 @@ pub mod client;
 pub mod cluster;
 pub mod command;
 pub mod host;
+pub mod model;
 pub mod node;
 pub mod raft;
+pub mod shard_kv;

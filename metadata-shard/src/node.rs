@@ -126,11 +126,46 @@ impl RaftGauges {
     }
 }
 
+/// A metadata node running in this process.
+pub struct RunningMetaNode {
+    pub addr: String,
+    pub host: Arc<MetaHost>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    gauges: tokio::task::JoinHandle<()>,
+}
+
+impl RunningMetaNode {
+    /// Waits until the server stops (after the shutdown signal given to
+    /// [`start`]), then stops the Raft groups.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let served = (&mut self.server).await;
+        self.gauges.abort();
+        self.host.shutdown().await;
+        served??;
+        Ok(())
+    }
+
+    /// Graceful stop for embedded nodes.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.wait().await
+    }
+}
+
 /// Runs the process until `shutdown` resolves.
-pub async fn run(
+pub async fn run(cfg: MetaConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    start(cfg, shutdown).await?.wait().await
+}
+
+/// Binds, opens the hosted groups, starts serving, then bootstraps or joins
+/// the cluster group as configured.
+pub async fn start(
     cfg: MetaConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RunningMetaNode> {
     let (tcp, bound): (TcpListener, _) = listener::bind(&cfg.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
@@ -157,7 +192,14 @@ pub async fn run(
         }
     });
     let http = listener::observability_routes(Arc::new(registry), health);
-    let server = tokio::spawn(listener::serve(tcp, routes, http, shutdown));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = rx => {}
+        }
+    };
+    let server = tokio::spawn(listener::serve(tcp, routes, http, stop));
     tracing::info!(%addr, node_id = cfg.node_id, "metadata node listening");
     listener::announce(bound, cfg.addr_file.as_deref())?;
 
@@ -176,15 +218,7 @@ pub async fn run(
     if let Some(join) = &cfg.join {
         let joined = host
             .group(0)
-            .map(|g| {
-                g.raft
-                    .metrics()
-                    .borrow()
-                    .membership_config
-                    .membership()
-                    .voter_ids()
-                    .any(|v| v == cfg.node_id)
-            })
+            .map(|g| g.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == cfg.node_id))
             .unwrap_or(false);
         if !joined {
             let client = MetaClient::new(vec![join.clone()]);
@@ -192,10 +226,5 @@ pub async fn run(
             tracing::info!(?voters, "joined the cluster group");
         }
     }
-
-    let served = server.await;
-    gauge_task.abort();
-    host.shutdown().await;
-    served??;
-    Ok(())
+    Ok(RunningMetaNode { addr, host, shutdown: Some(tx), server, gauges: gauge_task })
 }

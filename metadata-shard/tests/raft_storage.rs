@@ -24,7 +24,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         Ok((
             dir,
             LogStore::new(db.clone(), group),
-            StateMachineStore::new(db, group, Arc::new(TesseraApplier)),
+            StateMachineStore::new(db, group, Arc::new(TesseraApplier::default())),
         ))
     }
 }
@@ -63,8 +63,8 @@ async fn groups_in_one_rocksdb_are_isolated_and_state_survives_reopen() {
         let db = MetaDb::open(dir.path()).unwrap();
         let mut log1 = LogStore::new(db.clone(), 1);
         let mut log2 = LogStore::new(db.clone(), 2);
-        let mut sm1 = StateMachineStore::new(db.clone(), 1, Arc::new(TesseraApplier));
-        let mut sm2 = StateMachineStore::new(db.clone(), 2, Arc::new(TesseraApplier));
+        let mut sm1 = StateMachineStore::new(db.clone(), 1, Arc::new(TesseraApplier::default()));
+        let mut sm2 = StateMachineStore::new(db.clone(), 2, Arc::new(TesseraApplier::default()));
         let entries: Vec<_> = (1..=10).map(|i| entry(i, EntryPayload::Blank)).collect();
         for log in [&mut log1, &mut log2] {
             log.blocking_append(entries.clone()).await.unwrap();
@@ -102,7 +102,7 @@ async fn groups_in_one_rocksdb_are_isolated_and_state_survives_reopen() {
     }
     let db = MetaDb::open(dir.path()).unwrap();
     let mut log1 = LogStore::new(db.clone(), 1);
-    let mut sm1 = StateMachineStore::new(db.clone(), 1, Arc::new(TesseraApplier));
+    let mut sm1 = StateMachineStore::new(db.clone(), 1, Arc::new(TesseraApplier::default()));
     assert_eq!(
         log1.get_log_state()
             .await
@@ -125,7 +125,7 @@ async fn groups_in_one_rocksdb_are_isolated_and_state_survives_reopen() {
         .build_snapshot()
         .await
         .unwrap();
-    let mut sm3 = StateMachineStore::new(db.clone(), 3, Arc::new(TesseraApplier));
+    let mut sm3 = StateMachineStore::new(db.clone(), 3, Arc::new(TesseraApplier::default()));
     sm3.install_snapshot(&snap.meta, snap.snapshot)
         .await
         .unwrap();
@@ -146,7 +146,7 @@ async fn groups_in_one_rocksdb_are_isolated_and_state_survives_reopen() {
 async fn a_retried_request_id_is_answered_from_memory_not_applied_twice() {
     let dir = tempfile::tempdir().unwrap();
     let db = MetaDb::open(dir.path()).unwrap();
-    let mut sm = StateMachineStore::new(db, 1, Arc::new(TesseraApplier));
+    let mut sm = StateMachineStore::new(db, 1, Arc::new(TesseraApplier::default()));
     let first = sm.apply([entry(1, EntryPayload::Normal(proposal(Some("req-1"), "bob")))]).await.unwrap();
     assert!(matches!(&first[0], GroupResponse::Cluster(Ok(ClusterResponse::UserCreated(_)))));
     // The same request committed again (a client retry after a lost answer)

@@ -1,0 +1,425 @@
+//! Raft commands: the only way shard state changes. [`apply`] is deterministic — it
+//! reads no clock and no randomness (times, tokens and ids travel inside the command),
+//! iterates only ordered maps, and encodes values deterministically — so every replica
+//! that applies the same commands in the same order holds byte-identical state.
+
+use serde::{Deserialize, Serialize};
+
+use super::changelog::Origin;
+use super::chunks::{self, RefDelta};
+use super::kv::{KvWrite, Overlay};
+use super::links::{self, Link, LinkPermission, NewLink};
+use super::namespace::{self, Entry};
+use super::sessions::{self, CommitSession, OpenSession, UploadSession};
+use super::shares::{self, Permission, Share, SharedWithMe};
+use super::tree_ops::{self, DeleteOutcome, MoveOutcome, PurgeOutcome};
+use super::types::{Hash32, LinkToken, SessionId, ShardConfig};
+use super::versions::{self, CommitOutcome, CommitVersion, ConflictPolicy};
+use super::ModelError;
+
+/// The state a command works on: buffered writes plus the chunk reference changes it
+/// accumulates (applied, net, when the command has succeeded).
+pub(crate) struct Tx<'a> {
+    pub kv: &'a mut dyn KvWrite,
+    pub refs: RefDelta,
+    pub cfg: &'a ShardConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardCommand {
+    CreateFolder {
+        user_id: String,
+        path: String,
+        device_id: String,
+        now_ms: i64,
+    },
+    Move {
+        user_id: String,
+        from: String,
+        to: String,
+        device_id: String,
+        now_ms: i64,
+    },
+    Delete {
+        user_id: String,
+        path: String,
+        device_id: String,
+        now_ms: i64,
+    },
+    PurgeDeleted {
+        user_id: String,
+        path: String,
+    },
+    ReattachFile {
+        user_id: String,
+        file_id: u64,
+        path: String,
+        device_id: String,
+        now_ms: i64,
+    },
+    PurgeDetached {
+        user_id: String,
+        file_id: u64,
+    },
+    CommitVersion(CommitVersion),
+    RestoreVersion {
+        user_id: String,
+        path: String,
+        version: u64,
+        created_by: String,
+        device_id: String,
+        now_ms: i64,
+    },
+    OpenSession(OpenSession),
+    MarkChunksStored {
+        session_id: SessionId,
+        user_id: String,
+        hashes: Vec<Hash32>,
+        now_ms: i64,
+    },
+    CommitSession {
+        session_id: SessionId,
+        user_id: String,
+        content_sha256: Hash32,
+        created_by: String,
+        policy: ConflictPolicy,
+        now_ms: i64,
+    },
+    AbortSession {
+        session_id: SessionId,
+        user_id: String,
+    },
+    ExpireSessions {
+        now_ms: i64,
+    },
+    Share {
+        owner: String,
+        path: String,
+        grantee: String,
+        permission: Permission,
+        expires_at_ms: Option<i64>,
+        device_id: String,
+        now_ms: i64,
+    },
+    Unshare {
+        owner: String,
+        path: String,
+        grantee: String,
+        device_id: String,
+        now_ms: i64,
+    },
+    /// Applied on the grantee's shard after a `Share` on the owner's.
+    AddSharedWithMe {
+        grantee: String,
+        owner: String,
+        path: String,
+        permission: Permission,
+        expires_at_ms: Option<i64>,
+        now_ms: i64,
+    },
+    RemoveSharedWithMe {
+        grantee: String,
+        owner: String,
+        path: String,
+        now_ms: i64,
+    },
+    CreateLink {
+        token: LinkToken,
+        owner: String,
+        path: String,
+        permission: LinkPermission,
+        /// From `hash_link_password`, computed by the proposer.
+        password_hash: Option<String>,
+        expires_at_ms: Option<i64>,
+        device_id: String,
+        now_ms: i64,
+    },
+    RevokeLink {
+        owner: String,
+        token: LinkToken,
+        device_id: String,
+        now_ms: i64,
+    },
+    /// GC has processed the zero-ref log through this cursor.
+    TrimZeroRefLog {
+        through_cursor: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardResponse {
+    /// `created`: folders created or revived, parents included (0 = it existed).
+    Folder {
+        entry: Entry,
+        created: u32,
+    },
+    Moved(MoveOutcome),
+    Deleted(DeleteOutcome),
+    Purged(PurgeOutcome),
+    Reattached(Entry),
+    Committed(CommitOutcome),
+    SessionOpened(UploadSession),
+    ChunksMarked {
+        missing: usize,
+    },
+    SessionAborted,
+    SessionsExpired {
+        removed: u64,
+        more: bool,
+    },
+    Shared(Share),
+    Unshared(Share),
+    SharedWithMeAdded(SharedWithMe),
+    SharedWithMeRemoved(SharedWithMe),
+    LinkCreated(Link),
+    LinkRevoked(Link),
+    ZeroRefLogTrimmed {
+        removed: u64,
+        more: bool,
+    },
+}
+
+/// Applies one command. Atomic: the command runs against an [`Overlay`] of `kv` and its
+/// writes reach `kv` (as `put`/`delete` calls in key order) only if it succeeds, so a
+/// failed command changes nothing. A `KvWrite` that appends to one RocksDB WriteBatch
+/// per command is therefore enough.
+pub fn apply<K: KvWrite + ?Sized>(
+    kv: &mut K,
+    cmd: &ShardCommand,
+    cfg: &ShardConfig,
+) -> Result<ShardResponse, ModelError> {
+    let (response, writes) = {
+        let mut overlay = Overlay::new(&*kv);
+        let mut tx = Tx {
+            kv: &mut overlay,
+            refs: RefDelta::default(),
+            cfg,
+        };
+        let response = dispatch(&mut tx, cmd)?;
+        let refs = std::mem::take(&mut tx.refs);
+        chunks::apply_ref_delta(tx.kv, refs)?;
+        (response, overlay.into_writes())
+    };
+    for (key, value) in writes {
+        match value {
+            Some(value) => kv.put(&key, &value),
+            None => kv.delete(&key),
+        }
+    }
+    Ok(response)
+}
+
+fn origin(device_id: &str, now_ms: i64) -> Origin<'_> {
+    Origin { device_id, now_ms }
+}
+
+fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelError> {
+    use ShardCommand as C;
+    use ShardResponse as R;
+    Ok(match cmd {
+        C::CreateFolder {
+            user_id,
+            path,
+            device_id,
+            now_ms,
+        } => {
+            let (entry, created) =
+                namespace::create_folder(tx, user_id, path, origin(device_id, *now_ms))?;
+            R::Folder { entry, created }
+        }
+        C::Move {
+            user_id,
+            from,
+            to,
+            device_id,
+            now_ms,
+        } => R::Moved(tree_ops::move_entry(
+            tx,
+            user_id,
+            from,
+            to,
+            origin(device_id, *now_ms),
+        )?),
+        C::Delete {
+            user_id,
+            path,
+            device_id,
+            now_ms,
+        } => R::Deleted(tree_ops::delete(
+            tx,
+            user_id,
+            path,
+            origin(device_id, *now_ms),
+        )?),
+        C::PurgeDeleted { user_id, path } => R::Purged(tree_ops::purge_deleted(tx, user_id, path)?),
+        C::ReattachFile {
+            user_id,
+            file_id,
+            path,
+            device_id,
+            now_ms,
+        } => R::Reattached(namespace::reattach(
+            tx,
+            user_id,
+            *file_id,
+            path,
+            origin(device_id, *now_ms),
+        )?),
+        C::PurgeDetached { user_id, file_id } => {
+            let removed_versions = namespace::purge_detached(tx, user_id, *file_id)?;
+            R::Purged(PurgeOutcome {
+                removed_entries: 1,
+                removed_versions,
+            })
+        }
+        C::CommitVersion(commit) => R::Committed(versions::commit(tx, commit, None)?),
+        C::RestoreVersion {
+            user_id,
+            path,
+            version,
+            created_by,
+            device_id,
+            now_ms,
+        } => R::Committed(versions::restore(
+            tx,
+            user_id,
+            path,
+            *version,
+            created_by,
+            origin(device_id, *now_ms),
+        )?),
+        C::OpenSession(open) => R::SessionOpened(sessions::open(tx, open)?),
+        C::MarkChunksStored {
+            session_id,
+            user_id,
+            hashes,
+            now_ms,
+        } => R::ChunksMarked {
+            missing: sessions::mark_stored(tx, session_id, user_id, hashes, *now_ms)?,
+        },
+        C::CommitSession {
+            session_id,
+            user_id,
+            content_sha256,
+            created_by,
+            policy,
+            now_ms,
+        } => {
+            let req = CommitSession {
+                session_id: *session_id,
+                user_id,
+                content_sha256: *content_sha256,
+                created_by,
+                policy: *policy,
+                now_ms: *now_ms,
+            };
+            R::Committed(sessions::commit(tx, req)?)
+        }
+        C::AbortSession {
+            session_id,
+            user_id,
+        } => {
+            sessions::abort(tx, session_id, user_id)?;
+            R::SessionAborted
+        }
+        C::ExpireSessions { now_ms } => {
+            let batch = tx.cfg.expire_sessions_batch;
+            let (removed, more) = sessions::expire(tx, *now_ms, batch)?;
+            R::SessionsExpired { removed, more }
+        }
+        C::Share {
+            owner,
+            path,
+            grantee,
+            permission,
+            expires_at_ms,
+            device_id,
+            now_ms,
+        } => R::Shared(shares::share(
+            tx,
+            owner,
+            path,
+            grantee,
+            *permission,
+            *expires_at_ms,
+            origin(device_id, *now_ms),
+        )?),
+        C::Unshare {
+            owner,
+            path,
+            grantee,
+            device_id,
+            now_ms,
+        } => R::Unshared(shares::unshare(
+            tx,
+            owner,
+            path,
+            grantee,
+            origin(device_id, *now_ms),
+        )?),
+        C::AddSharedWithMe {
+            grantee,
+            owner,
+            path,
+            permission,
+            expires_at_ms,
+            now_ms,
+        } => R::SharedWithMeAdded(shares::add_shared_with_me(
+            tx,
+            grantee,
+            owner,
+            path,
+            *permission,
+            *expires_at_ms,
+            origin("", *now_ms),
+        )?),
+        C::RemoveSharedWithMe {
+            grantee,
+            owner,
+            path,
+            now_ms,
+        } => R::SharedWithMeRemoved(shares::remove_shared_with_me(
+            tx,
+            grantee,
+            owner,
+            path,
+            origin("", *now_ms),
+        )?),
+        C::CreateLink {
+            token,
+            owner,
+            path,
+            permission,
+            password_hash,
+            expires_at_ms,
+            device_id,
+            now_ms,
+        } => {
+            let new = NewLink {
+                token: *token,
+                owner,
+                path,
+                permission: *permission,
+                password_hash: password_hash.as_deref(),
+                expires_at_ms: *expires_at_ms,
+            };
+            R::LinkCreated(links::create_link(tx, new, origin(device_id, *now_ms))?)
+        }
+        C::RevokeLink {
+            owner,
+            token,
+            device_id,
+            now_ms,
+        } => R::LinkRevoked(links::revoke_link(
+            tx,
+            owner,
+            token,
+            origin(device_id, *now_ms),
+        )?),
+        C::TrimZeroRefLog { through_cursor } => {
+            let (removed, more) =
+                chunks::trim_zero_ref_log(tx.kv, *through_cursor, tx.cfg.trim_zero_ref_batch)?;
+            R::ZeroRefLogTrimmed { removed, more }
+        }
+    })
+}

@@ -1,0 +1,39 @@
+//! The one error type of the data model. Every variant maps to one gRPC status in the
+//! service layer (NotFound → NOT_FOUND, Conflict → ABORTED, ChunksMissing →
+//! FAILED_PRECONDITION, Corrupt → DATA_LOSS, Kv → INTERNAL/UNAVAILABLE, ...).
+
+use super::kv::KvError;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ModelError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("not a folder: {0}")]
+    NotAFolder(String),
+    #[error("not a file: {0}")]
+    NotAFile(String),
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    /// The commit's base version is stale and the policy is `Reject`.
+    #[error("conflict: current version is {current_version}")]
+    Conflict { current_version: u64 },
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("expired: {0}")]
+    Expired(String),
+    /// An upload session was committed before all of its chunks were marked stored.
+    #[error("{missing} chunk(s) of the upload session are not stored yet")]
+    ChunksMissing { missing: usize },
+    /// A stored value or key could not be decoded: the store is damaged or was written
+    /// by an incompatible version.
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Kv(#[from] KvError),
+}
+
+pub type ModelResult<T> = Result<T, ModelError>;

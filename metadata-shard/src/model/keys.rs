@@ -1,0 +1,290 @@
+//! Every key the data model writes, in one place. Keys start with a one-byte tag naming
+//! the keyspace; user ids and paths never contain NUL, so a NUL after them sorts before
+//! any byte that can follow, which makes each listing a contiguous range scan.
+//! Integers are big-endian so numeric order is key order.
+//!
+//! | tag | key                                         | value                         |
+//! |-----|---------------------------------------------|-------------------------------|
+//! | `M` | `M` name                                    | shard counter (u64 BE)        |
+//! | `E` | `E` user NUL path                           | `Entry` (file or folder)      |
+//! | `V` | `V` user NUL file_id BE version BE          | `VersionRecord`               |
+//! | `X` | `X` user NUL file_id BE                     | detached deleted file `Entry` |
+//! | `C` | `C` chunk hash (32)                         | reference count (u64 BE)      |
+//! | `Z` | `Z` seq BE                                  | chunk hash that dropped to 0  |
+//! | `S` | `S` session id (16)                         | `UploadSession`               |
+//! | `T` | `T` expires_at (sign-flipped BE) session id | empty (expiry index)          |
+//! | `H` | `H` owner NUL path NUL grantee              | `Share`                       |
+//! | `W` | `W` grantee NUL owner NUL path              | `SharedWithMe`                |
+//! | `L` | `L` token (32)                              | `Link`                        |
+//! | `K` | `K` owner NUL path NUL token (32)           | empty (links by path)         |
+//! | `G` | `G` user NUL cursor BE                      | `ChangeEvent`                 |
+//! | `Q` | `Q` user                                    | last change cursor (u64 BE)   |
+
+use super::types::{Hash32, LinkToken, SessionId};
+
+const META: u8 = b'M';
+const ENTRY: u8 = b'E';
+const VERSION: u8 = b'V';
+const DETACHED: u8 = b'X';
+const CHUNK_REF: u8 = b'C';
+const ZERO_REF: u8 = b'Z';
+const SESSION: u8 = b'S';
+const SESSION_EXPIRY: u8 = b'T';
+const SHARE: u8 = b'H';
+const SHARED_WITH_ME: u8 = b'W';
+const LINK: u8 = b'L';
+const LINK_BY_PATH: u8 = b'K';
+const CHANGE: u8 = b'G';
+const CHANGE_HEAD: u8 = b'Q';
+
+/// Names of the per-shard counters under `M`.
+pub const NEXT_ENTRY_ID: &str = "next_entry_id";
+pub const ZERO_REF_SEQ: &str = "zero_ref_seq";
+
+/// The smallest key greater than every key that starts with `prefix`. All prefixes here
+/// start with an ASCII tag, so some byte can always be incremented.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![u8::MAX; prefix.len() + 1]
+}
+
+/// The smallest key greater than `key` itself.
+pub fn key_successor(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
+fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut key = Vec::with_capacity(len);
+    key.push(tag);
+    for part in parts {
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+fn user_scope(tag: u8, user: &str) -> Vec<u8> {
+    tagged(tag, &[user.as_bytes(), &[0]])
+}
+
+pub fn meta(name: &str) -> Vec<u8> {
+    tagged(META, &[name.as_bytes()])
+}
+
+// ---- namespace -------------------------------------------------------------------------
+
+pub fn entry(user: &str, path: &str) -> Vec<u8> {
+    tagged(ENTRY, &[user.as_bytes(), &[0], path.as_bytes()])
+}
+
+/// Start of the user's entries; entry keys of the user are `entry_scope(user) ++ path`.
+pub fn entry_scope(user: &str) -> Vec<u8> {
+    user_scope(ENTRY, user)
+}
+
+/// Range of the entries whose path starts with `path_prefix` (byte-wise).
+pub fn entry_prefix_range(user: &str, path_prefix: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = entry(user, path_prefix);
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+pub fn version(user: &str, file_id: u64, version: u64) -> Vec<u8> {
+    tagged(
+        VERSION,
+        &[
+            user.as_bytes(),
+            &[0],
+            &file_id.to_be_bytes(),
+            &version.to_be_bytes(),
+        ],
+    )
+}
+
+/// Range of versions `from..to` (exclusive) of one file.
+pub fn version_range(user: &str, file_id: u64, from: u64, to: u64) -> (Vec<u8>, Vec<u8>) {
+    (version(user, file_id, from), version(user, file_id, to))
+}
+
+pub fn detached(user: &str, file_id: u64) -> Vec<u8> {
+    tagged(DETACHED, &[user.as_bytes(), &[0], &file_id.to_be_bytes()])
+}
+
+pub fn detached_scope(user: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = user_scope(DETACHED, user);
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+// ---- chunks ----------------------------------------------------------------------------
+
+pub fn chunk_ref(hash: &Hash32) -> Vec<u8> {
+    tagged(CHUNK_REF, &[hash])
+}
+
+pub fn zero_ref(seq: u64) -> Vec<u8> {
+    tagged(ZERO_REF, &[&seq.to_be_bytes()])
+}
+
+/// The zero-ref log from `first` (inclusive) to its end.
+pub fn zero_ref_from(first: u64) -> (Vec<u8>, Vec<u8>) {
+    (zero_ref(first), prefix_end(&[ZERO_REF]))
+}
+
+// ---- upload sessions -------------------------------------------------------------------
+
+pub fn session(id: &SessionId) -> Vec<u8> {
+    tagged(SESSION, &[id])
+}
+
+/// Flipping the sign bit makes i64 order equal unsigned byte order.
+fn sortable_i64(v: i64) -> [u8; 8] {
+    ((v as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub fn session_expiry(expires_at_ms: i64, id: &SessionId) -> Vec<u8> {
+    tagged(SESSION_EXPIRY, &[&sortable_i64(expires_at_ms), id])
+}
+
+/// Expiry-index keys of sessions with `expires_at_ms <= now_ms`.
+pub fn sessions_expired_by(now_ms: i64) -> (Vec<u8>, Vec<u8>) {
+    let start = vec![SESSION_EXPIRY];
+    let end = prefix_end(&tagged(SESSION_EXPIRY, &[&sortable_i64(now_ms)]));
+    (start, end)
+}
+
+// ---- shares and links --------------------------------------------------------------------
+
+pub fn share(owner: &str, path: &str, grantee: &str) -> Vec<u8> {
+    tagged(
+        SHARE,
+        &[
+            owner.as_bytes(),
+            &[0],
+            path.as_bytes(),
+            &[0],
+            grantee.as_bytes(),
+        ],
+    )
+}
+
+/// Shares of exactly `path`.
+pub fn shares_of_path(owner: &str, path: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = tagged(SHARE, &[owner.as_bytes(), &[0], path.as_bytes(), &[0]]);
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+/// Shares of the paths that start with `path_prefix` (use `path + "/"` for descendants).
+pub fn shares_under(owner: &str, path_prefix: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = tagged(SHARE, &[owner.as_bytes(), &[0], path_prefix.as_bytes()]);
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+pub fn shared_with_me(grantee: &str, owner: &str, path: &str) -> Vec<u8> {
+    tagged(
+        SHARED_WITH_ME,
+        &[
+            grantee.as_bytes(),
+            &[0],
+            owner.as_bytes(),
+            &[0],
+            path.as_bytes(),
+        ],
+    )
+}
+
+pub fn shared_with_me_scope(grantee: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = user_scope(SHARED_WITH_ME, grantee);
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+pub fn link(token: &LinkToken) -> Vec<u8> {
+    tagged(LINK, &[token])
+}
+
+pub fn link_by_path(owner: &str, path: &str, token: &LinkToken) -> Vec<u8> {
+    tagged(
+        LINK_BY_PATH,
+        &[owner.as_bytes(), &[0], path.as_bytes(), &[0], token],
+    )
+}
+
+pub fn links_of_path(owner: &str, path: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = tagged(
+        LINK_BY_PATH,
+        &[owner.as_bytes(), &[0], path.as_bytes(), &[0]],
+    );
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+pub fn links_under(owner: &str, path_prefix: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = tagged(
+        LINK_BY_PATH,
+        &[owner.as_bytes(), &[0], path_prefix.as_bytes()],
+    );
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+/// The token is the last 32 bytes of a links-by-path key.
+pub fn token_of_link_by_path(key: &[u8]) -> Option<LinkToken> {
+    let start = key.len().checked_sub(32)?;
+    key[start..].try_into().ok()
+}
+
+// ---- change log ----------------------------------------------------------------------------
+
+pub fn change(user: &str, cursor: u64) -> Vec<u8> {
+    tagged(CHANGE, &[user.as_bytes(), &[0], &cursor.to_be_bytes()])
+}
+
+/// The user's change log from `first` (inclusive) to its end.
+pub fn changes_from(user: &str, first: u64) -> (Vec<u8>, Vec<u8>) {
+    (change(user, first), prefix_end(&user_scope(CHANGE, user)))
+}
+
+pub fn change_head(user: &str) -> Vec<u8> {
+    tagged(CHANGE_HEAD, &[user.as_bytes()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_sort_after_their_folder_and_nul_separates_users() {
+        assert!(entry("u", "/a") < entry("u", "/a/b"));
+        // "u" NUL ... sorts before "u1" NUL ...: another user's keys never interleave.
+        assert!(prefix_end(&entry_scope("u")) <= entry_scope("u1"));
+        let (start, end) = entry_prefix_range("u", "/a/");
+        assert!(start <= entry("u", "/a/b") && entry("u", "/a/b") < end);
+        assert!(!(start <= entry("u", "/a0") && entry("u", "/a0") < end));
+    }
+
+    #[test]
+    fn expiry_index_orders_negative_times_first() {
+        let id = [0u8; 16];
+        assert!(session_expiry(-5, &id) < session_expiry(3, &id));
+        let (start, end) = sessions_expired_by(3);
+        assert!(start <= session_expiry(3, &id) && session_expiry(3, &id) < end);
+        assert!(session_expiry(4, &id) >= end);
+    }
+
+    #[test]
+    fn prefix_end_carries_over_ff() {
+        assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
+        assert_eq!(prefix_end(b"a/"), b"a0".to_vec());
+    }
+}

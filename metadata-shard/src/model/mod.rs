@@ -1,0 +1,54 @@
+//! The deterministic data model of a metadata shard: the pure logic its Raft state
+//! machine applies. All state lives in a key-value store behind [`kv::KvRead`] /
+//! [`kv::KvWrite`] (RocksDB in production, [`kv::MemKv`] in tests); every key layout is
+//! in [`keys`].
+//!
+//! - [`command`]: `ShardCommand` → [`apply`] (atomic, deterministic) → `ShardResponse`;
+//! - [`query`]: `ShardQuery` → [`query()`] → `QueryResponse` (reads only);
+//! - one module per idea: [`namespace`] (entries, mkdir -p, tombstones, detached files),
+//!   [`tree_ops`] (move, delete, purge), [`listing`], [`versions`] (commit, conflicts,
+//!   restore, pruning), [`chunks`] (refcounts, zero-ref log), [`sessions`] (resumable
+//!   uploads), [`shares`], [`links`], [`access`], [`changelog`];
+//! - support: [`paths`] (path rules, conflict names), [`codec`] (value encoding),
+//!   [`types`] (ids, hashes, `ShardConfig`), [`error`].
+
+pub mod access;
+pub mod changelog;
+pub mod chunks;
+mod codec;
+pub mod command;
+pub mod error;
+pub mod keys;
+pub mod kv;
+pub mod links;
+pub mod listing;
+pub mod namespace;
+pub mod paths;
+pub mod query;
+pub mod sessions;
+pub mod shares;
+pub mod tree_ops;
+pub mod types;
+pub mod versions;
+
+#[cfg(test)]
+mod tests;
+
+pub use access::{AccessDecision, Action};
+pub use changelog::{ChangeEvent, ChangeKind, ChangePage};
+pub use chunks::{ZeroRef, ZeroRefPage};
+pub use command::{apply, ShardCommand, ShardResponse};
+pub use error::{ModelError, ModelResult};
+pub use kv::{KvError, KvPairs, KvRead, KvWrite, MemKv, Overlay};
+pub use links::{hash_link_password, verify_link_password, Link, LinkPermission};
+pub use listing::{FolderPage, ObjectPage};
+pub use namespace::{DetachedPage, Entry, EntryKind, FileState};
+pub use query::{query, QueryResponse, ShardQuery};
+pub use sessions::{OpenSession, UploadSession};
+pub use shares::{Permission, Share, ShareMove, SharedWithMe, SharedWithMePage};
+pub use tree_ops::{DeleteOutcome, MoveOutcome, PurgeOutcome};
+pub use types::{ChunkRef, Hash32, LinkToken, SessionId, ShardConfig};
+pub use versions::{
+    CommitOutcome, CommitVersion, ConflictPolicy, FileRef, VersionPage, VersionRecord,
+    VersionSummary,
+};

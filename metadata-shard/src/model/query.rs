@@ -1,0 +1,224 @@
+//! Read-only queries, served from any replica's state (the service layer decides when a
+//! linearizable read index is needed). Each is also callable as a typed function.
+
+use serde::{Deserialize, Serialize};
+
+use super::access::{self, AccessDecision, Action};
+use super::changelog::{self, ChangePage};
+use super::chunks::{self, ZeroRefPage};
+use super::kv::KvRead;
+use super::links::{self, Link};
+use super::listing::{self, FolderPage, ObjectPage};
+use super::namespace::{self, DetachedPage, Entry};
+use super::sessions::{self, UploadSession};
+use super::shares::{self, Share, SharedWithMePage};
+use super::types::{Hash32, LinkToken, SessionId};
+use super::versions::{self, FileRef, VersionPage, VersionRecord};
+use super::ModelError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardQuery {
+    Stat {
+        user_id: String,
+        path: String,
+        include_deleted: bool,
+    },
+    ListFolder {
+        user_id: String,
+        path: String,
+        start_after: Option<String>,
+        limit: usize,
+        include_deleted: bool,
+    },
+    ListObjects {
+        user_id: String,
+        prefix: String,
+        delimiter: Option<char>,
+        start_after: Option<String>,
+        limit: usize,
+    },
+    ListDetached {
+        user_id: String,
+        start_after: Option<u64>,
+        limit: usize,
+    },
+    ListVersions {
+        user_id: String,
+        file: FileRef,
+        before: Option<u64>,
+        limit: usize,
+    },
+    GetVersion {
+        user_id: String,
+        file: FileRef,
+        version: u64,
+    },
+    RefCounts {
+        hashes: Vec<Hash32>,
+    },
+    ZeroRefsAfter {
+        after_cursor: u64,
+        limit: usize,
+    },
+    Session {
+        session_id: SessionId,
+        user_id: String,
+    },
+    /// Distinct chunk hashes of the session not yet marked stored, in chunk-list order.
+    MissingChunks {
+        session_id: SessionId,
+        user_id: String,
+    },
+    ListShares {
+        owner: String,
+        path: String,
+    },
+    ListSharedWithMe {
+        user_id: String,
+        start_after: Option<(String, String)>,
+        limit: usize,
+    },
+    CheckAccess {
+        owner: String,
+        path: String,
+        user_id: String,
+        action: Action,
+        now_ms: i64,
+    },
+    ResolveLink {
+        token: LinkToken,
+        now_ms: i64,
+    },
+    ListLinks {
+        owner: String,
+        path: String,
+    },
+    ReadChanges {
+        user_id: String,
+        after_cursor: u64,
+        limit: usize,
+        exclude_device: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryResponse {
+    Entry(Entry),
+    Folder(FolderPage),
+    Objects(ObjectPage),
+    Detached(DetachedPage),
+    Versions(VersionPage),
+    Version(VersionRecord),
+    RefCounts(Vec<(Hash32, u64)>),
+    ZeroRefs(ZeroRefPage),
+    Session(UploadSession),
+    MissingChunks(Vec<Hash32>),
+    Shares(Vec<Share>),
+    SharedWithMe(SharedWithMePage),
+    Access(AccessDecision),
+    Link(Link),
+    Links(Vec<Link>),
+    Changes(ChangePage),
+}
+
+pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse, ModelError> {
+    let kv: &dyn KvRead = &kv;
+    use QueryResponse as R;
+    use ShardQuery as Q;
+    Ok(match q {
+        Q::Stat {
+            user_id,
+            path,
+            include_deleted,
+        } => R::Entry(namespace::stat(kv, user_id, path, *include_deleted)?),
+        Q::ListFolder {
+            user_id,
+            path,
+            start_after,
+            limit,
+            include_deleted,
+        } => R::Folder(listing::list_folder(
+            kv,
+            user_id,
+            path,
+            start_after.as_deref(),
+            *limit,
+            *include_deleted,
+        )?),
+        Q::ListObjects {
+            user_id,
+            prefix,
+            delimiter,
+            start_after,
+            limit,
+        } => R::Objects(listing::list_objects(
+            kv,
+            user_id,
+            prefix,
+            *delimiter,
+            start_after.as_deref(),
+            *limit,
+        )?),
+        Q::ListDetached {
+            user_id,
+            start_after,
+            limit,
+        } => R::Detached(namespace::list_detached(kv, user_id, *start_after, *limit)?),
+        Q::ListVersions {
+            user_id,
+            file,
+            before,
+            limit,
+        } => R::Versions(versions::list_versions(kv, user_id, file, *before, *limit)?),
+        Q::GetVersion {
+            user_id,
+            file,
+            version,
+        } => R::Version(versions::get_version(kv, user_id, file, *version)?),
+        Q::RefCounts { hashes } => R::RefCounts(chunks::refcounts(kv, hashes)?),
+        Q::ZeroRefsAfter {
+            after_cursor,
+            limit,
+        } => R::ZeroRefs(chunks::zero_refs_after(kv, *after_cursor, *limit)?),
+        Q::Session {
+            session_id,
+            user_id,
+        } => R::Session(sessions::get_session(kv, session_id, user_id)?),
+        Q::MissingChunks {
+            session_id,
+            user_id,
+        } => R::MissingChunks(sessions::get_session(kv, session_id, user_id)?.missing()),
+        Q::ListShares { owner, path } => R::Shares(shares::list_shares(kv, owner, path)?),
+        Q::ListSharedWithMe {
+            user_id,
+            start_after,
+            limit,
+        } => {
+            let after = start_after.as_ref().map(|(o, p)| (o.as_str(), p.as_str()));
+            R::SharedWithMe(shares::list_shared_with_me(kv, user_id, after, *limit)?)
+        }
+        Q::CheckAccess {
+            owner,
+            path,
+            user_id,
+            action,
+            now_ms,
+        } => R::Access(access::check_access(
+            kv, owner, path, user_id, *action, *now_ms,
+        )?),
+        Q::ResolveLink { token, now_ms } => R::Link(links::resolve_link(kv, token, *now_ms)?),
+        Q::ListLinks { owner, path } => R::Links(links::list_links(kv, owner, path)?),
+        Q::ReadChanges {
+            user_id,
+            after_cursor,
+            limit,
+            exclude_device,
+        } => R::Changes(changelog::read_changes(
+            kv,
+            user_id,
+            *after_cursor,
+            *limit,
+            exclude_device.as_deref(),
+        )?),
+    })
+}
