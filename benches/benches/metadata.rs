@@ -30,8 +30,10 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let nodes = rt.block_on(async {
         let n1 = node::start(config(dir.path(), 1, true, None), std::future::pending()).await.unwrap();
-        let n2 = node::start(config(dir.path(), 2, false, Some(n1.addr.clone())), std::future::pending()).await.unwrap();
-        let n3 = node::start(config(dir.path(), 3, false, Some(n1.addr.clone())), std::future::pending()).await.unwrap();
+        let n2 =
+            node::start(config(dir.path(), 2, false, Some(n1.addr.clone())), std::future::pending()).await.unwrap();
+        let n3 =
+            node::start(config(dir.path(), 3, false, Some(n1.addr.clone())), std::future::pending()).await.unwrap();
         vec![n1, n2, n3]
     });
     let client = Arc::new(MetaClient::new(nodes.iter().map(|n| n.addr.clone()).collect()));

@@ -41,9 +41,7 @@ fn fastcdc(c: &mut Criterion) {
     // also hashes every chunk with SHA-256.
     g.bench_function("cut_only_64MiB", |b| {
         let p = ChunkerParams::default();
-        b.iter(|| {
-            fastcdc::v2020::FastCDC::new(black_box(&data), p.min_size, p.avg_size, p.max_size).count()
-        })
+        b.iter(|| fastcdc::v2020::FastCDC::new(black_box(&data), p.min_size, p.avg_size, p.max_size).count())
     });
     g.bench_function("chunk_and_hash_64MiB", |b| {
         b.iter(|| {
@@ -69,19 +67,15 @@ fn reed_solomon(c: &mut Criterion) {
             b.iter(|| code.encode(black_box(chunk)).unwrap())
         });
         let frags = code.encode(&chunk).unwrap();
-        g.bench_with_input(
-            BenchmarkId::new("reconstruct_4MiB_lost_m_data", format!("{k}+{m}")),
-            &frags,
-            |b, frags| {
-                b.iter(|| {
-                    let mut present: Vec<Option<Vec<u8>>> = frags.iter().map(|f| Some(f.to_vec())).collect();
-                    for slot in present.iter_mut().take(m) {
-                        *slot = None;
-                    }
-                    code.decode(present, chunk.len()).unwrap()
-                })
-            },
-        );
+        g.bench_with_input(BenchmarkId::new("reconstruct_4MiB_lost_m_data", format!("{k}+{m}")), &frags, |b, frags| {
+            b.iter(|| {
+                let mut present: Vec<Option<Vec<u8>>> = frags.iter().map(|f| Some(f.to_vec())).collect();
+                for slot in present.iter_mut().take(m) {
+                    *slot = None;
+                }
+                code.decode(present, chunk.len()).unwrap()
+            })
+        });
     }
     g.finish();
 }
@@ -103,9 +97,7 @@ fn bloom(c: &mut Criterion) {
     for h in &hashes {
         f.insert(h.as_bytes());
     }
-    g.bench_function("contains_100k", |b| {
-        b.iter(|| hashes.iter().filter(|h| f.contains(h.as_bytes())).count())
-    });
+    g.bench_function("contains_100k", |b| b.iter(|| hashes.iter().filter(|h| f.contains(h.as_bytes())).count()));
     g.finish();
 }
 

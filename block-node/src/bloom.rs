@@ -85,11 +85,7 @@ impl HeldChunks {
 
     /// A delta of additions after `since` when the log still covers it and the
     /// mirror was built against this incarnation; otherwise a snapshot.
-    pub fn update_since(
-        &self,
-        since: Option<u64>,
-        incarnation: &str,
-    ) -> Result<BloomUpdate, postcard::Error> {
+    pub fn update_since(&self, since: Option<u64>, incarnation: &str) -> Result<BloomUpdate, postcard::Error> {
         if let Some(since) = since {
             let covered = match self.recent.front() {
                 Some((first, _)) => since + 1 >= *first,

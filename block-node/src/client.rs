@@ -61,12 +61,7 @@ impl BlockClient {
     }
 
     /// Stores a fragment; returns true when the node already held it.
-    pub async fn put_fragment(
-        &self,
-        key: &FragmentKey,
-        code: FragmentCode,
-        data: Bytes,
-    ) -> Result<bool, Status> {
+    pub async fn put_fragment(&self, key: &FragmentKey, code: FragmentCode, data: Bytes) -> Result<bool, Status> {
         let header = pb::FragmentHeader {
             key: Some(wire_key(key)),
             data_shards: code.data_shards.into(),
@@ -80,9 +75,7 @@ impl BlockClient {
         let mut at = 0;
         while at < data.len() {
             let end = (at + DATA_PIECE).min(data.len());
-            messages.push(pb::PutFragmentRequest {
-                part: Some(put_fragment_request::Part::Data(data.slice(at..end))),
-            });
+            messages.push(pb::PutFragmentRequest { part: Some(put_fragment_request::Part::Data(data.slice(at..end))) });
             at = end;
         }
         let resp = self.inner.clone().put_fragment(futures::stream::iter(messages)).await?;
@@ -91,12 +84,8 @@ impl BlockClient {
 
     /// Reads a fragment, verifying its checksum on arrival too.
     pub async fn get_fragment(&self, key: &FragmentKey) -> Result<(FragmentCode, Vec<u8>), Status> {
-        let mut stream = self
-            .inner
-            .clone()
-            .get_fragment(pb::GetFragmentRequest { key: Some(wire_key(key)) })
-            .await?
-            .into_inner();
+        let mut stream =
+            self.inner.clone().get_fragment(pb::GetFragmentRequest { key: Some(wire_key(key)) }).await?.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::data_loss("empty fragment stream"))?;
         let Some(get_fragment_response::Part::Header(header)) = first.part else {
             return Err(Status::data_loss("fragment stream did not start with a header"));
@@ -127,9 +116,8 @@ impl BlockClient {
 
     /// For each hash, the fragment indices the node holds (same order).
     pub async fn batch_has(&self, hashes: &[ChunkHash]) -> Result<Vec<Vec<u8>>, Status> {
-        let req = pb::BatchHasRequest {
-            chunk_hashes: hashes.iter().map(|h| Bytes::copy_from_slice(h.as_bytes())).collect(),
-        };
+        let req =
+            pb::BatchHasRequest { chunk_hashes: hashes.iter().map(|h| Bytes::copy_from_slice(h.as_bytes())).collect() };
         let resp = self.inner.clone().batch_has(req).await?.into_inner();
         if resp.chunks.len() != hashes.len() {
             return Err(Status::new(Code::Internal, "BatchHas answered a different number of chunks"));

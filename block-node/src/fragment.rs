@@ -35,18 +35,15 @@ impl FragmentKey {
         if bytes.len() != KEY_LEN {
             return Err(StoreError::Corrupt(format!("stored key has length {}", bytes.len())));
         }
-        let chunk = ChunkHash::from_slice(&bytes[..32])
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let chunk = ChunkHash::from_slice(&bytes[..32]).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(Self { chunk, index: bytes[32] })
     }
 
     /// Builds a key from wire values, validating them.
     pub fn from_wire(chunk_hash: &[u8], index: u32) -> Result<Self, StoreError> {
-        let chunk = ChunkHash::from_slice(chunk_hash)
-            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-        let index = u8::try_from(index).map_err(|_| {
-            StoreError::InvalidArgument(format!("fragment index {index} is out of range 0..=255"))
-        })?;
+        let chunk = ChunkHash::from_slice(chunk_hash).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let index = u8::try_from(index)
+            .map_err(|_| StoreError::InvalidArgument(format!("fragment index {index} is out of range 0..=255")))?;
         Ok(Self { chunk, index })
     }
 }

@@ -36,12 +36,9 @@ impl BlockNode {
     pub fn open(config: &BlockConfig) -> Result<Self, StoreError> {
         let started = Instant::now();
         let mut held = HeldChunks::new(config.bloom_expected_chunks, config.bloom_delta_window);
-        let store = FragmentStore::open(
-            &config.data_dir,
-            config.max_fragment_bytes,
-            config.min_free_bytes,
-            |key| held.insert(&key.chunk),
-        )?;
+        let store = FragmentStore::open(&config.data_dir, config.max_fragment_bytes, config.min_free_bytes, |key| {
+            held.insert(&key.chunk)
+        })?;
         tracing::info!(
             fragments = store.fragment_count(),
             bytes = store.fragment_bytes(),

@@ -7,9 +7,7 @@ use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 use tessera_proto::block::block_store_server::BlockStore;
-use tessera_proto::block::{
-    self as pb, get_bloom_response, get_fragment_response, put_fragment_request,
-};
+use tessera_proto::block::{self as pb, get_bloom_response, get_fragment_response, put_fragment_request};
 use tessera_proto::ChunkHash;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -38,9 +36,7 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Storage(format!("worker failed: {e}")))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Storage(format!("worker failed: {e}")))?
 }
 
 impl BlockService {
@@ -101,19 +97,14 @@ impl BlockService {
             )));
         };
         if u32::from(key.index) >= u32::from(k) + u32::from(m) {
-            return Err(StoreError::InvalidArgument(format!(
-                "fragment index {} is outside a {k}+{m} code",
-                key.index
-            )));
+            return Err(StoreError::InvalidArgument(format!("fragment index {} is outside a {k}+{m} code", key.index)));
         }
         // Refuse oversized fragments and full disks before reading the body.
         self.store.check_admission(header.fragment_len)?;
         let expected = header.fragment_len as usize;
         let mut data = Vec::with_capacity(expected);
-        while let Some(msg) = stream
-            .message()
-            .await
-            .map_err(|e| StoreError::InvalidArgument(format!("reading fragment data: {e}")))?
+        while let Some(msg) =
+            stream.message().await.map_err(|e| StoreError::InvalidArgument(format!("reading fragment data: {e}")))?
         {
             match msg.part {
                 Some(put_fragment_request::Part::Data(piece)) => {
@@ -195,24 +186,20 @@ impl BlockStore for BlockService {
         .await;
         let (key, meta, data) = self.finish("get_fragment", started, result)?;
         self.metrics.bytes_out.inc_by(data.len() as u64);
-        let header = pb::GetFragmentResponse {
-            part: Some(get_fragment_response::Part::Header(header_of(&key, &meta))),
-        };
-        let pieces: Vec<bytes::Bytes> = (0..data.len())
-            .step_by(DATA_PIECE)
-            .map(|at| data.slice(at..(at + DATA_PIECE).min(data.len())))
-            .collect();
-        let body = futures::stream::iter(pieces.into_iter().map(|piece| {
-            Ok(pb::GetFragmentResponse { part: Some(get_fragment_response::Part::Data(piece)) })
-        }));
+        let header =
+            pb::GetFragmentResponse { part: Some(get_fragment_response::Part::Header(header_of(&key, &meta))) };
+        let pieces: Vec<bytes::Bytes> =
+            (0..data.len()).step_by(DATA_PIECE).map(|at| data.slice(at..(at + DATA_PIECE).min(data.len()))).collect();
+        let body = futures::stream::iter(
+            pieces
+                .into_iter()
+                .map(|piece| Ok(pb::GetFragmentResponse { part: Some(get_fragment_response::Part::Data(piece)) })),
+        );
         let stream = futures::stream::once(async { Ok(header) }).chain(body);
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn batch_has(
-        &self,
-        request: Request<pb::BatchHasRequest>,
-    ) -> Result<Response<pb::BatchHasResponse>, Status> {
+    async fn batch_has(&self, request: Request<pb::BatchHasRequest>) -> Result<Response<pb::BatchHasResponse>, Status> {
         let started = Instant::now();
         let hashes = request.into_inner().chunk_hashes;
         let store = self.store.clone();
@@ -302,10 +289,8 @@ impl BlockStore for BlockService {
             .corrupt
             .into_iter()
             .map(|(key, reason)| pb::CorruptFragment {
-                key: key.map(|k| pb::FragmentKey {
-                    chunk_hash: k.chunk.as_bytes().to_vec().into(),
-                    index: k.index.into(),
-                }),
+                key: key
+                    .map(|k| pb::FragmentKey { chunk_hash: k.chunk.as_bytes().to_vec().into(), index: k.index.into() }),
                 reason,
             })
             .collect();
@@ -316,10 +301,7 @@ impl BlockStore for BlockService {
         }))
     }
 
-    async fn get_bloom(
-        &self,
-        request: Request<pb::GetBloomRequest>,
-    ) -> Result<Response<pb::GetBloomResponse>, Status> {
+    async fn get_bloom(&self, request: Request<pb::GetBloomRequest>) -> Result<Response<pb::GetBloomResponse>, Status> {
         let started = Instant::now();
         let req = request.into_inner();
         let result = match self.bloom.lock() {

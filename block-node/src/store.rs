@@ -120,9 +120,7 @@ impl FragmentStore {
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
-        self.db
-            .cf_handle(name)
-            .ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
+        self.db.cf_handle(name).ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
     }
 
     fn stripe(&self, key: &FragmentKey) -> &Mutex<()> {
@@ -131,10 +129,7 @@ impl FragmentStore {
     }
 
     /// Visits the metadata of every stored fragment in key order.
-    pub fn for_each_fragment(
-        &self,
-        mut f: impl FnMut(&FragmentKey, &FragmentMeta),
-    ) -> Result<(), StoreError> {
+    pub fn for_each_fragment(&self, mut f: impl FnMut(&FragmentKey, &FragmentMeta)) -> Result<(), StoreError> {
         let cf = self.cf(CF_INDEX)?;
         for item in self.db.iterator_cf(cf, IteratorMode::Start) {
             let (k, v) = item?;
@@ -165,12 +160,7 @@ impl FragmentStore {
     }
 
     /// Stores a fragment durably. `meta.crc32c` must match `data`.
-    pub fn put(
-        &self,
-        key: &FragmentKey,
-        meta: FragmentMeta,
-        data: &[u8],
-    ) -> Result<PutOutcome, StoreError> {
+    pub fn put(&self, key: &FragmentKey, meta: FragmentMeta, data: &[u8]) -> Result<PutOutcome, StoreError> {
         if data.len() as u64 != meta.fragment_len {
             return Err(StoreError::InvalidArgument(format!(
                 "fragment announced {} bytes but carried {}",
@@ -259,9 +249,7 @@ impl FragmentStore {
     /// Reads a fragment and verifies its checksum; corrupt data is an error,
     /// never returned.
     pub fn get(&self, key: &FragmentKey) -> Result<(FragmentMeta, Vec<u8>), StoreError> {
-        let meta = self
-            .meta(key)?
-            .ok_or_else(|| StoreError::NotFound(format!("{} #{}", key.chunk, key.index)))?;
+        let meta = self.meta(key)?.ok_or_else(|| StoreError::NotFound(format!("{} #{}", key.chunk, key.index)))?;
         let data = self.read_verified(key, &meta)?;
         Ok((meta, data))
     }
@@ -277,9 +265,7 @@ impl FragmentStore {
         let data = self
             .db
             .get_pinned_cf(self.cf(CF_FRAGMENTS)?, key.encode())?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("{} #{}: fragment bytes are missing", key.chunk, key.index))
-            })?;
+            .ok_or_else(|| StoreError::Corrupt(format!("{} #{}: fragment bytes are missing", key.chunk, key.index)))?;
         if data.len() as u64 != meta.fragment_len {
             return Err(StoreError::Corrupt(format!(
                 "{} #{}: expected {} bytes, found {}",
@@ -321,8 +307,7 @@ impl FragmentStore {
         let frags = self.cf(CF_FRAGMENTS)?;
         let (mut deleted, mut freed) = (0u64, 0u64);
         for key in keys {
-            let _guard =
-                self.stripe(key).lock().map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+            let _guard = self.stripe(key).lock().map_err(|_| StoreError::Storage("lock poisoned".into()))?;
             let Some(meta) = self.meta(key)? else { continue };
             let mut batch = WriteBatch::default();
             batch.delete_cf(index, key.encode());
@@ -361,9 +346,7 @@ impl FragmentStore {
                     continue;
                 }
             };
-            match FragmentMeta::decode(&v).and_then(|meta| {
-                self.read_verified(&key, &meta).map(|_| meta.fragment_len)
-            }) {
+            match FragmentMeta::decode(&v).and_then(|meta| self.read_verified(&key, &meta).map(|_| meta.fragment_len)) {
                 Ok(len) => report.bytes_examined += len,
                 Err(e) => report.corrupt.push((Some(key), e.to_string())),
             }

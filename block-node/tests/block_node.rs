@@ -19,12 +19,8 @@ async fn round_trip_batch_has_delete_stats_and_bad_input() {
     let work = tempfile::tempdir().unwrap();
     let cfg = work.path().join("block.toml");
     std::fs::write(&cfg, "max_fragment_bytes = 4194304\nzone = \"z1\"\n").unwrap();
-    let node = BlockProcess::start(
-        work.path(),
-        &work.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    )
-    .unwrap();
+    let node =
+        BlockProcess::start(work.path(), &work.path().join("data"), &["--config", cfg.to_str().unwrap()]).unwrap();
     let client = node.client().await;
     let mut rng = TestRng::new(1);
     let sizes = [1usize, 100, 4095, 4096, 65_536, (1 << 20) + 3, 3 << 20];

@@ -20,11 +20,7 @@ use crate::raft::{GroupId, NodeId};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("metadata group {group} unavailable after {waited:?}: {last}")]
-    Unavailable {
-        group: GroupId,
-        waited: Duration,
-        last: String,
-    },
+    Unavailable { group: GroupId, waited: Duration, last: String },
     #[error("rejected: {0}")]
     Rejected(Status),
     #[error("undecodable answer: {0}")]
@@ -72,12 +68,7 @@ impl MetaClient {
     }
 
     fn pick(&self, group: GroupId) -> String {
-        if let Some(addr) = self
-            .leaders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&group)
-        {
+        if let Some(addr) = self.leaders.lock().unwrap_or_else(|p| p.into_inner()).get(&group) {
             return addr.clone();
         }
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
@@ -106,11 +97,7 @@ impl MetaClient {
             if !retryable(&status) {
                 return Err(ClientError::Rejected(status));
             }
-            let leader = status
-                .metadata()
-                .get(LEADER_ADDR)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let leader = status.metadata().get(LEADER_ADDR).and_then(|v| v.to_str().ok()).map(str::to_owned);
             {
                 let mut leaders = self.leaders.lock().unwrap_or_else(|p| p.into_inner());
                 match &leader {
@@ -139,49 +126,36 @@ impl MetaClient {
     /// Proposes a command to the group's leader; returns once it is committed
     /// on a quorum and applied.
     /// Retries reuse one request id, so the command is applied at most once.
-    pub async fn propose(
-        &self,
-        group: GroupId,
-        cmd: &GroupCommand,
-    ) -> Result<(GroupResponse, u64), ClientError> {
-        let proposal = Proposal {
-            request_id: Some(new_request_id()),
-            command: cmd.clone(),
-        };
-        let bytes =
-            serde_json::to_vec(&proposal).map_err(|e| ClientError::Decode(e.to_string()))?;
+    pub async fn propose(&self, group: GroupId, cmd: &GroupCommand) -> Result<(GroupResponse, u64), ClientError> {
+        let proposal = Proposal { request_id: Some(new_request_id()), command: cmd.clone() };
+        let bytes = serde_json::to_vec(&proposal).map_err(|e| ClientError::Decode(e.to_string()))?;
         let reply = self
             .with_leader(group, |mut c| {
                 let command = bytes.clone().into();
-                async move {
-                    c.propose(pb::ProposeRequest {
-                        group_id: group,
-                        command,
-                    })
-                    .await
-                    .map(|r| r.into_inner())
-                }
+                async move { c.propose(pb::ProposeRequest { group_id: group, command }).await.map(|r| r.into_inner()) }
             })
             .await?;
-        let response = serde_json::from_slice(&reply.response)
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let response = serde_json::from_slice(&reply.response).map_err(|e| ClientError::Decode(e.to_string()))?;
         Ok((response, reply.log_index))
     }
 
     /// Linearizable read through the group's leader.
     pub async fn query(&self, group: GroupId, q: &GroupQuery) -> Result<GroupAnswer, ClientError> {
+        self.query_wait(group, q, Duration::ZERO).await
+    }
+
+    /// Like [`query`](Self::query); a change-log read that finds nothing new
+    /// waits up to `wait` for a change (long-poll).
+    pub async fn query_wait(&self, group: GroupId, q: &GroupQuery, wait: Duration) -> Result<GroupAnswer, ClientError> {
         let bytes = serde_json::to_vec(q).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
         let reply = self
             .with_leader(group, |mut c| {
                 let query = bytes.clone().into();
                 async move {
-                    c.query(pb::QueryRequest {
-                        group_id: group,
-                        query,
-                        local: false,
-                    })
-                    .await
-                    .map(|r| r.into_inner())
+                    c.query(pb::QueryRequest { group_id: group, query, local: false, wait_ms })
+                        .await
+                        .map(|r| r.into_inner())
                 }
             })
             .await?;
@@ -189,20 +163,11 @@ impl MetaClient {
     }
 
     /// Reads one replica's applied state as it is (no leader round trip).
-    pub async fn query_local(
-        &self,
-        addr: &str,
-        group: GroupId,
-        q: &GroupQuery,
-    ) -> Result<GroupAnswer, ClientError> {
+    pub async fn query_local(&self, addr: &str, group: GroupId, q: &GroupQuery) -> Result<GroupAnswer, ClientError> {
         let bytes = serde_json::to_vec(q).map_err(|e| ClientError::Decode(e.to_string()))?;
         let mut c = self.client(addr).map_err(ClientError::Rejected)?;
         let reply = c
-            .query(pb::QueryRequest {
-                group_id: group,
-                query: bytes.into(),
-                local: true,
-            })
+            .query(pb::QueryRequest { group_id: group, query: bytes.into(), local: true, wait_ms: 0 })
             .await
             .map_err(ClientError::Rejected)?
             .into_inner();
@@ -210,19 +175,10 @@ impl MetaClient {
     }
 
     /// Adds `node` (at `addr`) as a voter of `group`.
-    pub async fn add_replica(
-        &self,
-        group: GroupId,
-        node: NodeId,
-        addr: &str,
-    ) -> Result<Vec<NodeId>, ClientError> {
+    pub async fn add_replica(&self, group: GroupId, node: NodeId, addr: &str) -> Result<Vec<NodeId>, ClientError> {
         let reply = self
             .with_leader(group, |mut c| {
-                let req = pb::ReplicaRequest {
-                    group_id: group,
-                    node_id: node,
-                    addr: addr.to_owned(),
-                };
+                let req = pb::ReplicaRequest { group_id: group, node_id: node, addr: addr.to_owned() };
                 async move { c.add_replica(req).await.map(|r| r.into_inner()) }
             })
             .await?;
@@ -231,7 +187,11 @@ impl MetaClient {
 
     /// Creates `group` on the given replicas: the first one initializes it,
     /// the others are added one by one (each catches up before the next).
-    pub async fn create_group(&self, group: GroupId, replicas: &[(NodeId, String)]) -> Result<Vec<NodeId>, ClientError> {
+    pub async fn create_group(
+        &self,
+        group: GroupId,
+        replicas: &[(NodeId, String)],
+    ) -> Result<Vec<NodeId>, ClientError> {
         let Some((_, first)) = replicas.first() else {
             return Err(ClientError::Rejected(Status::invalid_argument("a group needs at least one replica")));
         };
@@ -244,23 +204,21 @@ impl MetaClient {
         Ok(voters)
     }
 
-    async fn add_replica_via(&self, group: GroupId, node: NodeId, addr: &str, hint: &str) -> Result<Vec<NodeId>, ClientError> {
+    async fn add_replica_via(
+        &self,
+        group: GroupId,
+        node: NodeId,
+        addr: &str,
+        hint: &str,
+    ) -> Result<Vec<NodeId>, ClientError> {
         self.leaders.lock().unwrap_or_else(|p| p.into_inner()).entry(group).or_insert_with(|| hint.to_owned());
         self.add_replica(group, node, addr).await
     }
 
-    pub async fn remove_replica(
-        &self,
-        group: GroupId,
-        node: NodeId,
-    ) -> Result<Vec<NodeId>, ClientError> {
+    pub async fn remove_replica(&self, group: GroupId, node: NodeId) -> Result<Vec<NodeId>, ClientError> {
         let reply = self
             .with_leader(group, |mut c| {
-                let req = pb::ReplicaRequest {
-                    group_id: group,
-                    node_id: node,
-                    addr: String::new(),
-                };
+                let req = pb::ReplicaRequest { group_id: group, node_id: node, addr: String::new() };
                 async move { c.remove_replica(req).await.map(|r| r.into_inner()) }
             })
             .await?;
@@ -270,10 +228,7 @@ impl MetaClient {
     /// Raft status of every group hosted at `addr`.
     pub async fn status(&self, addr: &str) -> Result<pb::StatusReply, ClientError> {
         let mut c = self.client(addr).map_err(ClientError::Rejected)?;
-        Ok(c.status(pb::StatusRequest {})
-            .await
-            .map_err(ClientError::Rejected)?
-            .into_inner())
+        Ok(c.status(pb::StatusRequest {}).await.map_err(ClientError::Rejected)?.into_inner())
     }
 }
 

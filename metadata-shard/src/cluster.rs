@@ -140,10 +140,7 @@ pub fn apply(
         ClusterCommand::RemoveNode { kind, id } => {
             let key = node_key(*kind, id);
             if view.get(&key)?.is_none() {
-                Err(ApplyError::new(
-                    ApplyErrorKind::NotFound,
-                    format!("no {} node {id}", kind.tag()),
-                ))
+                Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no {} node {id}", kind.tag())))
             } else {
                 let mut e = epoch(view)?;
                 writes.insert(key, None);
@@ -165,22 +162,13 @@ pub fn apply(
                     "user id, access key and a secret of 8+ characters are required",
                 ))
             } else if view.get(&user_key(&u.user_id))?.is_some() {
-                Err(ApplyError::new(
-                    ApplyErrorKind::AlreadyExists,
-                    format!("user {} exists", u.user_id),
-                ))
+                Err(ApplyError::new(ApplyErrorKind::AlreadyExists, format!("user {} exists", u.user_id)))
             } else if view.get(&access_key_key(&u.access_key))?.is_some() {
-                Err(ApplyError::new(
-                    ApplyErrorKind::AlreadyExists,
-                    "access key already in use",
-                ))
+                Err(ApplyError::new(ApplyErrorKind::AlreadyExists, "access key already in use"))
             } else {
                 json(u).map(|bytes| {
                     writes.insert(user_key(&u.user_id), Some(bytes));
-                    writes.insert(
-                        access_key_key(&u.access_key),
-                        Some(u.user_id.clone().into_bytes()),
-                    );
+                    writes.insert(access_key_key(&u.access_key), Some(u.user_id.clone().into_bytes()));
                     ClusterResponse::UserCreated(u.user_id.clone())
                 })
             }
@@ -193,10 +181,7 @@ pub fn apply(
 }
 
 /// Looks up a user by access key (for request authentication).
-pub fn user_by_access_key(
-    view: &GroupView<'_>,
-    access_key: &str,
-) -> Result<Option<User>, rocksdb::Error> {
+pub fn user_by_access_key(view: &GroupView<'_>, access_key: &str) -> Result<Option<User>, rocksdb::Error> {
     let Some(user_id) = view.get(&access_key_key(access_key))? else {
         return Ok(None);
     };
@@ -211,11 +196,7 @@ pub fn nodes(view: &GroupView<'_>, kind: NodeKind) -> Result<Vec<NodeInfo>, rock
     if let Some(last) = end.last_mut() {
         *last += 1;
     }
-    Ok(view
-        .scan(&prefix, &end, usize::MAX)?
-        .into_iter()
-        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-        .collect())
+    Ok(view.scan(&prefix, &end, usize::MAX)?.into_iter().filter_map(|(_, v)| serde_json::from_slice(&v).ok()).collect())
 }
 
 /// Reads of the cluster group's state.

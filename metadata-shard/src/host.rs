@@ -83,19 +83,9 @@ impl MetaHost {
             max_in_snapshot_log_to_keep: settings.snapshot_every_entries.min(1000),
             ..Default::default()
         };
-        let config = Arc::new(
-            config
-                .validate()
-                .map_err(|e| HostError::Config(e.to_string()))?,
-        );
-        let host = Arc::new(Self {
-            node_id,
-            addr,
-            db,
-            peers: PeerChannels::default(),
-            config,
-            groups: RwLock::default(),
-        });
+        let config = Arc::new(config.validate().map_err(|e| HostError::Config(e.to_string()))?);
+        let host =
+            Arc::new(Self { node_id, addr, db, peers: PeerChannels::default(), config, groups: RwLock::default() });
         for group in host.hosted_groups()? {
             host.host_group(group).await?;
         }
@@ -104,11 +94,7 @@ impl MetaHost {
 
     fn hosted_groups(&self) -> Result<Vec<GroupId>, rocksdb::Error> {
         let mut out = Vec::new();
-        for item in self
-            .db
-            .db
-            .iterator_cf(self.db.cf(CF_META), IteratorMode::Start)
-        {
+        for item in self.db.db.iterator_cf(self.db.cf(CF_META), IteratorMode::Start) {
             let (k, _) = item?;
             if k.len() == 8 + HOSTED.len() && &k[8..] == HOSTED {
                 let mut g = [0u8; 8];
@@ -120,20 +106,11 @@ impl MetaHost {
     }
 
     pub fn group(&self, group: GroupId) -> Option<Arc<GroupReplica>> {
-        self.groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&group)
-            .cloned()
+        self.groups.read().unwrap_or_else(|p| p.into_inner()).get(&group).cloned()
     }
 
     pub fn groups(&self) -> Vec<Arc<GroupReplica>> {
-        self.groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.groups.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
     }
 
     /// Starts (idempotently) a replica of `group` on this process.
@@ -143,15 +120,10 @@ impl MetaHost {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db
-            .db
-            .put_cf_opt(self.db.cf(CF_META), group_key(group, HOSTED), [], &wo)?;
+        self.db.db.put_cf_opt(self.db.cf(CF_META), group_key(group, HOSTED), [], &wo)?;
         let log = LogStore::new(self.db.clone(), group);
         let sm = StateMachineStore::new(self.db.clone(), group, Arc::new(TesseraApplier::default()));
-        let network = GroupNetwork {
-            group,
-            peers: self.peers.clone(),
-        };
+        let network = GroupNetwork { group, peers: self.peers.clone() };
         let raft = Raft::new(self.node_id, self.config.clone(), network, log, sm.clone())
             .await
             .map_err(|e| HostError::Raft(e.to_string()))?;
@@ -167,9 +139,7 @@ impl MetaHost {
         match replica.raft.initialize(members).await {
             Ok(()) => Ok(replica),
             // Already initialized (e.g. a restart with --bootstrap): fine.
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::InitializeError::NotAllowed(_),
-            )) => Ok(replica),
+            Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(replica),
             Err(e) => Err(HostError::Raft(e.to_string())),
         }
     }

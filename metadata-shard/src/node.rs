@@ -75,31 +75,11 @@ impl RaftGauges {
     fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("tessera_meta_raft");
         r.register("term", "Current Raft term", self.term.clone());
-        r.register(
-            "leader",
-            "Node id of the group's leader (-1: none known)",
-            self.leader.clone(),
-        );
-        r.register(
-            "is_leader",
-            "1 when this process leads the group",
-            self.is_leader.clone(),
-        );
-        r.register(
-            "last_log_index",
-            "Index of the last log entry",
-            self.last_log.clone(),
-        );
-        r.register(
-            "last_applied_index",
-            "Index of the last applied entry",
-            self.applied.clone(),
-        );
-        r.register(
-            "apply_lag",
-            "Log entries not yet applied",
-            self.apply_lag.clone(),
-        );
+        r.register("leader", "Node id of the group's leader (-1: none known)", self.leader.clone());
+        r.register("is_leader", "1 when this process leads the group", self.is_leader.clone());
+        r.register("last_log_index", "Index of the last log entry", self.last_log.clone());
+        r.register("last_applied_index", "Index of the last applied entry", self.applied.clone());
+        r.register("apply_lag", "Log entries not yet applied", self.apply_lag.clone());
         r.register("voters", "Voting members of the group", self.voters.clone());
     }
 
@@ -110,18 +90,12 @@ impl RaftGauges {
             let last = m.last_log_index.unwrap_or(0) as i64;
             let applied = m.last_applied.map(|a| a.index).unwrap_or(0) as i64;
             self.term.get_or_create(&l).set(m.current_term as i64);
-            self.leader
-                .get_or_create(&l)
-                .set(m.current_leader.map(|x| x as i64).unwrap_or(-1));
-            self.is_leader
-                .get_or_create(&l)
-                .set(i64::from(m.current_leader == Some(host.node_id)));
+            self.leader.get_or_create(&l).set(m.current_leader.map(|x| x as i64).unwrap_or(-1));
+            self.is_leader.get_or_create(&l).set(i64::from(m.current_leader == Some(host.node_id)));
             self.last_log.get_or_create(&l).set(last);
             self.applied.get_or_create(&l).set(applied);
             self.apply_lag.get_or_create(&l).set(last - applied);
-            self.voters
-                .get_or_create(&l)
-                .set(m.membership_config.membership().voter_ids().count() as i64);
+            self.voters.get_or_create(&l).set(m.membership_config.membership().voter_ids().count() as i64);
         }
     }
 }
@@ -156,7 +130,10 @@ impl RunningMetaNode {
 }
 
 /// Runs the process until `shutdown` resolves.
-pub async fn run(cfg: MetaConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: MetaConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     start(cfg, shutdown).await?.wait().await
 }
 
@@ -166,9 +143,8 @@ pub async fn start(
     cfg: MetaConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<RunningMetaNode> {
-    let (tcp, bound): (TcpListener, _) = listener::bind(&cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let (tcp, bound): (TcpListener, _) =
+        listener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = cfg.advertise.clone().unwrap_or_else(|| bound.to_string());
     let host = MetaHost::open(cfg.node_id, addr.clone(), &cfg.data_dir, &cfg.raft)
         .await
@@ -184,13 +160,8 @@ pub async fn start(
     )
     .add_service(MetaAdminServer::new(AdminService { host: host.clone() }));
     let health_host = host.clone();
-    let health: listener::HealthCheck = Arc::new(move || {
-        if health_host.groups().is_empty() {
-            Err("hosts no raft group yet".into())
-        } else {
-            Ok(())
-        }
-    });
+    let health: listener::HealthCheck =
+        Arc::new(move || if health_host.groups().is_empty() { Err("hosts no raft group yet".into()) } else { Ok(()) });
     let http = listener::observability_routes(Arc::new(registry), health);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {

@@ -26,13 +26,7 @@ fn start(work: &Path, node_id: u64, extra: &[&str]) -> MetaProcess {
 
 /// Starts a node on `listen`; a restarted node comes back on the address its
 /// peers know it by.
-fn start_on(
-    work: &Path,
-    node_id: u64,
-    data_dir: &Path,
-    listen: &str,
-    extra: &[&str],
-) -> MetaProcess {
+fn start_on(work: &Path, node_id: u64, data_dir: &Path, listen: &str, extra: &[&str]) -> MetaProcess {
     let cfg = work.join("meta.toml");
     // Fast elections, and frequent snapshots so log compaction happens.
     std::fs::write(&cfg, "[raft]\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\nsnapshot_every_entries = 20\n").unwrap();
@@ -60,12 +54,7 @@ fn start_on(
     )
     .unwrap();
     let addr = read_addr_file(&addr_file, Duration::from_secs(60), &mut guard).unwrap();
-    MetaProcess {
-        guard,
-        addr,
-        node_id,
-        data_dir: data_dir.to_path_buf(),
-    }
+    MetaProcess { guard, addr, node_id, data_dir: data_dir.to_path_buf() }
 }
 
 fn user(i: usize) -> GroupCommand {
@@ -80,12 +69,9 @@ fn user(i: usize) -> GroupCommand {
 
 async fn voters_of(client: &MetaClient, addr: &str) -> BTreeSet<u64> {
     match client.status(addr).await {
-        Ok(s) => s
-            .groups
-            .iter()
-            .find(|g| g.group_id == 0)
-            .map(|g| g.voters.iter().copied().collect())
-            .unwrap_or_default(),
+        Ok(s) => {
+            s.groups.iter().find(|g| g.group_id == 0).map(|g| g.voters.iter().copied().collect()).unwrap_or_default()
+        }
         Err(_) => BTreeSet::new(),
     }
 }
@@ -144,9 +130,7 @@ async fn leader_kill_loses_no_acknowledged_commit_and_replicas_catch_up() {
     .await;
     let mut nodes = vec![n1, n2, n3];
 
-    let client = Arc::new(MetaClient::new(
-        nodes.iter().map(|n| n.addr.clone()).collect(),
-    ));
+    let client = Arc::new(MetaClient::new(nodes.iter().map(|n| n.addr.clone()).collect()));
     let acked: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
     let writer = {
         let client = client.clone();
@@ -160,24 +144,16 @@ async fn leader_kill_loses_no_acknowledged_commit_and_replicas_catch_up() {
             }
         })
     };
-    wait_async("40 commits", Duration::from_secs(60), async || {
-        (acked.lock().unwrap().len() >= 40).then_some(())
-    })
-    .await;
+    wait_async("40 commits", Duration::from_secs(60), async || (acked.lock().unwrap().len() >= 40).then_some(())).await;
     let refs: Vec<&MetaProcess> = nodes.iter().collect();
-    let leader = wait_async("a leader", Duration::from_secs(10), async || {
-        leader_of(&client, &refs).await
-    })
-    .await;
+    let leader = wait_async("a leader", Duration::from_secs(10), async || leader_of(&client, &refs).await).await;
     let victim = nodes.iter().position(|n| n.node_id == leader).unwrap();
     let before = acked.lock().unwrap().len();
     let killed_at = Instant::now();
     nodes[victim].guard.kill9();
-    let recovered = wait_async(
-        "a commit after the leader kill",
-        Duration::from_secs(30),
-        async || (acked.lock().unwrap().len() > before).then(|| killed_at.elapsed()),
-    )
+    let recovered = wait_async("a commit after the leader kill", Duration::from_secs(30), async || {
+        (acked.lock().unwrap().len() > before).then(|| killed_at.elapsed())
+    })
     .await;
     eprintln!("writes resumed {recovered:?} after killing leader {leader}");
     writer.await.unwrap();
@@ -189,34 +165,22 @@ async fn leader_kill_loses_no_acknowledged_commit_and_replicas_catch_up() {
 
     let acked = acked.lock().unwrap().clone();
     assert_eq!(acked.len(), 400);
-    assert!(
-        acked.windows(2).all(|w| w[0].1 < w[1].1),
-        "acknowledged commits are in log order"
-    );
+    assert!(acked.windows(2).all(|w| w[0].1 < w[1].1), "acknowledged commits are in log order");
     for n in &nodes {
         let addr = n.addr.clone();
-        wait_async(
-            &format!("node {} to apply every commit", n.node_id),
-            Duration::from_secs(30),
-            async || has_user(&client, &addr, 399).await.then_some(()),
-        )
+        wait_async(&format!("node {} to apply every commit", n.node_id), Duration::from_secs(30), async || {
+            has_user(&client, &addr, 399).await.then_some(())
+        })
         .await;
         for (i, _) in &acked {
-            assert!(
-                has_user(&client, &n.addr, *i).await,
-                "node {} lacks acknowledged user {i}",
-                n.node_id
-            );
+            assert!(has_user(&client, &n.addr, *i).await, "node {} lacks acknowledged user {i}", n.node_id);
         }
     }
 
     // The log was compacted; a fourth replica added now starts from a snapshot.
     let status = client.status(&nodes[0].addr).await.unwrap();
     let g0 = status.groups.iter().find(|g| g.group_id == 0).unwrap();
-    assert!(
-        g0.purged_index.is_some(),
-        "log should have been compacted: {g0:?}"
-    );
+    assert!(g0.purged_index.is_some(), "log should have been compacted: {g0:?}");
     let n4 = start(work.path(), 4, &[]);
     let voters = client.add_replica(0, 4, &n4.addr).await.unwrap();
     assert_eq!(voters, vec![1, 2, 3, 4]);
@@ -227,28 +191,14 @@ async fn leader_kill_loses_no_acknowledged_commit_and_replicas_catch_up() {
         (g.last_applied >= g0.last_applied && g.state != "Learner").then_some(g)
     })
     .await;
-    assert!(
-        g4.snapshot_index.is_some(),
-        "new replica should have installed a snapshot: {g4:?}"
-    );
+    assert!(g4.snapshot_index.is_some(), "new replica should have installed a snapshot: {g4:?}");
     for (i, _) in &acked {
-        assert!(
-            has_user(&client, &n4.addr, *i).await,
-            "new replica lacks user {i}"
-        );
+        assert!(has_user(&client, &n4.addr, *i).await, "new replica lacks user {i}");
     }
     // Linearizable reads through a client that only knows the new replica.
     let via4 = MetaClient::new(vec![n4.addr.clone()]);
-    let answer = via4
-        .query(
-            0,
-            &GroupQuery::Cluster(ClusterQuery::UserByAccessKey("AK00123".into())),
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(answer, GroupAnswer::Cluster(ClusterAnswer::User(Some(ref u))) if u.user_id == "user-00123")
-    );
+    let answer = via4.query(0, &GroupQuery::Cluster(ClusterQuery::UserByAccessKey("AK00123".into()))).await.unwrap();
+    assert!(matches!(answer, GroupAnswer::Cluster(ClusterAnswer::User(Some(ref u))) if u.user_id == "user-00123"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,10 +210,8 @@ async fn a_shard_group_moves_a_replica_while_serving_writes() {
     let n4 = start(work.path(), 4, &[]);
     let all: Vec<String> = [&n1, &n2, &n3, &n4].iter().map(|n| n.addr.clone()).collect();
     let client = Arc::new(MetaClient::new(all.clone()));
-    let voters = client
-        .create_group(7, &[(1, n1.addr.clone()), (2, n2.addr.clone()), (3, n3.addr.clone())])
-        .await
-        .unwrap();
+    let voters =
+        client.create_group(7, &[(1, n1.addr.clone()), (2, n2.addr.clone()), (3, n3.addr.clone())]).await.unwrap();
     assert_eq!(voters, vec![1, 2, 3]);
 
     let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
@@ -287,13 +235,17 @@ async fn a_shard_group_moves_a_replica_while_serving_writes() {
         let addr = n.addr.clone();
         let q = GroupQuery::Cluster(ClusterQuery::UserByAccessKey("AK00149".into()));
         wait_async(&format!("node {} to apply everything", n.node_id), Duration::from_secs(30), async || {
-            matches!(client.query_local(&addr, 7, &q).await, Ok(GroupAnswer::Cluster(ClusterAnswer::User(Some(_))))).then_some(())
+            matches!(client.query_local(&addr, 7, &q).await, Ok(GroupAnswer::Cluster(ClusterAnswer::User(Some(_)))))
+                .then_some(())
         })
         .await;
         for i in 0..150 {
             let q = GroupQuery::Cluster(ClusterQuery::UserByAccessKey(format!("AK{i:05}")));
             assert!(
-                matches!(client.query_local(&n.addr, 7, &q).await, Ok(GroupAnswer::Cluster(ClusterAnswer::User(Some(_))))),
+                matches!(
+                    client.query_local(&n.addr, 7, &q).await,
+                    Ok(GroupAnswer::Cluster(ClusterAnswer::User(Some(_))))
+                ),
                 "node {} lacks user {i} of group 7",
                 n.node_id
             );

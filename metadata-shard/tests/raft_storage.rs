@@ -13,9 +13,7 @@ use tessera_meta::raft::{LogStore, MetaDb, StateMachineStore, StorageError, Type
 struct RocksBuilder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for RocksBuilder {
-    async fn build(
-        &self,
-    ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = MetaDb::open(dir.path()).expect("open rocksdb");
         // A non-zero group id, with a neighbour group holding data, checks
@@ -35,10 +33,7 @@ fn openraft_storage_suite() {
 }
 
 fn entry(index: u64, payload: EntryPayload<TypeConfig>) -> Entry<TypeConfig> {
-    Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload,
-    }
+    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload }
 }
 
 fn user(id: &str) -> Proposal {
@@ -69,75 +64,34 @@ async fn groups_in_one_rocksdb_are_isolated_and_state_survives_reopen() {
         for log in [&mut log1, &mut log2] {
             log.blocking_append(entries.clone()).await.unwrap();
         }
-        log1.truncate(LogId::new(CommittedLeaderId::new(1, 1), 6))
-            .await
-            .unwrap();
-        log2.purge(LogId::new(CommittedLeaderId::new(1, 1), 3))
-            .await
-            .unwrap();
+        log1.truncate(LogId::new(CommittedLeaderId::new(1, 1), 6)).await.unwrap();
+        log2.purge(LogId::new(CommittedLeaderId::new(1, 1), 3)).await.unwrap();
         assert_eq!(log1.try_get_log_entries(0..100).await.unwrap().len(), 5);
         assert_eq!(log2.try_get_log_entries(0..100).await.unwrap().len(), 7);
 
-        let r = sm1
-            .apply([entry(1, EntryPayload::Normal(user("alice")))])
-            .await
-            .unwrap();
-        assert!(
-            matches!(&r[0], GroupResponse::Cluster(Ok(ClusterResponse::UserCreated(u))) if u == "alice")
-        );
+        let r = sm1.apply([entry(1, EntryPayload::Normal(user("alice")))]).await.unwrap();
+        assert!(matches!(&r[0], GroupResponse::Cluster(Ok(ClusterResponse::UserCreated(u))) if u == "alice"));
         // Same command again is rejected deterministically, and writes nothing.
-        let r = sm1
-            .apply([entry(2, EntryPayload::Normal(user("alice")))])
-            .await
-            .unwrap();
+        let r = sm1.apply([entry(2, EntryPayload::Normal(user("alice")))]).await.unwrap();
         assert!(matches!(&r[0], GroupResponse::Cluster(Err(_))));
-        let r = sm2
-            .apply([entry(1, EntryPayload::Normal(user("alice")))])
-            .await
-            .unwrap();
-        assert!(
-            matches!(&r[0], GroupResponse::Cluster(Ok(_))),
-            "group 2 does not see group 1's user"
-        );
+        let r = sm2.apply([entry(1, EntryPayload::Normal(user("alice")))]).await.unwrap();
+        assert!(matches!(&r[0], GroupResponse::Cluster(Ok(_))), "group 2 does not see group 1's user");
     }
     let db = MetaDb::open(dir.path()).unwrap();
     let mut log1 = LogStore::new(db.clone(), 1);
     let mut sm1 = StateMachineStore::new(db.clone(), 1, Arc::new(TesseraApplier::default()));
-    assert_eq!(
-        log1.get_log_state()
-            .await
-            .unwrap()
-            .last_log_id
-            .map(|l| l.index),
-        Some(5)
-    );
+    assert_eq!(log1.get_log_state().await.unwrap().last_log_id.map(|l| l.index), Some(5));
     let (applied, _) = sm1.applied_state().await.unwrap();
     assert_eq!(applied.map(|l| l.index), Some(2));
-    let user = tessera_meta::cluster::user_by_access_key(&sm1.view(), "AKalice")
-        .unwrap()
-        .unwrap();
+    let user = tessera_meta::cluster::user_by_access_key(&sm1.view(), "AKalice").unwrap().unwrap();
     assert_eq!(user.user_id, "alice");
 
     // A snapshot of group 1 installed into a fresh group 3 reproduces its state.
-    let snap = sm1
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap = sm1.get_snapshot_builder().await.build_snapshot().await.unwrap();
     let mut sm3 = StateMachineStore::new(db.clone(), 3, Arc::new(TesseraApplier::default()));
-    sm3.install_snapshot(&snap.meta, snap.snapshot)
-        .await
-        .unwrap();
-    assert_eq!(
-        sm3.applied_state().await.unwrap().0.map(|l| l.index),
-        Some(2)
-    );
-    assert!(
-        tessera_meta::cluster::user_by_access_key(&sm3.view(), "AKalice")
-            .unwrap()
-            .is_some()
-    );
+    sm3.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    assert_eq!(sm3.applied_state().await.unwrap().0.map(|l| l.index), Some(2));
+    assert!(tessera_meta::cluster::user_by_access_key(&sm3.view(), "AKalice").unwrap().is_some());
     let current = sm3.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta.snapshot_id, snap.meta.snapshot_id);
 }

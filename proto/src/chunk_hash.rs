@@ -19,9 +19,7 @@ impl ChunkHash {
     pub const LEN: usize = 32;
 
     pub fn from_slice(bytes: &[u8]) -> Result<Self, ChunkHashError> {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| ChunkHashError::WrongLength(bytes.len()))?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| ChunkHashError::WrongLength(bytes.len()))?;
         Ok(Self(arr))
     }
 

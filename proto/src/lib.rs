@@ -38,11 +38,11 @@ pub mod generated {
     }
 }
 
+/// Native client API (`proto/api.proto`).
+pub use generated::tessera::api::v1 as api;
 /// Block node protocol (`proto/block.proto`).
 pub use generated::tessera::block::v1 as block;
 /// Metadata shard protocol (`proto/meta.proto`).
 pub use generated::tessera::meta::v1 as meta;
-/// Native client API (`proto/api.proto`).
-pub use generated::tessera::api::v1 as api;
 /// Raft transport and group administration (`proto/raft.proto`).
 pub use generated::tessera::raft::v1 as raft;

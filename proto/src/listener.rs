@@ -52,12 +52,10 @@ pub fn observability_routes(registry: Arc<Registry>, health: HealthCheck) -> axu
                 async move {
                     let mut body = String::new();
                     match prometheus_client::encoding::text::encode(&mut body, &registry) {
-                        Ok(()) => (
-                            StatusCode::OK,
-                            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                            body,
-                        )
-                            .into_response(),
+                        Ok(()) => {
+                            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+                                .into_response()
+                        }
                         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
                     }
                 }

@@ -130,11 +130,7 @@ pub fn read_addr_file(path: &Path, timeout: Duration, proc_: &mut ProcessGuard) 
         if !proc_.is_running() {
             return Some(Err(anyhow!("{} exited early; log:\n{}", proc_.name, proc_.log_text())));
         }
-        std::fs::read_to_string(path)
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .map(Ok)
+        std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).map(Ok)
     })?
 }
 

@@ -48,20 +48,23 @@ fn step(state: u64, op: Op) -> Option<u64> {
     }
 }
 
-/// Checks one register's history; `Err` explains the first violation found.
+/// Checks one register's history from state 0.
 pub fn check_register(events: &[Event]) -> Result<(), String> {
+    check_register_from(events, 0)
+}
+
+/// Checks one register's history starting from `initial` (the version the
+/// file had before the history began); `Err` explains the violation.
+pub fn check_register_from(events: &[Event], initial: u64) -> Result<(), String> {
     let n = events.len();
     if n > 128 {
         return Err(format!("{n} operations on one register; the checker handles at most 128"));
     }
-    let required: u128 = events
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.completed.is_some())
-        .fold(0, |m, (i, _)| m | (1u128 << i));
+    let required: u128 =
+        events.iter().enumerate().filter(|(_, e)| e.completed.is_some()).fold(0, |m, (i, _)| m | (1u128 << i));
     let mut seen: HashSet<(u128, u64)> = HashSet::new();
     // Explicit stack of (done set, state) to avoid deep recursion.
-    let mut stack = vec![(0u128, 0u64)];
+    let mut stack = vec![(0u128, initial)];
     while let Some((done, state)) = stack.pop() {
         if done & required == required {
             return Ok(());
@@ -90,14 +93,19 @@ pub fn check_register(events: &[Event]) -> Result<(), String> {
     Err("no order of the operations agrees with their results and real-time order".into())
 }
 
-/// Checks a whole history, register by register.
+/// Checks a whole history, register by register, each from state 0.
 pub fn check(events: &[Event]) -> Result<(), String> {
+    check_from(events, 0)
+}
+
+/// Checks a whole history, every register starting from `initial`.
+pub fn check_from(events: &[Event], initial: u64) -> Result<(), String> {
     let mut by_key: BTreeMap<&str, Vec<Event>> = BTreeMap::new();
     for e in events {
         by_key.entry(&e.key).or_default().push(e.clone());
     }
     for (key, evs) in by_key {
-        check_register(&evs).map_err(|why| format!("register {key}: {why}; history: {evs:?}"))?;
+        check_register_from(&evs, initial).map_err(|why| format!("register {key}: {why}; history: {evs:?}"))?;
     }
     Ok(())
 }
@@ -139,10 +147,7 @@ mod tests {
 
     #[test]
     fn two_successful_cas_on_the_same_base_are_caught() {
-        let h = [
-            ev(0, 5, Op::Cas { base: 0, result: Some(1) }),
-            ev(0, 5, Op::Cas { base: 0, result: Some(1) }),
-        ];
+        let h = [ev(0, 5, Op::Cas { base: 0, result: Some(1) }), ev(0, 5, Op::Cas { base: 0, result: Some(1) })];
         assert!(check(&h).is_err());
     }
 

@@ -24,8 +24,7 @@ pub struct DevArgs {
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data)
-        .with_context(|| format!("cannot create data dir {}", args.data.display()))?;
+    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create data dir {}", args.data.display()))?;
     let mut nodes = Vec::new();
     let mut lines = Vec::new();
     for i in 0..args.block_nodes {
@@ -45,8 +44,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         nodes.push(node);
     }
     let list = args.data.join("block-nodes");
-    std::fs::write(&list, lines.join("\n") + "\n")
-        .with_context(|| format!("writing {}", list.display()))?;
+    std::fs::write(&list, lines.join("\n") + "\n").with_context(|| format!("writing {}", list.display()))?;
     println!("tessera dev running on {} (Ctrl-C to stop)", args.data.display());
     tessera_proto::listener::shutdown_signal().await;
     for node in nodes {

@@ -60,9 +60,8 @@ async fn run(cfg: BlockConfig) -> anyhow::Result<()> {
             .await?
             .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", cfg.data_dir.display()))?
     };
-    let (tcp, addr) = listener::bind(&cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let (tcp, addr) =
+        listener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     tracing::info!(%addr, node_id = %cfg.node_id, zone = %cfg.zone, "block node listening");
     listener::announce(addr, cfg.addr_file.as_deref())?;
     node.serve(tcp, listener::shutdown_signal()).await
@@ -71,12 +70,8 @@ async fn run(cfg: BlockConfig) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     config::init_logging();
     let args = Args::parse();
-    let result = load(args).and_then(|cfg| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(run(cfg))
-    });
+    let result =
+        load(args).and_then(|cfg| tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cfg)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -37,7 +37,8 @@ impl BlockProcess {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let log = work.join(format!("block-{}.log", rand_suffix()));
-        let mut guard = ProcessGuard::spawn("tessera-block", Path::new(env!("CARGO_BIN_EXE_tessera-block")), &args, &log)?;
+        let mut guard =
+            ProcessGuard::spawn("tessera-block", Path::new(env!("CARGO_BIN_EXE_tessera-block")), &args, &log)?;
         let addr = read_addr_file(&addr_file, START_TIMEOUT, &mut guard)?;
         Ok(Self { guard, addr, data_dir: data_dir.to_path_buf() })
     }

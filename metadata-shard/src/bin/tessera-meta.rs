@@ -8,11 +8,7 @@ use tessera_meta::node::{self, MetaConfig};
 use tessera_proto::{config, listener};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "tessera-meta",
-    version,
-    about = "Tessera metadata node: Raft-replicated metadata shards"
-)]
+#[command(name = "tessera-meta", version, about = "Tessera metadata node: Raft-replicated metadata shards")]
 struct Args {
     /// TOML config file (unknown keys are rejected); flags override it.
     #[arg(long, short)]

@@ -52,12 +52,7 @@ pub fn check_access(
     validate_user_id(user)?;
     validate_path(path)?;
     if owner == user {
-        return Ok(AccessDecision {
-            allowed: true,
-            is_owner: true,
-            permission: None,
-            granted_on: None,
-        });
+        return Ok(AccessDecision { allowed: true, is_owner: true, permission: None, granted_on: None });
     }
     let mut best: Option<(Permission, String)> = None;
     for candidate in paths::self_and_ancestors(path) {
@@ -73,10 +68,5 @@ pub fn check_access(
     }
     let allowed = best.as_ref().is_some_and(|(p, _)| p.allows(action));
     let (permission, granted_on) = best.map_or((None, None), |(p, at)| (Some(p), Some(at)));
-    Ok(AccessDecision {
-        allowed,
-        is_owner: false,
-        permission,
-        granted_on,
-    })
+    Ok(AccessDecision { allowed, is_owner: false, permission, granted_on })
 }

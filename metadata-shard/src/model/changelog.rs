@@ -54,13 +54,7 @@ pub(crate) struct NewEvent {
 
 impl NewEvent {
     pub fn new(kind: ChangeKind, path: &str) -> Self {
-        Self {
-            kind,
-            path: path.to_string(),
-            new_path: None,
-            version: None,
-            peer: None,
-        }
+        Self { kind, path: path.to_string(), new_path: None, version: None, peer: None }
     }
     pub fn version(mut self, version: u64) -> Self {
         self.version = Some(version);
@@ -77,12 +71,7 @@ impl NewEvent {
 }
 
 /// Appends one event and returns its cursor (the first event of a user gets cursor 1).
-pub(crate) fn append(
-    kv: &mut dyn KvWrite,
-    user: &str,
-    origin: Origin<'_>,
-    event: NewEvent,
-) -> Result<u64, ModelError> {
+pub(crate) fn append(kv: &mut dyn KvWrite, user: &str, origin: Origin<'_>, event: NewEvent) -> Result<u64, ModelError> {
     let head_key = keys::change_head(user);
     let cursor = get_u64(kv, &head_key, "change head")?
         .checked_add(1)
@@ -154,9 +143,5 @@ pub fn read_changes(
             }
         }
     }
-    Ok(ChangePage {
-        events,
-        next_cursor,
-        has_more: next_cursor < head,
-    })
+    Ok(ChangePage { events, next_cursor, has_more: next_cursor < head })
 }

@@ -48,17 +48,13 @@ pub(crate) fn apply_ref_delta(kv: &mut dyn KvWrite, delta: RefDelta) -> Result<(
         let current = get_u64(kv, &key, "chunk refcount")?;
         let updated = i128::from(current) + i128::from(change);
         if updated < 0 {
-            return Err(ModelError::Corrupt(format!(
-                "refcount of chunk {} would drop below zero",
-                hex::encode(hash)
-            )));
+            return Err(ModelError::Corrupt(format!("refcount of chunk {} would drop below zero", hex::encode(hash))));
         }
         if updated == 0 {
             kv.delete(&key);
             append_zero_ref(kv, &hash)?;
         } else {
-            let updated = u64::try_from(updated)
-                .map_err(|_| ModelError::Corrupt("refcount overflow".into()))?;
+            let updated = u64::try_from(updated).map_err(|_| ModelError::Corrupt("refcount overflow".into()))?;
             kv.put(&key, &encode_u64(updated));
         }
     }
@@ -98,11 +94,7 @@ pub struct ZeroRefPage {
 }
 
 /// Chunks whose count dropped to zero after `after_cursor`, oldest first.
-pub fn zero_refs_after(
-    kv: &dyn KvRead,
-    after_cursor: u64,
-    limit: usize,
-) -> Result<ZeroRefPage, ModelError> {
+pub fn zero_refs_after(kv: &dyn KvRead, after_cursor: u64, limit: usize) -> Result<ZeroRefPage, ModelError> {
     let (start, end) = keys::zero_ref_from(after_cursor.saturating_add(1));
     let mut rows = kv.scan(&start, &end, limit.saturating_add(1))?;
     let has_more = rows.len() > limit;
@@ -114,22 +106,11 @@ pub fn zero_refs_after(
             .and_then(|b| b.try_into().ok())
             .map(u64::from_be_bytes)
             .ok_or_else(|| ModelError::Corrupt("zero-ref key".into()))?;
-        let hash: Hash32 = value
-            .as_slice()
-            .try_into()
-            .map_err(|_| ModelError::Corrupt("zero-ref hash".into()))?;
-        items.push(ZeroRef {
-            cursor,
-            hash,
-            refcount_now: refcount(kv, &hash)?,
-        });
+        let hash: Hash32 = value.as_slice().try_into().map_err(|_| ModelError::Corrupt("zero-ref hash".into()))?;
+        items.push(ZeroRef { cursor, hash, refcount_now: refcount(kv, &hash)? });
     }
     let next_cursor = items.last().map_or(after_cursor, |z| z.cursor);
-    Ok(ZeroRefPage {
-        items,
-        next_cursor,
-        has_more,
-    })
+    Ok(ZeroRefPage { items, next_cursor, has_more })
 }
 
 /// Removes zero-ref log entries up to and including `through_cursor` (GC has handled

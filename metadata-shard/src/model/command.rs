@@ -190,11 +190,7 @@ pub fn apply<K: KvWrite + ?Sized>(
 ) -> Result<ShardResponse, ModelError> {
     let (response, writes) = {
         let mut overlay = Overlay::new(&*kv);
-        let mut tx = Tx {
-            kv: &mut overlay,
-            refs: RefDelta::default(),
-            cfg,
-        };
+        let mut tx = Tx { kv: &mut overlay, refs: RefDelta::default(), cfg };
         let response = dispatch(&mut tx, cmd)?;
         let refs = std::mem::take(&mut tx.refs);
         chunks::apply_ref_delta(tx.kv, refs)?;
@@ -217,94 +213,33 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
     use ShardCommand as C;
     use ShardResponse as R;
     Ok(match cmd {
-        C::CreateFolder {
-            user_id,
-            path,
-            device_id,
-            now_ms,
-        } => {
-            let (entry, created) =
-                namespace::create_folder(tx, user_id, path, origin(device_id, *now_ms))?;
+        C::CreateFolder { user_id, path, device_id, now_ms } => {
+            let (entry, created) = namespace::create_folder(tx, user_id, path, origin(device_id, *now_ms))?;
             R::Folder { entry, created }
         }
-        C::Move {
-            user_id,
-            from,
-            to,
-            device_id,
-            now_ms,
-        } => R::Moved(tree_ops::move_entry(
-            tx,
-            user_id,
-            from,
-            to,
-            origin(device_id, *now_ms),
-        )?),
-        C::Delete {
-            user_id,
-            path,
-            device_id,
-            now_ms,
-        } => R::Deleted(tree_ops::delete(
-            tx,
-            user_id,
-            path,
-            origin(device_id, *now_ms),
-        )?),
+        C::Move { user_id, from, to, device_id, now_ms } => {
+            R::Moved(tree_ops::move_entry(tx, user_id, from, to, origin(device_id, *now_ms))?)
+        }
+        C::Delete { user_id, path, device_id, now_ms } => {
+            R::Deleted(tree_ops::delete(tx, user_id, path, origin(device_id, *now_ms))?)
+        }
         C::PurgeDeleted { user_id, path } => R::Purged(tree_ops::purge_deleted(tx, user_id, path)?),
-        C::ReattachFile {
-            user_id,
-            file_id,
-            path,
-            device_id,
-            now_ms,
-        } => R::Reattached(namespace::reattach(
-            tx,
-            user_id,
-            *file_id,
-            path,
-            origin(device_id, *now_ms),
-        )?),
+        C::ReattachFile { user_id, file_id, path, device_id, now_ms } => {
+            R::Reattached(namespace::reattach(tx, user_id, *file_id, path, origin(device_id, *now_ms))?)
+        }
         C::PurgeDetached { user_id, file_id } => {
             let removed_versions = namespace::purge_detached(tx, user_id, *file_id)?;
-            R::Purged(PurgeOutcome {
-                removed_entries: 1,
-                removed_versions,
-            })
+            R::Purged(PurgeOutcome { removed_entries: 1, removed_versions })
         }
         C::CommitVersion(commit) => R::Committed(versions::commit(tx, commit, None)?),
-        C::RestoreVersion {
-            user_id,
-            path,
-            version,
-            created_by,
-            device_id,
-            now_ms,
-        } => R::Committed(versions::restore(
-            tx,
-            user_id,
-            path,
-            *version,
-            created_by,
-            origin(device_id, *now_ms),
-        )?),
+        C::RestoreVersion { user_id, path, version, created_by, device_id, now_ms } => {
+            R::Committed(versions::restore(tx, user_id, path, *version, created_by, origin(device_id, *now_ms))?)
+        }
         C::OpenSession(open) => R::SessionOpened(sessions::open(tx, open)?),
-        C::MarkChunksStored {
-            session_id,
-            user_id,
-            hashes,
-            now_ms,
-        } => R::ChunksMarked {
-            missing: sessions::mark_stored(tx, session_id, user_id, hashes, *now_ms)?,
-        },
-        C::CommitSession {
-            session_id,
-            user_id,
-            content_sha256,
-            created_by,
-            policy,
-            now_ms,
-        } => {
+        C::MarkChunksStored { session_id, user_id, hashes, now_ms } => {
+            R::ChunksMarked { missing: sessions::mark_stored(tx, session_id, user_id, hashes, *now_ms)? }
+        }
+        C::CommitSession { session_id, user_id, content_sha256, created_by, policy, now_ms } => {
             let req = CommitSession {
                 session_id: *session_id,
                 user_id,
@@ -315,10 +250,7 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
             };
             R::Committed(sessions::commit(tx, req)?)
         }
-        C::AbortSession {
-            session_id,
-            user_id,
-        } => {
+        C::AbortSession { session_id, user_id } => {
             sessions::abort(tx, session_id, user_id)?;
             R::SessionAborted
         }
@@ -327,74 +259,19 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
             let (removed, more) = sessions::expire(tx, *now_ms, batch)?;
             R::SessionsExpired { removed, more }
         }
-        C::Share {
-            owner,
-            path,
-            grantee,
-            permission,
-            expires_at_ms,
-            device_id,
-            now_ms,
-        } => R::Shared(shares::share(
-            tx,
-            owner,
-            path,
-            grantee,
-            *permission,
-            *expires_at_ms,
-            origin(device_id, *now_ms),
-        )?),
-        C::Unshare {
-            owner,
-            path,
-            grantee,
-            device_id,
-            now_ms,
-        } => R::Unshared(shares::unshare(
-            tx,
-            owner,
-            path,
-            grantee,
-            origin(device_id, *now_ms),
-        )?),
-        C::AddSharedWithMe {
-            grantee,
-            owner,
-            path,
-            permission,
-            expires_at_ms,
-            now_ms,
-        } => R::SharedWithMeAdded(shares::add_shared_with_me(
-            tx,
-            grantee,
-            owner,
-            path,
-            *permission,
-            *expires_at_ms,
-            origin("", *now_ms),
-        )?),
-        C::RemoveSharedWithMe {
-            grantee,
-            owner,
-            path,
-            now_ms,
-        } => R::SharedWithMeRemoved(shares::remove_shared_with_me(
-            tx,
-            grantee,
-            owner,
-            path,
-            origin("", *now_ms),
-        )?),
-        C::CreateLink {
-            token,
-            owner,
-            path,
-            permission,
-            password_hash,
-            expires_at_ms,
-            device_id,
-            now_ms,
-        } => {
+        C::Share { owner, path, grantee, permission, expires_at_ms, device_id, now_ms } => {
+            R::Shared(shares::share(tx, owner, path, grantee, *permission, *expires_at_ms, origin(device_id, *now_ms))?)
+        }
+        C::Unshare { owner, path, grantee, device_id, now_ms } => {
+            R::Unshared(shares::unshare(tx, owner, path, grantee, origin(device_id, *now_ms))?)
+        }
+        C::AddSharedWithMe { grantee, owner, path, permission, expires_at_ms, now_ms } => R::SharedWithMeAdded(
+            shares::add_shared_with_me(tx, grantee, owner, path, *permission, *expires_at_ms, origin("", *now_ms))?,
+        ),
+        C::RemoveSharedWithMe { grantee, owner, path, now_ms } => {
+            R::SharedWithMeRemoved(shares::remove_shared_with_me(tx, grantee, owner, path, origin("", *now_ms))?)
+        }
+        C::CreateLink { token, owner, path, permission, password_hash, expires_at_ms, device_id, now_ms } => {
             let new = NewLink {
                 token: *token,
                 owner,
@@ -405,20 +282,11 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
             };
             R::LinkCreated(links::create_link(tx, new, origin(device_id, *now_ms))?)
         }
-        C::RevokeLink {
-            owner,
-            token,
-            device_id,
-            now_ms,
-        } => R::LinkRevoked(links::revoke_link(
-            tx,
-            owner,
-            token,
-            origin(device_id, *now_ms),
-        )?),
+        C::RevokeLink { owner, token, device_id, now_ms } => {
+            R::LinkRevoked(links::revoke_link(tx, owner, token, origin(device_id, *now_ms))?)
+        }
         C::TrimZeroRefLog { through_cursor } => {
-            let (removed, more) =
-                chunks::trim_zero_ref_log(tx.kv, *through_cursor, tx.cfg.trim_zero_ref_batch)?;
+            let (removed, more) = chunks::trim_zero_ref_log(tx.kv, *through_cursor, tx.cfg.trim_zero_ref_batch)?;
             R::ZeroRefLogTrimmed { removed, more }
         }
     })

@@ -98,15 +98,7 @@ pub fn entry_prefix_range(user: &str, path_prefix: &str) -> (Vec<u8>, Vec<u8>) {
 }
 
 pub fn version(user: &str, file_id: u64, version: u64) -> Vec<u8> {
-    tagged(
-        VERSION,
-        &[
-            user.as_bytes(),
-            &[0],
-            &file_id.to_be_bytes(),
-            &version.to_be_bytes(),
-        ],
-    )
+    tagged(VERSION, &[user.as_bytes(), &[0], &file_id.to_be_bytes(), &version.to_be_bytes()])
 }
 
 /// Range of versions `from..to` (exclusive) of one file.
@@ -164,16 +156,7 @@ pub fn sessions_expired_by(now_ms: i64) -> (Vec<u8>, Vec<u8>) {
 // ---- shares and links --------------------------------------------------------------------
 
 pub fn share(owner: &str, path: &str, grantee: &str) -> Vec<u8> {
-    tagged(
-        SHARE,
-        &[
-            owner.as_bytes(),
-            &[0],
-            path.as_bytes(),
-            &[0],
-            grantee.as_bytes(),
-        ],
-    )
+    tagged(SHARE, &[owner.as_bytes(), &[0], path.as_bytes(), &[0], grantee.as_bytes()])
 }
 
 /// Shares of exactly `path`.
@@ -191,16 +174,7 @@ pub fn shares_under(owner: &str, path_prefix: &str) -> (Vec<u8>, Vec<u8>) {
 }
 
 pub fn shared_with_me(grantee: &str, owner: &str, path: &str) -> Vec<u8> {
-    tagged(
-        SHARED_WITH_ME,
-        &[
-            grantee.as_bytes(),
-            &[0],
-            owner.as_bytes(),
-            &[0],
-            path.as_bytes(),
-        ],
-    )
+    tagged(SHARED_WITH_ME, &[grantee.as_bytes(), &[0], owner.as_bytes(), &[0], path.as_bytes()])
 }
 
 pub fn shared_with_me_scope(grantee: &str) -> (Vec<u8>, Vec<u8>) {
@@ -214,26 +188,17 @@ pub fn link(token: &LinkToken) -> Vec<u8> {
 }
 
 pub fn link_by_path(owner: &str, path: &str, token: &LinkToken) -> Vec<u8> {
-    tagged(
-        LINK_BY_PATH,
-        &[owner.as_bytes(), &[0], path.as_bytes(), &[0], token],
-    )
+    tagged(LINK_BY_PATH, &[owner.as_bytes(), &[0], path.as_bytes(), &[0], token])
 }
 
 pub fn links_of_path(owner: &str, path: &str) -> (Vec<u8>, Vec<u8>) {
-    let start = tagged(
-        LINK_BY_PATH,
-        &[owner.as_bytes(), &[0], path.as_bytes(), &[0]],
-    );
+    let start = tagged(LINK_BY_PATH, &[owner.as_bytes(), &[0], path.as_bytes(), &[0]]);
     let end = prefix_end(&start);
     (start, end)
 }
 
 pub fn links_under(owner: &str, path_prefix: &str) -> (Vec<u8>, Vec<u8>) {
-    let start = tagged(
-        LINK_BY_PATH,
-        &[owner.as_bytes(), &[0], path_prefix.as_bytes()],
-    );
+    let start = tagged(LINK_BY_PATH, &[owner.as_bytes(), &[0], path_prefix.as_bytes()]);
     let end = prefix_end(&start);
     (start, end)
 }

@@ -89,10 +89,7 @@ pub struct Overlay<'a, R: KvRead + ?Sized> {
 
 impl<'a, R: KvRead + ?Sized> Overlay<'a, R> {
     pub fn new(base: &'a R) -> Self {
-        Self {
-            base,
-            writes: BTreeMap::new(),
-        }
+        Self { base, writes: BTreeMap::new() }
     }
 
     /// The buffered writes in key order (`None` = delete), ready for one atomic batch.
@@ -135,10 +132,7 @@ impl<R: KvRead + ?Sized> KvRead for Overlay<'_, R> {
                 }
                 _ => end.to_vec(),
             };
-            let mut buffered = self
-                .writes
-                .range::<[u8], _>(range_bounds(&cursor, &span_end))
-                .peekable();
+            let mut buffered = self.writes.range::<[u8], _>(range_bounds(&cursor, &span_end)).peekable();
             let mut base_iter = base_batch.into_iter().peekable();
             loop {
                 if out.len() == limit {

@@ -51,12 +51,9 @@ impl Link {
 /// (8..=48 random bytes chosen by the caller). Called by the proposer, never in apply.
 pub fn hash_link_password(password: &str, salt: &[u8]) -> Result<String, ModelError> {
     if !(8..=48).contains(&salt.len()) {
-        return Err(ModelError::InvalidArgument(
-            "salt must be 8 to 48 bytes".into(),
-        ));
+        return Err(ModelError::InvalidArgument("salt must be 8 to 48 bytes".into()));
     }
-    let salt = SaltString::encode_b64(salt)
-        .map_err(|e| ModelError::InvalidArgument(format!("salt: {e}")))?;
+    let salt = SaltString::encode_b64(salt).map_err(|e| ModelError::InvalidArgument(format!("salt: {e}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
@@ -69,9 +66,7 @@ pub fn verify_link_password(link: &Link, password: &str) -> bool {
         return true;
     };
     match PasswordHash::new(stored) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }
@@ -85,21 +80,14 @@ pub(crate) struct NewLink<'c> {
     pub expires_at_ms: Option<i64>,
 }
 
-pub(crate) fn create_link(
-    tx: &mut Tx<'_>,
-    new: NewLink<'_>,
-    origin: Origin<'_>,
-) -> Result<Link, ModelError> {
+pub(crate) fn create_link(tx: &mut Tx<'_>, new: NewLink<'_>, origin: Origin<'_>) -> Result<Link, ModelError> {
     validate_user_id(new.owner)?;
     validate_non_root(new.path)?;
     if is_expired(new.expires_at_ms, origin.now_ms) {
-        return Err(ModelError::InvalidArgument(
-            "expiry is not in the future".into(),
-        ));
+        return Err(ModelError::InvalidArgument("expiry is not in the future".into()));
     }
     if let Some(hash) = new.password_hash {
-        PasswordHash::new(hash)
-            .map_err(|e| ModelError::InvalidArgument(format!("password hash: {e}")))?;
+        PasswordHash::new(hash).map_err(|e| ModelError::InvalidArgument(format!("password hash: {e}")))?;
     }
     namespace::load_live(tx.kv, new.owner, new.path)?;
     let key = keys::link(&new.token);
@@ -116,14 +104,8 @@ pub(crate) fn create_link(
         created_at_ms: origin.now_ms,
     };
     tx.kv.put(&key, &encode(&link)?);
-    tx.kv
-        .put(&keys::link_by_path(new.owner, new.path, &new.token), &[]);
-    changelog::append(
-        tx.kv,
-        new.owner,
-        origin,
-        NewEvent::new(ChangeKind::Share, new.path),
-    )?;
+    tx.kv.put(&keys::link_by_path(new.owner, new.path, &new.token), &[]);
+    changelog::append(tx.kv, new.owner, origin, NewEvent::new(ChangeKind::Share, new.path))?;
     Ok(link)
 }
 
@@ -136,17 +118,10 @@ pub(crate) fn revoke_link(
     validate_user_id(owner)?;
     let link = load(tx.kv, token)?;
     if link.owner != owner {
-        return Err(ModelError::PermissionDenied(
-            "link belongs to another user".into(),
-        ));
+        return Err(ModelError::PermissionDenied("link belongs to another user".into()));
     }
     remove(tx.kv, &link);
-    changelog::append(
-        tx.kv,
-        owner,
-        origin,
-        NewEvent::new(ChangeKind::Share, &link.path),
-    )?;
+    changelog::append(tx.kv, owner, origin, NewEvent::new(ChangeKind::Share, &link.path))?;
     Ok(link)
 }
 
@@ -179,10 +154,7 @@ pub fn list_links(kv: &dyn KvRead, owner: &str, path: &str) -> Result<Vec<Link>,
 fn links_in(kv: &dyn KvRead, start: Vec<u8>, end: Vec<u8>) -> Result<Vec<Link>, ModelError> {
     let mut tokens = Vec::new();
     scan_all(kv, start, end, |key, _| {
-        tokens.push(
-            keys::token_of_link_by_path(key)
-                .ok_or_else(|| ModelError::Corrupt("link index key".into()))?,
-        );
+        tokens.push(keys::token_of_link_by_path(key).ok_or_else(|| ModelError::Corrupt("link index key".into()))?);
         Ok(())
     })?;
     tokens.iter().map(|t| load(kv, t)).collect()
@@ -197,12 +169,7 @@ fn links_in_subtree(kv: &dyn KvRead, owner: &str, path: &str) -> Result<Vec<Link
 }
 
 /// Rewrites the links at and below `from` to point below `to`; returns how many.
-pub(crate) fn move_subtree(
-    kv: &mut dyn KvWrite,
-    owner: &str,
-    from: &str,
-    to: &str,
-) -> Result<u64, ModelError> {
+pub(crate) fn move_subtree(kv: &mut dyn KvWrite, owner: &str, from: &str, to: &str) -> Result<u64, ModelError> {
     let links = links_in_subtree(kv, owner, from)?;
     for mut link in links.iter().cloned() {
         remove(kv, &link);
@@ -214,11 +181,7 @@ pub(crate) fn move_subtree(
 }
 
 /// Revokes the links at and below `path`; returns their tokens.
-pub(crate) fn remove_subtree(
-    kv: &mut dyn KvWrite,
-    owner: &str,
-    path: &str,
-) -> Result<Vec<LinkToken>, ModelError> {
+pub(crate) fn remove_subtree(kv: &mut dyn KvWrite, owner: &str, path: &str) -> Result<Vec<LinkToken>, ModelError> {
     let links = links_in_subtree(kv, owner, path)?;
     for link in &links {
         remove(kv, link);

@@ -86,16 +86,8 @@ pub fn list_folder(
     }
     let truncated = entries.len() > limit;
     entries.truncate(limit);
-    let next_start_after = if truncated {
-        entries.last().map(|e| e.path.clone())
-    } else {
-        None
-    };
-    Ok(FolderPage {
-        entries,
-        truncated,
-        next_start_after,
-    })
+    let next_start_after = if truncated { entries.last().map(|e| e.path.clone()) } else { None };
+    Ok(FolderPage { entries, truncated, next_start_after })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,9 +132,7 @@ pub fn list_objects(
 ) -> Result<ObjectPage, ModelError> {
     validate_user_id(user)?;
     if !prefix.starts_with('/') || prefix.contains('\0') || prefix.len() > paths::MAX_PATH_BYTES {
-        return Err(ModelError::InvalidArgument(format!(
-            "bad prefix {prefix:?}"
-        )));
+        return Err(ModelError::InvalidArgument(format!("bad prefix {prefix:?}")));
     }
     if delimiter == Some('\0') {
         return Err(ModelError::InvalidArgument("NUL delimiter".into()));
@@ -155,16 +145,10 @@ pub fn list_objects(
     let mut cursor = range_start.clone();
     if let Some(after) = start_after {
         let is_common_prefix = delimiter.is_some_and(|d| {
-            after.len() > prefix.len()
-                && after.starts_with(prefix)
-                && after[prefix.len()..].ends_with(d)
+            after.len() > prefix.len() && after.starts_with(prefix) && after[prefix.len()..].ends_with(d)
         });
         let after_key = keys::entry(user, after);
-        let resume = if is_common_prefix {
-            keys::prefix_end(&after_key)
-        } else {
-            keys::key_successor(&after_key)
-        };
+        let resume = if is_common_prefix { keys::prefix_end(&after_key) } else { keys::key_successor(&after_key) };
         cursor = cursor.max(resume);
     }
     let mut items: Vec<ListedItem> = Vec::new();
@@ -180,9 +164,7 @@ pub fn list_objects(
             }
             let path = entry_path(key, scope_len)?;
             let rolled_up = delimiter.and_then(|d| {
-                path[prefix.len()..]
-                    .find(d)
-                    .map(|i| path[..prefix.len() + i + d.len_utf8()].to_string())
+                path[prefix.len()..].find(d).map(|i| path[..prefix.len() + i + d.len_utf8()].to_string())
             });
             match rolled_up {
                 Some(common) => {
@@ -206,17 +188,8 @@ pub fn list_objects(
     }
     let truncated = items.len() > limit;
     items.truncate(limit);
-    let next_start_after = if truncated {
-        items.last().map(|i| i.key().to_string())
-    } else {
-        None
-    };
-    let mut page = ObjectPage {
-        entries: Vec::new(),
-        common_prefixes: Vec::new(),
-        truncated,
-        next_start_after,
-    };
+    let next_start_after = if truncated { items.last().map(|i| i.key().to_string()) } else { None };
+    let mut page = ObjectPage { entries: Vec::new(), common_prefixes: Vec::new(), truncated, next_start_after };
     for item in items {
         match item {
             ListedItem::File(entry) => page.entries.push(entry),

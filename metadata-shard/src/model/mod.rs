@@ -48,7 +48,4 @@ pub use sessions::{OpenSession, UploadSession};
 pub use shares::{Permission, Share, ShareMove, SharedWithMe, SharedWithMePage};
 pub use tree_ops::{DeleteOutcome, MoveOutcome, PurgeOutcome};
 pub use types::{ChunkRef, Hash32, LinkToken, SessionId, ShardConfig};
-pub use versions::{
-    CommitOutcome, CommitVersion, ConflictPolicy, FileRef, VersionPage, VersionRecord,
-    VersionSummary,
-};
+pub use versions::{CommitOutcome, CommitVersion, ConflictPolicy, FileRef, VersionPage, VersionRecord, VersionSummary};

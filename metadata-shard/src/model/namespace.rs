@@ -144,12 +144,7 @@ pub(crate) fn descendants_range(user: &str, folder: &str) -> (Vec<u8>, Vec<u8>) 
     keys::entry_prefix_range(user, &paths::descendant_prefix(folder))
 }
 
-pub fn stat(
-    kv: &dyn KvRead,
-    user: &str,
-    path: &str,
-    include_deleted: bool,
-) -> Result<Entry, ModelError> {
+pub fn stat(kv: &dyn KvRead, user: &str, path: &str, include_deleted: bool) -> Result<Entry, ModelError> {
     validate_user_id(user)?;
     validate_path(path)?;
     match load(kv, user, path)? {
@@ -185,12 +180,7 @@ pub(crate) fn create_folder(
 }
 
 /// Makes every proper ancestor of `path` a live folder, creating or reviving as needed.
-pub(crate) fn ensure_parents(
-    tx: &mut Tx<'_>,
-    user: &str,
-    path: &str,
-    origin: Origin<'_>,
-) -> Result<u32, ModelError> {
+pub(crate) fn ensure_parents(tx: &mut Tx<'_>, user: &str, path: &str, origin: Origin<'_>) -> Result<u32, ModelError> {
     let mut created = 0;
     for ancestor in paths::ancestors(path) {
         created += u32::from(make_folder(tx, user, ancestor, origin)?.1);
@@ -199,12 +189,7 @@ pub(crate) fn ensure_parents(
 }
 
 /// One level of "mkdir": the parent must already be a live folder.
-fn make_folder(
-    tx: &mut Tx<'_>,
-    user: &str,
-    path: &str,
-    origin: Origin<'_>,
-) -> Result<(Entry, bool), ModelError> {
+fn make_folder(tx: &mut Tx<'_>, user: &str, path: &str, origin: Origin<'_>) -> Result<(Entry, bool), ModelError> {
     match load(tx.kv, user, path)? {
         Some(entry) if entry.live_folder() => return Ok((entry, false)),
         Some(entry) if !entry.deleted => return Err(ModelError::NotAFolder(path.to_string())),
@@ -237,17 +222,12 @@ pub(crate) fn displace(tx: &mut Tx<'_>, user: &str, path: &str) -> Result<(), Mo
     if let Some(entry) = load(tx.kv, user, path)? {
         detach_or_drop(tx.kv, user, entry)?;
     }
-    visit_entries(tx.kv, descendants_range(user, path), |kv, entry| {
-        detach_or_drop(kv, user, entry)
-    })
+    visit_entries(tx.kv, descendants_range(user, path), |kv, entry| detach_or_drop(kv, user, entry))
 }
 
 fn detach_or_drop(kv: &mut dyn KvWrite, user: &str, entry: Entry) -> Result<(), ModelError> {
     if !entry.deleted {
-        return Err(ModelError::Corrupt(format!(
-            "live entry {} below a deleted one",
-            entry.path
-        )));
+        return Err(ModelError::Corrupt(format!("live entry {} below a deleted one", entry.path)));
     }
     kv.delete(&keys::entry(user, &entry.path));
     if entry.file().is_some() {
@@ -279,26 +259,12 @@ pub fn list_detached(
     let mut rows = kv.scan(&start, &end, limit.saturating_add(1))?;
     let truncated = rows.len() > limit;
     rows.truncate(limit);
-    let files = rows
-        .iter()
-        .map(|(_, v)| decode_entry(v))
-        .collect::<Result<Vec<_>, _>>()?;
-    let next_start_after = if truncated {
-        files.last().map(|e| e.id)
-    } else {
-        None
-    };
-    Ok(DetachedPage {
-        files,
-        next_start_after,
-    })
+    let files = rows.iter().map(|(_, v)| decode_entry(v)).collect::<Result<Vec<_>, _>>()?;
+    let next_start_after = if truncated { files.last().map(|e| e.id) } else { None };
+    Ok(DetachedPage { files, next_start_after })
 }
 
-pub(crate) fn load_detached(
-    kv: &dyn KvRead,
-    user: &str,
-    file_id: u64,
-) -> Result<Entry, ModelError> {
+pub(crate) fn load_detached(kv: &dyn KvRead, user: &str, file_id: u64) -> Result<Entry, ModelError> {
     get_decoded(kv, &keys::detached(user, file_id), "detached file")?
         .ok_or_else(|| ModelError::NotFound(format!("detached file {file_id}")))
 }

@@ -35,9 +35,7 @@ pub fn validate_path(path: &str) -> Result<(), ModelError> {
 pub fn validate_non_root(path: &str) -> Result<(), ModelError> {
     validate_path(path)?;
     if path == ROOT {
-        return Err(ModelError::InvalidPath(
-            "the root cannot be used here".into(),
-        ));
+        return Err(ModelError::InvalidPath("the root cannot be used here".into()));
     }
     Ok(())
 }
@@ -73,10 +71,7 @@ pub fn join(folder: &str, name: &str) -> String {
 
 /// Proper ancestors of `path` except the root, outermost first: "/a/b/c" → ["/a", "/a/b"].
 pub fn ancestors(path: &str) -> Vec<&str> {
-    path.match_indices('/')
-        .filter(|(i, _)| *i > 0)
-        .map(|(i, _)| &path[..i])
-        .collect()
+    path.match_indices('/').filter(|(i, _)| *i > 0).map(|(i, _)| &path[..i]).collect()
 }
 
 /// `path` and its ancestors, innermost first, ending with the root.
@@ -115,8 +110,7 @@ pub fn civil_date(unix_ms: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
@@ -136,16 +130,9 @@ pub fn conflict_copy_path(path: &str, device_id: &str, now_ms: i64, attempt: u32
         Some(i) if i > 0 => (&name[..i], &name[i..]),
         _ => (name, ""),
     };
-    let device: String = device_id
-        .chars()
-        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
-        .collect();
+    let device: String = device_id.chars().map(|c| if c == '/' || c == '\0' { '_' } else { c }).collect();
     let (y, m, d) = civil_date(now_ms);
-    let number = if attempt > 1 {
-        format!(" {attempt}")
-    } else {
-        String::new()
-    };
+    let number = if attempt > 1 { format!(" {attempt}") } else { String::new() };
     let suffix = format!(" ({device}'s conflicting copy {y:04}-{m:02}-{d:02}{number})");
     let budget = MAX_SEGMENT_BYTES.saturating_sub(suffix.len() + ext.len());
     let mut cut = stem.len().min(budget);
@@ -166,22 +153,8 @@ mod tests {
         }
         let long_segment = format!("/{}", "x".repeat(256));
         let long_path = "/abc".repeat(1025);
-        for bad in [
-            "",
-            "a",
-            "/a/",
-            "//",
-            "/a//b",
-            "/..",
-            "/a/./b",
-            "/a\0b",
-            &long_segment,
-            &long_path,
-        ] {
-            assert!(
-                matches!(validate_path(bad), Err(ModelError::InvalidPath(_))),
-                "{bad:?}"
-            );
+        for bad in ["", "a", "/a/", "//", "/a//b", "/..", "/a/./b", "/a\0b", &long_segment, &long_path] {
+            assert!(matches!(validate_path(bad), Err(ModelError::InvalidPath(_))), "{bad:?}");
         }
     }
 
@@ -192,11 +165,7 @@ mod tests {
         assert_eq!(parent("/"), None);
         assert_eq!(ancestors("/a/b/c"), vec!["/a", "/a/b"]);
         assert_eq!(self_and_ancestors("/a/b"), vec!["/a/b", "/a", "/"]);
-        assert!(
-            is_descendant("/a/b", "/a")
-                && !is_descendant("/ab", "/a")
-                && !is_descendant("/a", "/a")
-        );
+        assert!(is_descendant("/a/b", "/a") && !is_descendant("/ab", "/a") && !is_descendant("/a", "/a"));
         assert_eq!(rebase("/a/b/c", "/a/b", "/x"), "/x/c");
     }
 
@@ -217,10 +186,7 @@ mod tests {
             conflict_copy_path("/d/report.final.txt", "laptop", t, 1),
             "/d/report.final (laptop's conflicting copy 2024-03-01).txt"
         );
-        assert_eq!(
-            conflict_copy_path("/.bashrc", "pc", t, 2),
-            "/.bashrc (pc's conflicting copy 2024-03-01 2)"
-        );
+        assert_eq!(conflict_copy_path("/.bashrc", "pc", t, 2), "/.bashrc (pc's conflicting copy 2024-03-01 2)");
         let long = format!("/{}.txt", "é".repeat(127));
         let copy = conflict_copy_path(&long, "pc", t, 1);
         assert!(validate_path(&copy).is_ok() && copy.ends_with(").txt"));

@@ -126,99 +126,38 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
     use QueryResponse as R;
     use ShardQuery as Q;
     Ok(match q {
-        Q::Stat {
-            user_id,
-            path,
-            include_deleted,
-        } => R::Entry(namespace::stat(kv, user_id, path, *include_deleted)?),
-        Q::ListFolder {
-            user_id,
-            path,
-            start_after,
-            limit,
-            include_deleted,
-        } => R::Folder(listing::list_folder(
-            kv,
-            user_id,
-            path,
-            start_after.as_deref(),
-            *limit,
-            *include_deleted,
-        )?),
-        Q::ListObjects {
-            user_id,
-            prefix,
-            delimiter,
-            start_after,
-            limit,
-        } => R::Objects(listing::list_objects(
-            kv,
-            user_id,
-            prefix,
-            *delimiter,
-            start_after.as_deref(),
-            *limit,
-        )?),
-        Q::ListDetached {
-            user_id,
-            start_after,
-            limit,
-        } => R::Detached(namespace::list_detached(kv, user_id, *start_after, *limit)?),
-        Q::ListVersions {
-            user_id,
-            file,
-            before,
-            limit,
-        } => R::Versions(versions::list_versions(kv, user_id, file, *before, *limit)?),
-        Q::GetVersion {
-            user_id,
-            file,
-            version,
-        } => R::Version(versions::get_version(kv, user_id, file, *version)?),
+        Q::Stat { user_id, path, include_deleted } => R::Entry(namespace::stat(kv, user_id, path, *include_deleted)?),
+        Q::ListFolder { user_id, path, start_after, limit, include_deleted } => {
+            R::Folder(listing::list_folder(kv, user_id, path, start_after.as_deref(), *limit, *include_deleted)?)
+        }
+        Q::ListObjects { user_id, prefix, delimiter, start_after, limit } => {
+            R::Objects(listing::list_objects(kv, user_id, prefix, *delimiter, start_after.as_deref(), *limit)?)
+        }
+        Q::ListDetached { user_id, start_after, limit } => {
+            R::Detached(namespace::list_detached(kv, user_id, *start_after, *limit)?)
+        }
+        Q::ListVersions { user_id, file, before, limit } => {
+            R::Versions(versions::list_versions(kv, user_id, file, *before, *limit)?)
+        }
+        Q::GetVersion { user_id, file, version } => R::Version(versions::get_version(kv, user_id, file, *version)?),
         Q::RefCounts { hashes } => R::RefCounts(chunks::refcounts(kv, hashes)?),
-        Q::ZeroRefsAfter {
-            after_cursor,
-            limit,
-        } => R::ZeroRefs(chunks::zero_refs_after(kv, *after_cursor, *limit)?),
-        Q::Session {
-            session_id,
-            user_id,
-        } => R::Session(sessions::get_session(kv, session_id, user_id)?),
-        Q::MissingChunks {
-            session_id,
-            user_id,
-        } => R::MissingChunks(sessions::get_session(kv, session_id, user_id)?.missing()),
+        Q::ZeroRefsAfter { after_cursor, limit } => R::ZeroRefs(chunks::zero_refs_after(kv, *after_cursor, *limit)?),
+        Q::Session { session_id, user_id } => R::Session(sessions::get_session(kv, session_id, user_id)?),
+        Q::MissingChunks { session_id, user_id } => {
+            R::MissingChunks(sessions::get_session(kv, session_id, user_id)?.missing())
+        }
         Q::ListShares { owner, path } => R::Shares(shares::list_shares(kv, owner, path)?),
-        Q::ListSharedWithMe {
-            user_id,
-            start_after,
-            limit,
-        } => {
+        Q::ListSharedWithMe { user_id, start_after, limit } => {
             let after = start_after.as_ref().map(|(o, p)| (o.as_str(), p.as_str()));
             R::SharedWithMe(shares::list_shared_with_me(kv, user_id, after, *limit)?)
         }
-        Q::CheckAccess {
-            owner,
-            path,
-            user_id,
-            action,
-            now_ms,
-        } => R::Access(access::check_access(
-            kv, owner, path, user_id, *action, *now_ms,
-        )?),
+        Q::CheckAccess { owner, path, user_id, action, now_ms } => {
+            R::Access(access::check_access(kv, owner, path, user_id, *action, *now_ms)?)
+        }
         Q::ResolveLink { token, now_ms } => R::Link(links::resolve_link(kv, token, *now_ms)?),
         Q::ListLinks { owner, path } => R::Links(links::list_links(kv, owner, path)?),
-        Q::ReadChanges {
-            user_id,
-            after_cursor,
-            limit,
-            exclude_device,
-        } => R::Changes(changelog::read_changes(
-            kv,
-            user_id,
-            *after_cursor,
-            *limit,
-            exclude_device.as_deref(),
-        )?),
+        Q::ReadChanges { user_id, after_cursor, limit, exclude_device } => {
+            R::Changes(changelog::read_changes(kv, user_id, *after_cursor, *limit, exclude_device.as_deref())?)
+        }
     })
 }

@@ -37,18 +37,11 @@ impl UploadSession {
     /// Distinct hashes not yet stored, in chunk-list order.
     pub fn missing(&self) -> Vec<Hash32> {
         let mut seen = BTreeSet::new();
-        self.chunks
-            .iter()
-            .map(|c| c.hash)
-            .filter(|h| !self.stored.contains(h) && seen.insert(*h))
-            .collect()
+        self.chunks.iter().map(|c| c.hash).filter(|h| !self.stored.contains(h) && seen.insert(*h)).collect()
     }
 
     pub fn size(&self) -> u64 {
-        self.chunks
-            .iter()
-            .map(|c| c.size)
-            .fold(0, u64::saturating_add)
+        self.chunks.iter().map(|c| c.size).fold(0, u64::saturating_add)
     }
 }
 
@@ -68,16 +61,9 @@ pub(crate) fn open(tx: &mut Tx<'_>, cmd: &OpenSession) -> Result<UploadSession, 
     validate_user_id(&cmd.user_id)?;
     validate_non_root(&cmd.path)?;
     if cmd.expires_at_ms <= cmd.now_ms {
-        return Err(ModelError::InvalidArgument(
-            "session expiry is not in the future".into(),
-        ));
+        return Err(ModelError::InvalidArgument("session expiry is not in the future".into()));
     }
-    if cmd
-        .chunks
-        .iter()
-        .try_fold(0u64, |total, c| total.checked_add(c.size))
-        .is_none()
-    {
+    if cmd.chunks.iter().try_fold(0u64, |total, c| total.checked_add(c.size)).is_none() {
         return Err(ModelError::InvalidArgument("chunk sizes overflow".into()));
     }
     let key = keys::session(&cmd.session_id);
@@ -96,20 +82,13 @@ pub(crate) fn open(tx: &mut Tx<'_>, cmd: &OpenSession) -> Result<UploadSession, 
         expires_at_ms: cmd.expires_at_ms,
     };
     tx.kv.put(&key, &encode(&session)?);
-    tx.kv.put(
-        &keys::session_expiry(session.expires_at_ms, &session.session_id),
-        &[],
-    );
+    tx.kv.put(&keys::session_expiry(session.expires_at_ms, &session.session_id), &[]);
     tx.refs.add(&session.chunks);
     Ok(session)
 }
 
 /// The session, if it belongs to `user` (another user's session is reported as absent).
-pub fn get_session(
-    kv: &dyn KvRead,
-    session_id: &SessionId,
-    user: &str,
-) -> Result<UploadSession, ModelError> {
+pub fn get_session(kv: &dyn KvRead, session_id: &SessionId, user: &str) -> Result<UploadSession, ModelError> {
     let session: UploadSession = get_decoded(kv, &keys::session(session_id), "upload session")?
         .filter(|s: &UploadSession| s.user_id == user)
         .ok_or_else(|| ModelError::NotFound("upload session".into()))?;
@@ -141,10 +120,7 @@ pub(crate) fn mark_stored(
     let mut session = get_open_session(tx.kv, session_id, user, now_ms)?;
     let known: BTreeSet<Hash32> = session.chunks.iter().map(|c| c.hash).collect();
     if let Some(stranger) = hashes.iter().find(|h| !known.contains(*h)) {
-        return Err(ModelError::InvalidArgument(format!(
-            "chunk {} is not part of the session",
-            hex::encode(stranger)
-        )));
+        return Err(ModelError::InvalidArgument(format!("chunk {} is not part of the session", hex::encode(stranger))));
     }
     session.stored.extend(hashes.iter().copied());
     tx.kv.put(&keys::session(session_id), &encode(&session)?);
@@ -153,10 +129,7 @@ pub(crate) fn mark_stored(
 
 fn remove(tx: &mut Tx<'_>, session: &UploadSession) {
     tx.kv.delete(&keys::session(&session.session_id));
-    tx.kv.delete(&keys::session_expiry(
-        session.expires_at_ms,
-        &session.session_id,
-    ));
+    tx.kv.delete(&keys::session_expiry(session.expires_at_ms, &session.session_id));
 }
 
 pub(crate) struct CommitSession<'c> {
@@ -203,11 +176,7 @@ pub(crate) fn abort(tx: &mut Tx<'_>, session_id: &SessionId, user: &str) -> Resu
 
 /// Removes up to `batch` sessions with `expires_at_ms <= now_ms`, oldest expiry first,
 /// releasing their references. Returns (removed, more expired sessions left).
-pub(crate) fn expire(
-    tx: &mut Tx<'_>,
-    now_ms: i64,
-    batch: usize,
-) -> Result<(u64, bool), ModelError> {
+pub(crate) fn expire(tx: &mut Tx<'_>, now_ms: i64, batch: usize) -> Result<(u64, bool), ModelError> {
     let (start, end) = keys::sessions_expired_by(now_ms);
     let rows = tx.kv.scan(&start, &end, batch.saturating_add(1))?;
     let more = rows.len() > batch;

@@ -67,9 +67,7 @@ pub struct SharedWithMe {
 
 fn check_expiry(expires_at_ms: Option<i64>, now_ms: i64) -> Result<(), ModelError> {
     if is_expired(expires_at_ms, now_ms) {
-        return Err(ModelError::InvalidArgument(
-            "expiry is not in the future".into(),
-        ));
+        return Err(ModelError::InvalidArgument("expiry is not in the future".into()));
     }
     Ok(())
 }
@@ -88,9 +86,7 @@ pub(crate) fn share(
     validate_user_id(grantee)?;
     validate_non_root(path)?;
     if owner == grantee {
-        return Err(ModelError::InvalidArgument(
-            "cannot share with oneself".into(),
-        ));
+        return Err(ModelError::InvalidArgument("cannot share with oneself".into()));
     }
     check_expiry(expires_at_ms, origin.now_ms)?;
     namespace::load_live(tx.kv, owner, path)?;
@@ -102,14 +98,8 @@ pub(crate) fn share(
         expires_at_ms,
         created_at_ms: origin.now_ms,
     };
-    tx.kv
-        .put(&keys::share(owner, path, grantee), &encode(&share)?);
-    changelog::append(
-        tx.kv,
-        owner,
-        origin,
-        NewEvent::new(ChangeKind::Share, path).peer(grantee),
-    )?;
+    tx.kv.put(&keys::share(owner, path, grantee), &encode(&share)?);
+    changelog::append(tx.kv, owner, origin, NewEvent::new(ChangeKind::Share, path).peer(grantee))?;
     Ok(share)
 }
 
@@ -127,12 +117,7 @@ pub(crate) fn unshare(
     let share: Share = get_decoded(tx.kv, &key, "share")?
         .ok_or_else(|| ModelError::NotFound(format!("share of {path} with {grantee}")))?;
     tx.kv.delete(&key);
-    changelog::append(
-        tx.kv,
-        owner,
-        origin,
-        NewEvent::new(ChangeKind::Share, path).peer(grantee),
-    )?;
+    changelog::append(tx.kv, owner, origin, NewEvent::new(ChangeKind::Share, path).peer(grantee))?;
     Ok(share)
 }
 
@@ -193,25 +178,14 @@ pub(crate) fn move_subtree(
         kv.delete(&keys::share(owner, &share.path, &share.grantee));
         let new_path = paths::rebase(&share.path, from, to);
         let old_path = std::mem::replace(&mut share.path, new_path);
-        kv.put(
-            &keys::share(owner, &share.path, &share.grantee),
-            &encode(&share)?,
-        );
-        moved.push(ShareMove {
-            grantee: share.grantee,
-            old_path,
-            new_path: share.path,
-        });
+        kv.put(&keys::share(owner, &share.path, &share.grantee), &encode(&share)?);
+        moved.push(ShareMove { grantee: share.grantee, old_path, new_path: share.path });
     }
     Ok(moved)
 }
 
 /// Removes the shares at and below `path` and returns them.
-pub(crate) fn remove_subtree(
-    kv: &mut dyn KvWrite,
-    owner: &str,
-    path: &str,
-) -> Result<Vec<Share>, ModelError> {
+pub(crate) fn remove_subtree(kv: &mut dyn KvWrite, owner: &str, path: &str) -> Result<Vec<Share>, ModelError> {
     let shares = shares_in_subtree(kv, owner, path)?;
     for share in &shares {
         kv.delete(&keys::share(owner, &share.path, &share.grantee));
@@ -239,16 +213,8 @@ pub(crate) fn add_shared_with_me(
         expires_at_ms,
         added_at_ms: origin.now_ms,
     };
-    tx.kv.put(
-        &keys::shared_with_me(grantee, owner, path),
-        &encode(&record)?,
-    );
-    changelog::append(
-        tx.kv,
-        grantee,
-        origin,
-        NewEvent::new(ChangeKind::Share, path).peer(owner),
-    )?;
+    tx.kv.put(&keys::shared_with_me(grantee, owner, path), &encode(&record)?);
+    changelog::append(tx.kv, grantee, origin, NewEvent::new(ChangeKind::Share, path).peer(owner))?;
     Ok(record)
 }
 
@@ -266,12 +232,7 @@ pub(crate) fn remove_shared_with_me(
     let record: SharedWithMe = get_decoded(tx.kv, &key, "shared-with-me")?
         .ok_or_else(|| ModelError::NotFound(format!("{path} of {owner} shared with {grantee}")))?;
     tx.kv.delete(&key);
-    changelog::append(
-        tx.kv,
-        grantee,
-        origin,
-        NewEvent::new(ChangeKind::Share, path).peer(owner),
-    )?;
+    changelog::append(tx.kv, grantee, origin, NewEvent::new(ChangeKind::Share, path).peer(owner))?;
     Ok(record)
 }
 
@@ -293,25 +254,13 @@ pub fn list_shared_with_me(
     validate_user_id(grantee)?;
     let (scope_start, end) = keys::shared_with_me_scope(grantee);
     let start = match start_after {
-        Some((owner, path)) => {
-            keys::key_successor(&keys::shared_with_me(grantee, owner, path)).max(scope_start)
-        }
+        Some((owner, path)) => keys::key_successor(&keys::shared_with_me(grantee, owner, path)).max(scope_start),
         None => scope_start,
     };
     let mut rows = kv.scan(&start, &end, limit.saturating_add(1))?;
     let truncated = rows.len() > limit;
     rows.truncate(limit);
-    let entries = rows
-        .iter()
-        .map(|(_, v)| decode(v, "shared-with-me"))
-        .collect::<Result<Vec<SharedWithMe>, _>>()?;
-    let next_start_after = if truncated {
-        entries.last().map(|e| (e.owner.clone(), e.path.clone()))
-    } else {
-        None
-    };
-    Ok(SharedWithMePage {
-        entries,
-        next_start_after,
-    })
+    let entries = rows.iter().map(|(_, v)| decode(v, "shared-with-me")).collect::<Result<Vec<SharedWithMe>, _>>()?;
+    let next_start_after = if truncated { entries.last().map(|e| (e.owner.clone(), e.path.clone())) } else { None };
+    Ok(SharedWithMePage { entries, next_start_after })
 }

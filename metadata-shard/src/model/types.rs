@@ -29,11 +29,7 @@ pub struct ShardConfig {
 
 impl Default for ShardConfig {
     fn default() -> Self {
-        Self {
-            max_versions: 100,
-            expire_sessions_batch: 256,
-            trim_zero_ref_batch: 4096,
-        }
+        Self { max_versions: 100, expire_sessions_batch: 256, trim_zero_ref_batch: 4096 }
     }
 }
 
@@ -46,9 +42,7 @@ impl ShardConfig {
 /// Validates a user id: it is part of keys, so it must be non-empty and free of NUL.
 pub fn validate_user_id(user_id: &str) -> Result<(), super::ModelError> {
     if user_id.is_empty() || user_id.len() > 255 || user_id.contains('\0') {
-        return Err(super::ModelError::InvalidArgument(format!(
-            "bad user id {user_id:?}"
-        )));
+        return Err(super::ModelError::InvalidArgument(format!("bad user id {user_id:?}")));
     }
     Ok(())
 }

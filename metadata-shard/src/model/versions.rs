@@ -128,19 +128,13 @@ pub(crate) fn commit(
     validate_non_root(&cmd.path)?;
     let total: u128 = cmd.chunks.iter().map(|c| u128::from(c.size)).sum();
     if total != u128::from(cmd.size) {
-        return Err(ModelError::InvalidArgument(format!(
-            "size {} but chunks add up to {total}",
-            cmd.size
-        )));
+        return Err(ModelError::InvalidArgument(format!("size {} but chunks add up to {total}", cmd.size)));
     }
     if let Some(held) = held_by_session {
         tx.refs.release(held);
     }
     let user = cmd.user_id.as_str();
-    let origin = Origin {
-        device_id: &cmd.device_id,
-        now_ms: cmd.now_ms,
-    };
+    let origin = Origin { device_id: &cmd.device_id, now_ms: cmd.now_ms };
     let content = NewContent {
         size: cmd.size,
         content_sha256: cmd.content_sha256,
@@ -158,18 +152,14 @@ pub(crate) fn commit(
             }
             let stale = cmd.base_version.is_some_and(|base| base != state.version);
             if !stale {
-                return write_version(tx, user, entry, &content, origin)
-                    .map(|(e, v)| outcome(&e, v, false));
+                return write_version(tx, user, entry, &content, origin).map(|(e, v)| outcome(&e, v, false));
             }
             match cmd.policy {
-                ConflictPolicy::Reject => Err(ModelError::Conflict {
-                    current_version: state.version,
-                }),
-                ConflictPolicy::LastWriterWins => write_version(tx, user, entry, &content, origin)
-                    .map(|(e, v)| outcome(&e, v, true)),
-                ConflictPolicy::ConflictCopy => {
-                    write_conflict_copy(tx, user, &cmd.path, &content, origin)
+                ConflictPolicy::Reject => Err(ModelError::Conflict { current_version: state.version }),
+                ConflictPolicy::LastWriterWins => {
+                    write_version(tx, user, entry, &content, origin).map(|(e, v)| outcome(&e, v, true))
                 }
+                ConflictPolicy::ConflictCopy => write_conflict_copy(tx, user, &cmd.path, &content, origin),
             }
         }
         // A deleted file is revived whatever the base: its history stays intact.
@@ -222,9 +212,7 @@ fn write_conflict_copy(
         result.conflict_path = Some(copy_path);
         return Ok(result);
     }
-    Err(ModelError::AlreadyExists(format!(
-        "conflict copies of {path}"
-    )))
+    Err(ModelError::AlreadyExists(format!("conflict copies of {path}")))
 }
 
 /// Writes `content` at a path whose parent is a live folder and which holds no live
@@ -247,12 +235,7 @@ fn write_at(
             Entry {
                 path: path.to_string(),
                 id: namespace::allocate_id(tx.kv)?,
-                kind: EntryKind::File(FileState {
-                    version: 0,
-                    oldest_version: 1,
-                    size: 0,
-                    content_sha256: [0; 32],
-                }),
+                kind: EntryKind::File(FileState { version: 0, oldest_version: 1, size: 0, content_sha256: [0; 32] }),
                 deleted: true, // "not live yet": write_version reports it as a Create
                 created_at_ms: origin.now_ms,
                 modified_at_ms: origin.now_ms,
@@ -274,10 +257,7 @@ fn write_version(
     let EntryKind::File(mut state) = entry.kind.clone() else {
         return Err(ModelError::NotAFile(entry.path.clone()));
     };
-    let version = state
-        .version
-        .checked_add(1)
-        .ok_or_else(|| ModelError::Corrupt("version overflow".into()))?;
+    let version = state.version.checked_add(1).ok_or_else(|| ModelError::Corrupt("version overflow".into()))?;
     let record = VersionRecord {
         version,
         size: content.size,
@@ -287,8 +267,7 @@ fn write_version(
         device_id: origin.device_id.to_string(),
         created_at_ms: origin.now_ms,
     };
-    tx.kv
-        .put(&keys::version(user, entry.id, version), &encode(&record)?);
+    tx.kv.put(&keys::version(user, entry.id, version), &encode(&record)?);
     tx.refs.add(content.chunks);
     state.version = version;
     state.size = content.size;
@@ -301,21 +280,12 @@ fn write_version(
         }
         state.oldest_version += 1;
     }
-    let kind = if entry.deleted {
-        ChangeKind::Create
-    } else {
-        ChangeKind::Modify
-    };
+    let kind = if entry.deleted { ChangeKind::Create } else { ChangeKind::Modify };
     entry.kind = EntryKind::File(state);
     entry.deleted = false;
     entry.modified_at_ms = origin.now_ms;
     namespace::store(tx.kv, user, &entry)?;
-    changelog::append(
-        tx.kv,
-        user,
-        origin,
-        NewEvent::new(kind, &entry.path).version(version),
-    )?;
+    changelog::append(tx.kv, user, origin, NewEvent::new(kind, &entry.path).version(version))?;
     Ok((entry, version))
 }
 
@@ -331,8 +301,7 @@ pub(crate) fn restore(
 ) -> Result<CommitOutcome, ModelError> {
     validate_user_id(user)?;
     validate_non_root(path)?;
-    let entry = namespace::load(tx.kv, user, path)?
-        .ok_or_else(|| ModelError::NotFound(path.to_string()))?;
+    let entry = namespace::load(tx.kv, user, path)?.ok_or_else(|| ModelError::NotFound(path.to_string()))?;
     let Some(state) = entry.file().cloned() else {
         return Err(ModelError::NotAFile(path.to_string()));
     };
@@ -343,12 +312,7 @@ pub(crate) fn restore(
     if entry.deleted {
         namespace::ensure_parents(tx, user, path, origin)?;
     }
-    let content = NewContent {
-        size: old.size,
-        content_sha256: old.content_sha256,
-        chunks: &old.chunks,
-        created_by,
-    };
+    let content = NewContent { size: old.size, content_sha256: old.content_sha256, chunks: &old.chunks, created_by };
     let (entry, version) = write_version(tx, user, entry, &content, origin)?;
     Ok(outcome(&entry, version, false))
 }
@@ -371,12 +335,7 @@ pub(crate) fn purge_all(tx: &mut Tx<'_>, user: &str, file_id: u64) -> Result<u64
     }
 }
 
-fn get_version_of(
-    kv: &dyn KvRead,
-    user: &str,
-    file_id: u64,
-    version: u64,
-) -> Result<VersionRecord, ModelError> {
+fn get_version_of(kv: &dyn KvRead, user: &str, file_id: u64, version: u64) -> Result<VersionRecord, ModelError> {
     get_decoded(kv, &keys::version(user, file_id, version), "version")?
         .ok_or_else(|| ModelError::NotFound(format!("version {version}")))
 }
@@ -413,15 +372,10 @@ pub fn list_versions(
     limit: usize,
 ) -> Result<VersionPage, ModelError> {
     let (file_id, state) = resolve(kv, user, file)?;
-    let upper = before
-        .unwrap_or(u64::MAX)
-        .min(state.version.saturating_add(1));
+    let upper = before.unwrap_or(u64::MAX).min(state.version.saturating_add(1));
     let lower = state.oldest_version.max(upper.saturating_sub(limit as u64));
     if lower >= upper {
-        return Ok(VersionPage {
-            versions: Vec::new(),
-            next_before: None,
-        });
+        return Ok(VersionPage { versions: Vec::new(), next_before: None });
     }
     let (start, end) = keys::version_range(user, file_id, lower, upper);
     let rows = kv.scan(&start, &end, limit)?;
@@ -431,18 +385,10 @@ pub fn list_versions(
         .collect::<Result<Vec<_>, _>>()?;
     versions.reverse();
     let next_before = (lower > state.oldest_version).then_some(lower);
-    Ok(VersionPage {
-        versions,
-        next_before,
-    })
+    Ok(VersionPage { versions, next_before })
 }
 
-pub fn get_version(
-    kv: &dyn KvRead,
-    user: &str,
-    file: &FileRef,
-    version: u64,
-) -> Result<VersionRecord, ModelError> {
+pub fn get_version(kv: &dyn KvRead, user: &str, file: &FileRef, version: u64) -> Result<VersionRecord, ModelError> {
     let (file_id, _) = resolve(kv, user, file)?;
     get_version_of(kv, user, file_id, version)
 }

@@ -49,9 +49,7 @@ impl MetaDb {
         // The four families are created (create_missing_column_families) by
         // `open` before a `MetaDb` exists, so the lookup cannot fail.
         #[allow(clippy::expect_used)]
-        self.db
-            .cf_handle(name)
-            .expect("column family created at open")
+        self.db.cf_handle(name).expect("column family created at open")
     }
 }
 

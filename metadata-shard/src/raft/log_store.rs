@@ -49,36 +49,25 @@ impl LogStore {
     }
 
     fn get_meta<T: DeserializeOwned>(&self, tag: &[u8]) -> Result<Option<T>, StorageError> {
-        let raw = self
-            .db
-            .db
-            .get_cf(self.db.cf(CF_META), group_key(self.group, tag))
-            .map_err(|e| StorageIOError::read(&e))?;
-        raw.map(|b| decode(&b).map_err(|e| StorageIOError::read(&e).into()))
-            .transpose()
+        let raw =
+            self.db.db.get_cf(self.db.cf(CF_META), group_key(self.group, tag)).map_err(|e| StorageIOError::read(&e))?;
+        raw.map(|b| decode(&b).map_err(|e| StorageIOError::read(&e).into())).transpose()
     }
 
     fn put_meta<T: Serialize>(&self, tag: &[u8], v: &T) -> Result<(), StorageError> {
         let bytes = encode(v).map_err(|e| StorageIOError::write(&e))?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.db.cf(CF_META), group_key(self.group, tag), bytes);
-        self.db
-            .db
-            .write_opt(batch, &synced())
-            .map_err(|e| StorageIOError::write(&e))?;
+        self.db.db.write_opt(batch, &synced()).map_err(|e| StorageIOError::write(&e))?;
         Ok(())
     }
 
     fn last_entry_log_id(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
         let end = group_end(self.group);
-        let mut iter = self.db.db.iterator_cf(
-            self.db.cf(CF_LOG),
-            IteratorMode::From(&end, Direction::Reverse),
-        );
+        let mut iter = self.db.db.iterator_cf(self.db.cf(CF_LOG), IteratorMode::From(&end, Direction::Reverse));
         match iter.next() {
             Some(Ok((k, v))) if k.starts_with(&self.group.to_be_bytes()) => {
-                let entry: Entry<TypeConfig> =
-                    decode(&v).map_err(|e| StorageIOError::read_logs(&e))?;
+                let entry: Entry<TypeConfig> = decode(&v).map_err(|e| StorageIOError::read_logs(&e))?;
                 Ok(Some(entry.log_id))
             }
             Some(Err(e)) => Err(StorageIOError::read_logs(&e).into()),
@@ -95,10 +84,7 @@ impl LogStore {
         };
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.db.cf(CF_LOG), start, end);
-        self.db
-            .db
-            .write_opt(batch, &synced())
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db.db.write_opt(batch, &synced()).map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
 }
@@ -115,10 +101,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let start_key = self.log_key(start);
         let mut out = Vec::new();
-        for item in self.db.db.iterator_cf(
-            self.db.cf(CF_LOG),
-            IteratorMode::From(&start_key, Direction::Forward),
-        ) {
+        for item in self.db.db.iterator_cf(self.db.cf(CF_LOG), IteratorMode::From(&start_key, Direction::Forward)) {
             let (k, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
             if !k.starts_with(&self.group.to_be_bytes()) || k.len() != 16 {
                 break;
@@ -141,10 +124,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId<NodeId>> = self.get_meta(META_PURGED)?;
         let last = self.last_entry_log_id()?.or(last_purged);
-        Ok(LogState {
-            last_purged_log_id: last_purged,
-            last_log_id: last,
-        })
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -159,24 +139,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.get_meta(META_VOTE)
     }
 
-    async fn save_committed(
-        &mut self,
-        committed: Option<LogId<NodeId>>,
-    ) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError> {
         self.put_meta(META_COMMITTED, &committed)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {
-        Ok(self
-            .get_meta::<Option<LogId<NodeId>>>(META_COMMITTED)?
-            .flatten())
+        Ok(self.get_meta::<Option<LogId<NodeId>>>(META_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,

@@ -5,13 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
@@ -34,11 +32,7 @@ impl PeerChannels {
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());
         }
-        let uri = if addr.starts_with("http") {
-            addr.to_owned()
-        } else {
-            format!("http://{addr}")
-        };
+        let uri = if addr.starts_with("http") { addr.to_owned() } else { format!("http://{addr}") };
         let channel = Endpoint::from_shared(uri)?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
@@ -71,16 +65,10 @@ impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
             .peers
             .channel(&node.addr)
             .map(|c| {
-                RaftTransportClient::new(c)
-                    .max_decoding_message_size(256 << 20)
-                    .max_encoding_message_size(256 << 20)
+                RaftTransportClient::new(c).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20)
             })
             .map_err(|e| e.to_string());
-        PeerConnection {
-            group: self.group,
-            target,
-            client,
-        }
+        PeerConnection { group: self.group, target, client }
     }
 }
 
@@ -102,18 +90,10 @@ impl PeerConnection {
     {
         let client = match &self.client {
             Ok(c) => c.clone(),
-            Err(e) => {
-                return Err(RPCError::Unreachable(Unreachable::new(&TransportError(
-                    e.clone(),
-                ))))
-            }
+            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&TransportError(e.clone())))),
         };
-        let payload =
-            serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut request = tonic::Request::new(RaftRequest {
-            group_id: self.group,
-            payload: payload.into(),
-        });
+        let payload = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut request = tonic::Request::new(RaftRequest { group_id: self.group, payload: payload.into() });
         request.set_timeout(timeout);
         let mut client = client;
         let reply: Result<tonic::Response<RaftReply>, tonic::Status> = match which {
@@ -126,16 +106,16 @@ impl PeerConnection {
             Err(status) => {
                 let err = TransportError(format!("{}: {}", status.code(), status.message()));
                 return Err(match status.code() {
-                    tonic::Code::Unavailable
-                    | tonic::Code::DeadlineExceeded
-                    | tonic::Code::Unknown => RPCError::Unreachable(Unreachable::new(&err)),
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown => {
+                        RPCError::Unreachable(Unreachable::new(&err))
+                    }
                     _ => RPCError::Network(NetworkError::new(&err)),
                 });
             }
         };
         if reply.is_error {
-            let e: RaftError<NodeId, E> = serde_json::from_slice(&reply.payload)
-                .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            let e: RaftError<NodeId, E> =
+                serde_json::from_slice(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
             return Err(RPCError::RemoteError(RemoteError::new(self.target, e)));
         }
         serde_json::from_slice(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))
@@ -155,10 +135,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<
-        InstallSnapshotResponse<NodeId>,
-        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
-    > {
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
         self.call("snapshot", &rpc, option.hard_ttl()).await
     }
 

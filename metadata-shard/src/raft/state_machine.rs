@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
-    Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError,
-    StoredMembership,
+    Entry, EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageIOError, StoredMembership,
 };
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 use serde::Deserialize;
@@ -76,11 +75,9 @@ impl GroupView<'_> {
         let from = self.key(start);
         let prefix_len = 9;
         let mut out = Vec::new();
-        for item in self.db.db.iterator_cf_opt(
-            self.db.cf(CF_SM),
-            ro,
-            IteratorMode::From(&from, rocksdb::Direction::Forward),
-        ) {
+        for item in
+            self.db.db.iterator_cf_opt(self.db.cf(CF_SM), ro, IteratorMode::From(&from, rocksdb::Direction::Forward))
+        {
             if out.len() >= limit {
                 break;
             }
@@ -129,22 +126,11 @@ impl StateMachineStore {
         let start = self.meta_key(&request_at_key(0));
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(self.meta_key(&request_at_key(bound)));
-        for item in self
-            .db
-            .db
-            .iterator_cf_opt(
-                cf,
-                ro,
-                IteratorMode::From(&start, rocksdb::Direction::Forward),
-            )
-            .take(4)
+        for item in self.db.db.iterator_cf_opt(cf, ro, IteratorMode::From(&start, rocksdb::Direction::Forward)).take(4)
         {
             let (k, id) = item.map_err(io_read)?;
             batch.delete_cf(cf, &k);
-            batch.delete_cf(
-                cf,
-                self.meta_key(&request_key(&String::from_utf8_lossy(&id))),
-            );
+            batch.delete_cf(cf, self.meta_key(&request_key(&String::from_utf8_lossy(&id))));
         }
         Ok(())
     }
@@ -154,26 +140,15 @@ impl StateMachineStore {
     }
 
     pub fn view(&self) -> GroupView<'_> {
-        GroupView {
-            db: &self.db,
-            group: self.group,
-        }
+        GroupView { db: &self.db, group: self.group }
     }
 
     fn meta_key(&self, tag: &[u8]) -> Vec<u8> {
         group_key(self.group, tag)
     }
 
-    fn read_json<T: for<'de> Deserialize<'de>>(
-        &self,
-        tag: &[u8],
-    ) -> Result<Option<T>, StorageError> {
-        match self
-            .db
-            .db
-            .get_cf(self.db.cf(CF_SM), self.meta_key(tag))
-            .map_err(io_read)?
-        {
+    fn read_json<T: for<'de> Deserialize<'de>>(&self, tag: &[u8]) -> Result<Option<T>, StorageError> {
+        match self.db.db.get_cf(self.db.cf(CF_SM), self.meta_key(tag)).map_err(io_read)? {
             Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(io_read)?)),
             None => Ok(None),
         }
@@ -181,9 +156,7 @@ impl StateMachineStore {
 
     fn applied(&self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError> {
         let applied = self.read_json::<LogId<NodeId>>(APPLIED)?;
-        let membership = self
-            .read_json::<Membership>(MEMBERSHIP)?
-            .unwrap_or_default();
+        let membership = self.read_json::<Membership>(MEMBERSHIP)?.unwrap_or_default();
         Ok((applied, membership))
     }
 
@@ -202,11 +175,9 @@ impl StateMachineStore {
         let start = group_key(self.group, &[]);
         let mut data = Vec::new();
         let (mut applied, mut membership) = (None, Membership::default());
-        for item in self.db.db.iterator_cf_opt(
-            self.db.cf(CF_SM),
-            ro,
-            IteratorMode::From(&start, rocksdb::Direction::Forward),
-        ) {
+        for item in
+            self.db.db.iterator_cf_opt(self.db.cf(CF_SM), ro, IteratorMode::From(&start, rocksdb::Direction::Forward))
+        {
             let (k, v) = item.map_err(io_read)?;
             let suffix = &k[8..];
             if suffix == APPLIED {
@@ -219,11 +190,7 @@ impl StateMachineStore {
             data.extend_from_slice(&(v.len() as u32).to_le_bytes());
             data.extend_from_slice(&v);
         }
-        Ok(Dump {
-            applied,
-            membership,
-            data,
-        })
+        Ok(Dump { applied, membership, data })
     }
 }
 
@@ -265,43 +232,24 @@ impl StoredSnapshot {
     fn decode(mut bytes: &[u8]) -> Result<Self, String> {
         let meta = take_field(&mut bytes)?;
         let meta = serde_json::from_slice(meta).map_err(|e| e.to_string())?;
-        Ok(Self {
-            meta,
-            data: bytes.to_vec(),
-        })
+        Ok(Self { meta, data: bytes.to_vec() })
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let Dump {
-            applied,
-            membership,
-            data,
-        } = self.dump()?;
+        let Dump { applied, membership, data } = self.dump()?;
         let snapshot_id = match &applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, data.len()),
             None => format!("empty-{}", data.len()),
         };
-        let meta = SnapshotMeta {
-            last_log_id: applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        let bytes = stored
-            .encode()
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
+        let stored = StoredSnapshot { meta: meta.clone(), data };
+        let bytes = stored.encode().map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let mut batch = WriteBatch::default();
         batch.put_cf(self.db.cf(CF_SNAPSHOT), self.group.to_be_bytes(), bytes);
         self.write(batch, true)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
-        })
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(stored.data)) })
     }
 }
 
@@ -331,10 +279,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         // A retry of a command that was already applied.
                         previous
                     } else {
-                        let (response, writes) = self
-                            .applier
-                            .apply(&self.view(), &proposal.command)
-                            .map_err(io_read)?;
+                        let (response, writes) =
+                            self.applier.apply(&self.view(), &proposal.command).map_err(io_read)?;
                         if let Some(id) = &proposal.request_id {
                             batch.put_cf(
                                 self.db.cf(CF_SM),
@@ -396,8 +342,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let pairs = parse_dump(&data)
-            .map_err(|e| StorageIOError::read_snapshot(None, &std::io::Error::other(e)))?;
+        let pairs = parse_dump(&data).map_err(|e| StorageIOError::read_snapshot(None, &std::io::Error::other(e)))?;
         let cf = self.db.cf(CF_SM);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf, group_key(self.group, &[]), group_end(self.group));
@@ -410,28 +355,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             cf,
             self.meta_key(APPLIED),
             serde_json::to_vec(&meta.last_log_id.ok_or_else(|| {
-                StorageIOError::read_snapshot(
-                    None,
-                    &std::io::Error::other("snapshot without a log id"),
-                )
+                StorageIOError::read_snapshot(None, &std::io::Error::other("snapshot without a log id"))
             })?)
             .map_err(io_write)?,
         );
-        batch.put_cf(
-            cf,
-            self.meta_key(MEMBERSHIP),
-            serde_json::to_vec(&meta.last_membership).map_err(io_write)?,
-        );
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
+        batch.put_cf(cf, self.meta_key(MEMBERSHIP), serde_json::to_vec(&meta.last_membership).map_err(io_write)?);
+        let stored = StoredSnapshot { meta: meta.clone(), data };
         batch.put_cf(
             self.db.cf(CF_SNAPSHOT),
             self.group.to_be_bytes(),
-            stored
-                .encode()
-                .map_err(|e| StorageIOError::write_snapshot(None, &e))?,
+            stored.encode().map_err(|e| StorageIOError::write_snapshot(None, &e))?,
         );
         self.write(batch, true)
     }
@@ -446,10 +379,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             Some(b) => {
                 let stored = StoredSnapshot::decode(&b)
                     .map_err(|e| StorageIOError::read_snapshot(None, &std::io::Error::other(e)))?;
-                Ok(Some(Snapshot {
-                    meta: stored.meta,
-                    snapshot: Box::new(Cursor::new(stored.data)),
-                }))
+                Ok(Some(Snapshot { meta: stored.meta, snapshot: Box::new(Cursor::new(stored.data)) }))
             }
             None => Ok(None),
         }

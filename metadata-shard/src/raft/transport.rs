@@ -15,8 +15,7 @@ pub struct TransportService {
 }
 
 fn decode<T: DeserializeOwned>(req: &RaftRequest) -> Result<T, Status> {
-    serde_json::from_slice(&req.payload)
-        .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
+    serde_json::from_slice(&req.payload).map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
 }
 
 fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Result<Response<RaftReply>, Status> {
@@ -25,29 +24,20 @@ fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Result<Response<Ra
         Err(e) => (serde_json::to_vec(e), true),
     };
     let payload = payload.map_err(|e| Status::internal(format!("encoding raft reply: {e}")))?;
-    Ok(Response::new(RaftReply {
-        payload: payload.into(),
-        is_error,
-    }))
+    Ok(Response::new(RaftReply { payload: payload.into(), is_error }))
 }
 
 impl TransportService {
     fn replica(&self, req: &RaftRequest) -> Result<Arc<GroupReplica>, Status> {
         self.host.group(req.group_id).ok_or_else(|| {
-            Status::not_found(format!(
-                "group {} is not hosted on node {}",
-                req.group_id, self.host.node_id
-            ))
+            Status::not_found(format!("group {} is not hosted on node {}", req.group_id, self.host.node_id))
         })
     }
 }
 
 #[tonic::async_trait]
 impl RaftTransport for TransportService {
-    async fn append_entries(
-        &self,
-        request: Request<RaftRequest>,
-    ) -> Result<Response<RaftReply>, Status> {
+    async fn append_entries(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = request.into_inner();
         let replica = self.replica(&req)?;
         reply(replica.raft.append_entries(decode(&req)?).await)
@@ -59,10 +49,7 @@ impl RaftTransport for TransportService {
         reply(replica.raft.vote(decode(&req)?).await)
     }
 
-    async fn install_snapshot(
-        &self,
-        request: Request<RaftRequest>,
-    ) -> Result<Response<RaftReply>, Status> {
+    async fn install_snapshot(&self, request: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = request.into_inner();
         let replica = self.replica(&req)?;
         reply(replica.raft.install_snapshot(decode(&req)?).await)

@@ -219,13 +219,11 @@ mod tests {
     fn boundaries_match_fastcdc_stream_cdc_for_any_push_size() {
         let data = pseudo_random(3 << 20, 42);
         let p = small();
-        let reference: Vec<(u64, usize)> =
-            v2020::StreamCDC::new(&data[..], p.min_size, p.avg_size, p.max_size)
-                .map(|c| c.map(|c| (c.offset, c.length)).unwrap())
-                .collect();
+        let reference: Vec<(u64, usize)> = v2020::StreamCDC::new(&data[..], p.min_size, p.avg_size, p.max_size)
+            .map(|c| c.map(|c| (c.offset, c.length)).unwrap())
+            .collect();
         for piece in [1usize, 1000, 4096, 65536, 1 << 20, 3 << 20] {
-            let ours: Vec<(u64, usize)> =
-                chunks_of(&data, p, piece).iter().map(|c| (c.offset, c.data.len())).collect();
+            let ours: Vec<(u64, usize)> = chunks_of(&data, p, piece).iter().map(|c| (c.offset, c.data.len())).collect();
             assert_eq!(ours, reference, "push size {piece}");
         }
     }

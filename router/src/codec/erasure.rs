@@ -38,8 +38,8 @@ impl ErasureCode {
             return Err(ErasureError::InvalidCode { k, m, why: "need 1 <= k and k + m <= 255".into() });
         }
         // The crate needs at least one parity shard; k+0 is plain striping.
-        let rs = ReedSolomon::new(k, m.max(1))
-            .map_err(|e| ErasureError::InvalidCode { k, m, why: format!("{e:?}") })?;
+        let rs =
+            ReedSolomon::new(k, m.max(1)).map_err(|e| ErasureError::InvalidCode { k, m, why: format!("{e:?}") })?;
         Ok(Self { k, m, rs })
     }
 
@@ -101,9 +101,7 @@ impl ErasureCode {
             if self.m == 0 {
                 return Err(ErasureError::TooFewFragments { available, needed: self.k });
             }
-            self.rs
-                .reconstruct_data(&mut fragments)
-                .map_err(|e| ErasureError::Reconstruct(format!("{e:?}")))?;
+            self.rs.reconstruct_data(&mut fragments).map_err(|e| ErasureError::Reconstruct(format!("{e:?}")))?;
         }
         let mut out = Vec::with_capacity(frag_len * self.k);
         for f in fragments.into_iter().take(self.k) {
@@ -191,10 +189,7 @@ mod tests {
         present[0] = None;
         present[3] = None;
         present[5] = None;
-        assert_eq!(
-            code.decode(present, 28),
-            Err(ErasureError::TooFewFragments { available: 3, needed: 4 })
-        );
+        assert_eq!(code.decode(present, 28), Err(ErasureError::TooFewFragments { available: 3, needed: 4 }));
         assert!(ErasureCode::new(0, 2).is_err());
         assert!(ErasureCode::new(200, 100).is_err());
     }

@@ -27,10 +27,7 @@ mod tests {
 
     #[test]
     fn known_vector() {
-        assert_eq!(
-            hash_chunk(b"abc").to_hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_chunk(b"abc").to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         let mut h = ContentHasher::default();
         h.update(b"a");
         h.update(b"bc");

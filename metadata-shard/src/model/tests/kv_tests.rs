@@ -154,36 +154,19 @@ fn failed_command_leaves_base_untouched() {
             device_id: "d".into(),
             now_ms: T0,
         },
-        ShardCommand::Delete {
-            user_id: ALICE.into(),
-            path: "/src".into(),
-            device_id: "d".into(),
-            now_ms: T0,
-        },
-        ShardCommand::CommitVersion(commit_cmd(
-            "/new/a/b/file",
-            &[chunk(1), chunk(99)],
-            7,
-            None,
-            "d",
-        )),
+        ShardCommand::Delete { user_id: ALICE.into(), path: "/src".into(), device_id: "d".into(), now_ms: T0 },
+        ShardCommand::CommitVersion(commit_cmd("/new/a/b/file", &[chunk(1), chunk(99)], 7, None, "d")),
     ];
     for cmd in commands {
         let mut expected = kv.clone();
         let expected_response = apply(&mut expected, &cmd, &cfg()).unwrap();
         let mut failures = 0;
         for budget in 0.. {
-            let mut failing = FailingKv {
-                inner: kv.clone(),
-                reads_left: Cell::new(budget),
-            };
+            let mut failing = FailingKv { inner: kv.clone(), reads_left: Cell::new(budget) };
             match apply(&mut failing, &cmd, &cfg()) {
                 Err(ModelError::Kv(_)) => {
                     failures += 1;
-                    assert_eq!(
-                        failing.inner, kv,
-                        "{cmd:?} failed after {budget} reads but wrote something"
-                    );
+                    assert_eq!(failing.inner, kv, "{cmd:?} failed after {budget} reads but wrote something");
                 }
                 Err(other) => panic!("unexpected {other}"),
                 Ok(response) => {
@@ -193,10 +176,7 @@ fn failed_command_leaves_base_untouched() {
                 }
             }
         }
-        assert!(
-            failures > 3,
-            "the command should fail at several points, failed at {failures}"
-        );
+        assert!(failures > 3, "the command should fail at several points, failed at {failures}");
     }
 }
 
@@ -205,10 +185,7 @@ fn rejected_command_changes_nothing() {
     let mut kv = MemKv::new();
     commit(&mut kv, "/b/c", &[chunk(2)], 2);
     let before = kv.clone();
-    let err = try_run(
-        &mut kv,
-        ShardCommand::CommitVersion(commit_cmd("/b/c/d/e", &[chunk(3)], 3, None, "d")),
-    );
+    let err = try_run(&mut kv, ShardCommand::CommitVersion(commit_cmd("/b/c/d/e", &[chunk(3)], 3, None, "d")));
     assert!(matches!(err, Err(ModelError::NotAFolder(p)) if p == "/b/c"));
     assert_eq!(kv, before);
 }

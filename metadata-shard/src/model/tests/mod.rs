@@ -35,10 +35,7 @@ pub(super) fn hash(n: u64) -> Hash32 {
 }
 
 pub(super) fn chunk(n: u64) -> ChunkRef {
-    ChunkRef {
-        hash: hash(n),
-        size: 100 + n,
-    }
+    ChunkRef { hash: hash(n), size: 100 + n }
 }
 
 pub(super) fn commit_cmd(
@@ -62,16 +59,8 @@ pub(super) fn commit_cmd(
     }
 }
 
-pub(super) fn commit(
-    kv: &mut MemKv,
-    path: &str,
-    chunks: &[ChunkRef],
-    content: u64,
-) -> CommitOutcome {
-    match run(
-        kv,
-        ShardCommand::CommitVersion(commit_cmd(path, chunks, content, None, "dev1")),
-    ) {
+pub(super) fn commit(kv: &mut MemKv, path: &str, chunks: &[ChunkRef], content: u64) -> CommitOutcome {
+    match run(kv, ShardCommand::CommitVersion(commit_cmd(path, chunks, content, None, "dev1"))) {
         ShardResponse::Committed(outcome) => outcome,
         other => panic!("unexpected {other:?}"),
     }
@@ -80,24 +69,14 @@ pub(super) fn commit(
 pub(super) fn mkdir(kv: &mut MemKv, path: &str) {
     run(
         kv,
-        ShardCommand::CreateFolder {
-            user_id: ALICE.into(),
-            path: path.into(),
-            device_id: "dev1".into(),
-            now_ms: T0,
-        },
+        ShardCommand::CreateFolder { user_id: ALICE.into(), path: path.into(), device_id: "dev1".into(), now_ms: T0 },
     );
 }
 
 pub(super) fn delete(kv: &mut MemKv, path: &str) -> DeleteOutcome {
     match run(
         kv,
-        ShardCommand::Delete {
-            user_id: ALICE.into(),
-            path: path.into(),
-            device_id: "dev1".into(),
-            now_ms: T0,
-        },
+        ShardCommand::Delete { user_id: ALICE.into(), path: path.into(), device_id: "dev1".into(), now_ms: T0 },
     ) {
         ShardResponse::Deleted(outcome) => outcome,
         other => panic!("unexpected {other:?}"),
@@ -128,12 +107,7 @@ pub(super) fn all_changes(kv: &MemKv, user: &str, after: u64) -> Vec<ChangeEvent
 
 /// Hashes whose drop to zero the zero-ref log recorded, in log order.
 pub(super) fn zero_log(kv: &MemKv) -> Vec<Hash32> {
-    chunks::zero_refs_after(kv, 0, usize::MAX - 1)
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|z| z.hash)
-        .collect()
+    chunks::zero_refs_after(kv, 0, usize::MAX - 1).unwrap().items.into_iter().map(|z| z.hash).collect()
 }
 
 /// splitmix64: a tiny seeded generator, so random tests are reproducible.

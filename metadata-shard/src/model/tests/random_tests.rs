@@ -31,22 +31,16 @@ fn random_command(kv: &MemKv, rng: &mut Rng, step: i64) -> ShardCommand {
     let now_ms = T0 + step * 1000;
     // Session ids per user, so most session commands name one of the user's own.
     let mut session_id = [(user_index * 3 + rng.below(3)) as u8; 16];
-    let open_sessions: Vec<SessionId> = decode_all::<UploadSession>(kv, b'S')
-        .into_iter()
-        .filter(|s| s.user_id == user)
-        .map(|s| s.session_id)
-        .collect();
+    let open_sessions: Vec<SessionId> =
+        decode_all::<UploadSession>(kv, b'S').into_iter().filter(|s| s.user_id == user).map(|s| s.session_id).collect();
     if !open_sessions.is_empty() && rng.below(4) > 0 {
         session_id = rng.pick(&open_sessions);
     }
     match rng.below(18) {
         0..=3 => {
             let chunks = random_chunks(rng);
-            let policy = rng.pick(&[
-                ConflictPolicy::ConflictCopy,
-                ConflictPolicy::LastWriterWins,
-                ConflictPolicy::Reject,
-            ]);
+            let policy =
+                rng.pick(&[ConflictPolicy::ConflictCopy, ConflictPolicy::LastWriterWins, ConflictPolicy::Reject]);
             ShardCommand::CommitVersion(CommitVersion {
                 user_id: user.clone(),
                 path: random_path(rng),
@@ -60,12 +54,7 @@ fn random_command(kv: &MemKv, rng: &mut Rng, step: i64) -> ShardCommand {
                 now_ms,
             })
         }
-        4 => ShardCommand::CreateFolder {
-            user_id: user,
-            path: random_path(rng),
-            device_id: device,
-            now_ms,
-        },
+        4 => ShardCommand::CreateFolder { user_id: user, path: random_path(rng), device_id: device, now_ms },
         5 => ShardCommand::Move {
             user_id: user,
             from: random_path(rng),
@@ -73,12 +62,7 @@ fn random_command(kv: &MemKv, rng: &mut Rng, step: i64) -> ShardCommand {
             device_id: device,
             now_ms,
         },
-        6 => ShardCommand::Delete {
-            user_id: user,
-            path: random_path(rng),
-            device_id: device,
-            now_ms,
-        },
+        6 => ShardCommand::Delete { user_id: user, path: random_path(rng), device_id: device, now_ms },
         7 => ShardCommand::RestoreVersion {
             user_id: user.clone(),
             path: random_path(rng),
@@ -87,10 +71,7 @@ fn random_command(kv: &MemKv, rng: &mut Rng, step: i64) -> ShardCommand {
             device_id: device,
             now_ms,
         },
-        8 => ShardCommand::PurgeDeleted {
-            user_id: user,
-            path: random_path(rng),
-        },
+        8 => ShardCommand::PurgeDeleted { user_id: user, path: random_path(rng) },
         9 => ShardCommand::OpenSession(OpenSession {
             session_id,
             user_id: user,
@@ -105,21 +86,11 @@ fn random_command(kv: &MemKv, rng: &mut Rng, step: i64) -> ShardCommand {
             let hashes = match sessions::get_session(kv, &session_id, &user) {
                 Ok(session) => {
                     let all = rng.below(4) > 0;
-                    session
-                        .chunks
-                        .iter()
-                        .map(|c| c.hash)
-                        .filter(|_| all || rng.below(2) == 0)
-                        .collect()
+                    session.chunks.iter().map(|c| c.hash).filter(|_| all || rng.below(2) == 0).collect()
                 }
                 Err(_) => vec![hash(rng.below(12))],
             };
-            ShardCommand::MarkChunksStored {
-                session_id,
-                user_id: user,
-                hashes,
-                now_ms,
-            }
+            ShardCommand::MarkChunksStored { session_id, user_id: user, hashes, now_ms }
         }
         11 | 16 => ShardCommand::CommitSession {
             session_id,
@@ -130,10 +101,7 @@ fn random_command(kv: &MemKv, rng: &mut Rng, step: i64) -> ShardCommand {
             now_ms,
         },
         12 => match rng.below(2) {
-            0 => ShardCommand::AbortSession {
-                session_id,
-                user_id: user,
-            },
+            0 => ShardCommand::AbortSession { session_id, user_id: user },
             _ => ShardCommand::ExpireSessions { now_ms },
         },
         13 => ShardCommand::Share {
@@ -163,21 +131,13 @@ fn random_command(kv: &MemKv, rng: &mut Rng, step: i64) -> ShardCommand {
                 device_id: device,
                 now_ms,
             },
-            _ => ShardCommand::RevokeLink {
-                owner: user,
-                token: [rng.below(4) as u8; 32],
-                device_id: device,
-                now_ms,
-            },
+            _ => ShardCommand::RevokeLink { owner: user, token: [rng.below(4) as u8; 32], device_id: device, now_ms },
         },
     }
 }
 
 fn random_cfg() -> ShardConfig {
-    ShardConfig {
-        max_versions: 3,
-        ..ShardConfig::default()
-    }
+    ShardConfig { max_versions: 3, ..ShardConfig::default() }
 }
 
 /// Applies `count` random commands; returns how many succeeded.
@@ -194,11 +154,7 @@ fn run_random(kv: &mut MemKv, seed: u64, count: usize) -> usize {
 }
 
 fn decode_all<T: serde::de::DeserializeOwned>(kv: &MemKv, tag: u8) -> Vec<T> {
-    kv.scan(&[tag], &[tag + 1], usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|(_, v)| codec::decode(v, "test").unwrap())
-        .collect()
+    kv.scan(&[tag], &[tag + 1], usize::MAX).unwrap().iter().map(|(_, v)| codec::decode(v, "test").unwrap()).collect()
 }
 
 fn check_invariants(kv: &MemKv) {
@@ -218,12 +174,7 @@ fn check_invariants(kv: &MemKv) {
         .scan(b"C", b"D", usize::MAX)
         .unwrap()
         .into_iter()
-        .map(|(k, v)| {
-            (
-                k[1..].try_into().unwrap(),
-                u64::from_be_bytes(v.try_into().unwrap()),
-            )
-        })
+        .map(|(k, v)| (k[1..].try_into().unwrap(), u64::from_be_bytes(v.try_into().unwrap())))
         .collect();
     assert_eq!(stored, expected);
     // The namespace tree is connected and deleted folders hold only deleted entries.
@@ -232,24 +183,12 @@ fn check_invariants(kv: &MemKv) {
     for user in USERS {
         for entry in namespace_entries(kv, user) {
             let parent = paths::parent(&entry.path).unwrap();
-            let parent_entry = namespace::load(kv, user, parent)
-                .unwrap()
-                .unwrap_or_else(|| panic!("{} has no parent", entry.path));
+            let parent_entry =
+                namespace::load(kv, user, parent).unwrap().unwrap_or_else(|| panic!("{} has no parent", entry.path));
             assert!(parent_entry.is_folder());
-            assert!(
-                entry.deleted || !parent_entry.deleted,
-                "{} is live below a deleted folder",
-                entry.path
-            );
+            assert!(entry.deleted || !parent_entry.deleted, "{} is live below a deleted folder", entry.path);
             if let Some(file) = entry.file() {
-                let kept = versions::list_versions(
-                    kv,
-                    user,
-                    &FileRef::Path(entry.path.clone()),
-                    None,
-                    100,
-                )
-                .unwrap();
+                let kept = versions::list_versions(kv, user, &FileRef::Path(entry.path.clone()), None, 100).unwrap();
                 let numbers: Vec<u64> = kept.versions.iter().map(|v| v.version).collect();
                 let expected: Vec<u64> = (file.oldest_version..=file.version).rev().collect();
                 assert_eq!(numbers, expected);
@@ -261,11 +200,7 @@ fn check_invariants(kv: &MemKv) {
 
 fn namespace_entries(kv: &MemKv, user: &str) -> Vec<Entry> {
     let (start, end) = keys::entry_prefix_range(user, "/");
-    kv.scan(&start, &end, usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|(_, v)| namespace::decode_entry(v).unwrap())
-        .collect()
+    kv.scan(&start, &end, usize::MAX).unwrap().iter().map(|(_, v)| namespace::decode_entry(v).unwrap()).collect()
 }
 
 #[test]
@@ -277,20 +212,10 @@ fn change_log_cursors_have_no_gaps_or_duplicates() {
     let mut kinds_applied = std::collections::BTreeSet::new();
     for step in 0..1000 {
         let cmd = random_command(&kv, &mut rng, step);
-        let variant = format!("{cmd:?}")
-            .split([' ', '(', '{'])
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        let before: Vec<u64> = USERS
-            .iter()
-            .map(|u| changelog::head_cursor(&kv, u).unwrap())
-            .collect();
+        let variant = format!("{cmd:?}").split([' ', '(', '{']).next().unwrap_or_default().to_string();
+        let before: Vec<u64> = USERS.iter().map(|u| changelog::head_cursor(&kv, u).unwrap()).collect();
         let result = apply(&mut kv, &cmd, &random_cfg());
-        let after: Vec<u64> = USERS
-            .iter()
-            .map(|u| changelog::head_cursor(&kv, u).unwrap())
-            .collect();
+        let after: Vec<u64> = USERS.iter().map(|u| changelog::head_cursor(&kv, u).unwrap()).collect();
         if result.is_err() {
             assert_eq!(before, after, "a failed command appended events");
         } else {
@@ -302,27 +227,14 @@ fn change_log_cursors_have_no_gaps_or_duplicates() {
         }
     }
     assert!(succeeded > 300, "too few commands succeeded: {succeeded}");
-    assert_eq!(
-        kinds_applied.len(),
-        15,
-        "every command kind succeeded at least once: {kinds_applied:?}"
-    );
+    assert_eq!(kinds_applied.len(), 15, "every command kind succeeded at least once: {kinds_applied:?}");
     for user in USERS {
         let events = all_changes(&kv, user, 0);
         let cursors: Vec<u64> = events.iter().map(|e| e.cursor).collect();
         assert_eq!(cursors, (1..=heads[user]).collect::<Vec<_>>(), "{user}");
         assert!(events.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
-        for kind in [
-            ChangeKind::Create,
-            ChangeKind::Modify,
-            ChangeKind::Delete,
-            ChangeKind::Move,
-            ChangeKind::Share,
-        ] {
-            assert!(
-                events.iter().any(|e| e.kind == kind),
-                "{user} has no {kind:?} event"
-            );
+        for kind in [ChangeKind::Create, ChangeKind::Modify, ChangeKind::Delete, ChangeKind::Move, ChangeKind::Share] {
+            assert!(events.iter().any(|e| e.kind == kind), "{user} has no {kind:?} event");
         }
 
         // Echo filtering: the phone never sees its own events, the cursor still reaches
@@ -339,10 +251,7 @@ fn change_log_cursors_have_no_gaps_or_duplicates() {
             }
         }
         assert_eq!(cursor, heads[user]);
-        let expected: Vec<ChangeEvent> = events
-            .into_iter()
-            .filter(|e| e.device_id != "phone")
-            .collect();
+        let expected: Vec<ChangeEvent> = events.into_iter().filter(|e| e.device_id != "phone").collect();
         assert!(expected.len() < heads[user] as usize);
         assert_eq!(seen, expected);
     }
@@ -359,10 +268,7 @@ fn replicas_applying_the_same_commands_are_byte_identical() {
     check_invariants(&first);
     let mut other = MemKv::new();
     run_random(&mut other, 8, 1500);
-    assert_ne!(
-        first.map, other.map,
-        "a different sequence gives a different state"
-    );
+    assert_ne!(first.map, other.map, "a different sequence gives a different state");
     check_invariants(&other);
 }
 

@@ -2,11 +2,7 @@
 
 use super::*;
 
-fn commit_with(
-    kv: &mut MemKv,
-    mut cmd: CommitVersion,
-    policy: ConflictPolicy,
-) -> Result<CommitOutcome, ModelError> {
+fn commit_with(kv: &mut MemKv, mut cmd: CommitVersion, policy: ConflictPolicy) -> Result<CommitOutcome, ModelError> {
     cmd.policy = policy;
     match try_run(kv, ShardCommand::CommitVersion(cmd))? {
         ShardResponse::Committed(outcome) => Ok(outcome),
@@ -29,126 +25,62 @@ fn conflict_copy_last_writer_wins_and_identical_content() {
     let path = "/docs/report.final.txt";
     let v1 = commit(&mut kv, path, &[chunk(1)], 1);
     // Device B moves the file on to version 2.
-    commit_with(
-        &mut kv,
-        commit_cmd(path, &[chunk(2)], 2, Some(1), "desktop"),
-        ConflictPolicy::ConflictCopy,
-    )
-    .unwrap();
+    commit_with(&mut kv, commit_cmd(path, &[chunk(2)], 2, Some(1), "desktop"), ConflictPolicy::ConflictCopy).unwrap();
 
     // Device A still thinks version 1 is current.
-    let copy = commit_with(
-        &mut kv,
-        commit_cmd(path, &[chunk(3)], 3, Some(1), "laptop"),
-        ConflictPolicy::ConflictCopy,
-    )
-    .unwrap();
+    let copy = commit_with(&mut kv, commit_cmd(path, &[chunk(3)], 3, Some(1), "laptop"), ConflictPolicy::ConflictCopy)
+        .unwrap();
     let copy_path = "/docs/report.final (laptop's conflicting copy 2024-03-01).txt";
     assert!(copy.conflict);
-    assert_eq!(
-        (
-            copy.path.as_str(),
-            copy.conflict_path.as_deref(),
-            copy.version
-        ),
-        (copy_path, Some(copy_path), 1)
-    );
+    assert_eq!((copy.path.as_str(), copy.conflict_path.as_deref(), copy.version), (copy_path, Some(copy_path), 1));
     assert_ne!(copy.file_id, v1.file_id);
     let original = stat(&kv, path).unwrap();
-    assert_eq!(
-        (
-            original.file().unwrap().version,
-            original.file().unwrap().content_sha256
-        ),
-        (2, hash(1_000_002))
-    );
-    assert_eq!(
-        stat(&kv, copy_path).unwrap().file().unwrap().content_sha256,
-        hash(1_000_003)
-    );
+    assert_eq!((original.file().unwrap().version, original.file().unwrap().content_sha256), (2, hash(1_000_002)));
+    assert_eq!(stat(&kv, copy_path).unwrap().file().unwrap().content_sha256, hash(1_000_003));
 
     // A second conflict from the same device on the same day gets a numbered name.
-    let again = commit_with(
-        &mut kv,
-        commit_cmd(path, &[chunk(4)], 4, Some(1), "laptop"),
-        ConflictPolicy::ConflictCopy,
-    )
-    .unwrap();
-    assert_eq!(
-        again.path,
-        "/docs/report.final (laptop's conflicting copy 2024-03-01 2).txt"
-    );
+    let again = commit_with(&mut kv, commit_cmd(path, &[chunk(4)], 4, Some(1), "laptop"), ConflictPolicy::ConflictCopy)
+        .unwrap();
+    assert_eq!(again.path, "/docs/report.final (laptop's conflicting copy 2024-03-01 2).txt");
 
     // Last writer wins: current anyway, the overwritten version stays in history.
-    let lww = commit_with(
-        &mut kv,
-        commit_cmd(path, &[chunk(5)], 5, Some(1), "laptop"),
-        ConflictPolicy::LastWriterWins,
-    )
-    .unwrap();
+    let lww = commit_with(&mut kv, commit_cmd(path, &[chunk(5)], 5, Some(1), "laptop"), ConflictPolicy::LastWriterWins)
+        .unwrap();
     assert!(lww.conflict && lww.conflict_path.is_none());
     assert_eq!((lww.path.as_str(), lww.version), (path, 3));
     assert_eq!(history(&kv, path), [3, 2, 1]);
     let v2 = versions::get_version(&kv, ALICE, &FileRef::Path(path.into()), 2).unwrap();
-    assert_eq!(
-        (v2.chunks.as_slice(), v2.device_id.as_str()),
-        (&[chunk(2)][..], "desktop")
-    );
+    assert_eq!((v2.chunks.as_slice(), v2.device_id.as_str()), (&[chunk(2)][..], "desktop"));
 
     // Identical content with a stale base: no conflict, no new version.
     let cursor = changelog::head_cursor(&kv, ALICE).unwrap();
-    let same = commit_with(
-        &mut kv,
-        commit_cmd(path, &[chunk(5)], 5, Some(1), "tablet"),
-        ConflictPolicy::ConflictCopy,
-    )
-    .unwrap();
+    let same = commit_with(&mut kv, commit_cmd(path, &[chunk(5)], 5, Some(1), "tablet"), ConflictPolicy::ConflictCopy)
+        .unwrap();
     assert!(!same.conflict && !same.new_version);
     assert_eq!(same.version, 3);
     assert_eq!(changelog::head_cursor(&kv, ALICE).unwrap(), cursor);
 
     // Reject reports the current version.
-    let rejected = commit_with(
-        &mut kv,
-        commit_cmd(path, &[chunk(6)], 6, Some(2), "laptop"),
-        ConflictPolicy::Reject,
-    );
+    let rejected = commit_with(&mut kv, commit_cmd(path, &[chunk(6)], 6, Some(2), "laptop"), ConflictPolicy::Reject);
     assert_eq!(rejected, Err(ModelError::Conflict { current_version: 3 }));
     // A matching base is no conflict.
-    let ok = commit_with(
-        &mut kv,
-        commit_cmd(path, &[chunk(6)], 6, Some(3), "laptop"),
-        ConflictPolicy::Reject,
-    )
-    .unwrap();
+    let ok = commit_with(&mut kv, commit_cmd(path, &[chunk(6)], 6, Some(3), "laptop"), ConflictPolicy::Reject).unwrap();
     assert_eq!((ok.version, ok.conflict), (4, false));
 }
 
 #[test]
 fn pruning_restore_and_refcounts() {
     let mut kv = MemKv::new();
-    let cfg3 = ShardConfig {
-        max_versions: 3,
-        ..ShardConfig::default()
-    };
+    let cfg3 = ShardConfig { max_versions: 3, ..ShardConfig::default() };
     let path = "/f.bin";
     // Chunk 100 is in every version; chunk n only in version n.
     for n in 1..=5u64 {
-        let cmd =
-            ShardCommand::CommitVersion(commit_cmd(path, &[chunk(100), chunk(n)], n, None, "d"));
+        let cmd = ShardCommand::CommitVersion(commit_cmd(path, &[chunk(100), chunk(n)], n, None, "d"));
         apply(&mut kv, &cmd, &cfg3).unwrap();
     }
     assert_eq!(history(&kv, path), [5, 4, 3]);
     assert_eq!(stat(&kv, path).unwrap().file().unwrap().oldest_version, 3);
-    assert_eq!(
-        (
-            refcount(&kv, 1),
-            refcount(&kv, 2),
-            refcount(&kv, 3),
-            refcount(&kv, 100)
-        ),
-        (0, 0, 1, 3)
-    );
+    assert_eq!((refcount(&kv, 1), refcount(&kv, 2), refcount(&kv, 3), refcount(&kv, 100)), (0, 0, 1, 3));
     assert_eq!(zero_log(&kv), [hash(1), hash(2)]);
     assert!(versions::get_version(&kv, ALICE, &FileRef::Path(path.into()), 2).is_err());
 
@@ -165,10 +97,7 @@ fn pruning_restore_and_refcounts() {
     apply(&mut kv, &restore, &cfg3).unwrap();
     assert_eq!(history(&kv, path), [6, 5, 4]);
     let v6 = versions::get_version(&kv, ALICE, &FileRef::Path(path.into()), 6).unwrap();
-    assert_eq!(
-        (v6.chunks, v6.content_sha256),
-        (vec![chunk(100), chunk(3)], hash(1_000_003))
-    );
+    assert_eq!((v6.chunks, v6.content_sha256), (vec![chunk(100), chunk(3)], hash(1_000_003)));
     assert_eq!((refcount(&kv, 3), refcount(&kv, 100)), (1, 3));
     assert_eq!(zero_log(&kv), [hash(1), hash(2)]);
     // Restoring the current content is a no-op.
@@ -181,39 +110,14 @@ fn pruning_restore_and_refcounts() {
         now_ms: T0,
     };
     let noop = apply(&mut kv, &restore_current, &cfg3).unwrap();
-    assert!(matches!(
-        noop,
-        ShardResponse::Committed(CommitOutcome {
-            new_version: false,
-            version: 6,
-            ..
-        })
-    ));
+    assert!(matches!(noop, ShardResponse::Committed(CommitOutcome { new_version: false, version: 6, .. })));
     // The whole history goes with a purge.
     delete(&mut kv, path);
-    run(
-        &mut kv,
-        ShardCommand::PurgeDeleted {
-            user_id: ALICE.into(),
-            path: path.into(),
-        },
-    );
-    assert_eq!(
-        (
-            refcount(&kv, 3),
-            refcount(&kv, 4),
-            refcount(&kv, 5),
-            refcount(&kv, 100)
-        ),
-        (0, 0, 0, 0)
-    );
+    run(&mut kv, ShardCommand::PurgeDeleted { user_id: ALICE.into(), path: path.into() });
+    assert_eq!((refcount(&kv, 3), refcount(&kv, 4), refcount(&kv, 5), refcount(&kv, 100)), (0, 0, 0, 0));
     let log = zero_log(&kv);
     for n in [1, 2, 3, 4, 5, 100] {
-        assert_eq!(
-            log.iter().filter(|h| **h == hash(n)).count(),
-            1,
-            "chunk {n} logged once"
-        );
+        assert_eq!(log.iter().filter(|h| **h == hash(n)).count(), 1, "chunk {n} logged once");
     }
 }
 
@@ -224,60 +128,26 @@ fn dedup_chunk_stays_referenced_while_one_file_uses_it() {
     commit(&mut kv, "/b", &[chunk(7), chunk(2), chunk(7)], 2);
     assert_eq!(refcount(&kv, 7), 3, "counted per occurrence");
     delete(&mut kv, "/a");
-    run(
-        &mut kv,
-        ShardCommand::PurgeDeleted {
-            user_id: ALICE.into(),
-            path: "/a".into(),
-        },
-    );
+    run(&mut kv, ShardCommand::PurgeDeleted { user_id: ALICE.into(), path: "/a".into() });
     assert_eq!((refcount(&kv, 7), refcount(&kv, 1)), (2, 0));
     assert_eq!(zero_log(&kv), [hash(1)]);
     delete(&mut kv, "/b");
-    run(
-        &mut kv,
-        ShardCommand::PurgeDeleted {
-            user_id: ALICE.into(),
-            path: "/b".into(),
-        },
-    );
+    run(&mut kv, ShardCommand::PurgeDeleted { user_id: ALICE.into(), path: "/b".into() });
     assert_eq!(refcount(&kv, 7), 0);
     assert_eq!(zero_log(&kv), [hash(1), hash(2), hash(7)]);
     // A later commit revives the chunk: the log entry stays, the count it reports moves.
     commit(&mut kv, "/c", &[chunk(7)], 3);
     let page = chunks::zero_refs_after(&kv, 2, 10).unwrap();
     assert_eq!(page.items.len(), 1);
-    assert_eq!(
-        (
-            page.items[0].hash,
-            page.items[0].refcount_now,
-            page.items[0].cursor
-        ),
-        (hash(7), 1, 3)
-    );
-    assert_eq!(
-        chunks::refcounts(&kv, &[hash(7), hash(1)]).unwrap(),
-        [(hash(7), 1), (hash(1), 0)]
-    );
+    assert_eq!((page.items[0].hash, page.items[0].refcount_now, page.items[0].cursor), (hash(7), 1, 3));
+    assert_eq!(chunks::refcounts(&kv, &[hash(7), hash(1)]).unwrap(), [(hash(7), 1), (hash(1), 0)]);
     // GC trims what it has processed.
     let trimmed = run(&mut kv, ShardCommand::TrimZeroRefLog { through_cursor: 2 });
-    assert_eq!(
-        trimmed,
-        ShardResponse::ZeroRefLogTrimmed {
-            removed: 2,
-            more: false
-        }
-    );
+    assert_eq!(trimmed, ShardResponse::ZeroRefLogTrimmed { removed: 2, more: false });
     assert_eq!(zero_log(&kv), [hash(7)]);
 }
 
-fn open(
-    kv: &mut MemKv,
-    id: u8,
-    path: &str,
-    chunks: &[ChunkRef],
-    expires_at_ms: i64,
-) -> UploadSession {
+fn open(kv: &mut MemKv, id: u8, path: &str, chunks: &[ChunkRef], expires_at_ms: i64) -> UploadSession {
     let cmd = OpenSession {
         session_id: [id; 16],
         user_id: ALICE.into(),
@@ -294,12 +164,7 @@ fn open(
     }
 }
 
-fn commit_session(
-    kv: &mut MemKv,
-    id: u8,
-    content: u64,
-    now_ms: i64,
-) -> Result<ShardResponse, ModelError> {
+fn commit_session(kv: &mut MemKv, id: u8, content: u64, now_ms: i64) -> Result<ShardResponse, ModelError> {
     try_run(
         kv,
         ShardCommand::CommitSession {
@@ -328,82 +193,34 @@ fn mark(kv: &mut MemKv, id: u8, chunks: &[u64]) -> Result<ShardResponse, ModelEr
 #[test]
 fn upload_session_lifecycle_and_references() {
     let mut kv = MemKv::new();
-    let session = open(
-        &mut kv,
-        1,
-        "/video.mp4",
-        &[chunk(1), chunk(2), chunk(1)],
-        T0 + 60_000,
-    );
+    let session = open(&mut kv, 1, "/video.mp4", &[chunk(1), chunk(2), chunk(1)], T0 + 60_000);
     assert_eq!(session.missing(), [hash(1), hash(2)]);
-    assert_eq!(
-        (refcount(&kv, 1), refcount(&kv, 2)),
-        (2, 1),
-        "an open session holds references"
-    );
-    assert_eq!(
-        mark(&mut kv, 1, &[1]).unwrap(),
-        ShardResponse::ChunksMarked { missing: 1 }
-    );
-    assert!(matches!(
-        mark(&mut kv, 1, &[9]),
-        Err(ModelError::InvalidArgument(_))
-    ));
-    let missing = ShardQuery::MissingChunks {
-        session_id: [1; 16],
-        user_id: ALICE.into(),
-    };
-    assert_eq!(
-        query(&kv, &missing).unwrap(),
-        QueryResponse::MissingChunks(vec![hash(2)])
-    );
-    assert!(
-        sessions::get_session(&kv, &[1; 16], BOB).is_err(),
-        "another user's session is invisible"
-    );
-    assert_eq!(
-        commit_session(&mut kv, 1, 1, T0),
-        Err(ModelError::ChunksMissing { missing: 1 })
-    );
+    assert_eq!((refcount(&kv, 1), refcount(&kv, 2)), (2, 1), "an open session holds references");
+    assert_eq!(mark(&mut kv, 1, &[1]).unwrap(), ShardResponse::ChunksMarked { missing: 1 });
+    assert!(matches!(mark(&mut kv, 1, &[9]), Err(ModelError::InvalidArgument(_))));
+    let missing = ShardQuery::MissingChunks { session_id: [1; 16], user_id: ALICE.into() };
+    assert_eq!(query(&kv, &missing).unwrap(), QueryResponse::MissingChunks(vec![hash(2)]));
+    assert!(sessions::get_session(&kv, &[1; 16], BOB).is_err(), "another user's session is invisible");
+    assert_eq!(commit_session(&mut kv, 1, 1, T0), Err(ModelError::ChunksMissing { missing: 1 }));
     mark(&mut kv, 1, &[2]).unwrap();
-    let ShardResponse::Committed(outcome) = commit_session(&mut kv, 1, 1, T0).unwrap() else {
-        panic!()
-    };
+    let ShardResponse::Committed(outcome) = commit_session(&mut kv, 1, 1, T0).unwrap() else { panic!() };
     assert_eq!((outcome.path.as_str(), outcome.version), ("/video.mp4", 1));
     let v1 = versions::get_version(&kv, ALICE, &FileRef::Path("/video.mp4".into()), 1).unwrap();
     assert_eq!((v1.size, v1.device_id.as_str()), (304, "phone"));
-    assert_eq!(
-        (refcount(&kv, 1), refcount(&kv, 2)),
-        (2, 1),
-        "references were handed over, not doubled"
-    );
+    assert_eq!((refcount(&kv, 1), refcount(&kv, 2)), (2, 1), "references were handed over, not doubled");
     assert!(zero_log(&kv).is_empty());
     assert!(sessions::get_session(&kv, &[1; 16], ALICE).is_err());
 
     // Abort releases: chunk 3 only this session used drops to zero.
     open(&mut kv, 2, "/other", &[chunk(3), chunk(1)], T0 + 60_000);
-    run(
-        &mut kv,
-        ShardCommand::AbortSession {
-            session_id: [2; 16],
-            user_id: ALICE.into(),
-        },
-    );
+    run(&mut kv, ShardCommand::AbortSession { session_id: [2; 16], user_id: ALICE.into() });
     assert_eq!((refcount(&kv, 3), refcount(&kv, 1)), (0, 2));
     assert_eq!(zero_log(&kv), [hash(3)]);
 
     // A session whose content is already current commits nothing and releases.
-    open(
-        &mut kv,
-        3,
-        "/video.mp4",
-        &[chunk(1), chunk(2), chunk(1)],
-        T0 + 60_000,
-    );
+    open(&mut kv, 3, "/video.mp4", &[chunk(1), chunk(2), chunk(1)], T0 + 60_000);
     mark(&mut kv, 3, &[1, 2]).unwrap();
-    let ShardResponse::Committed(same) = commit_session(&mut kv, 3, 1, T0).unwrap() else {
-        panic!()
-    };
+    let ShardResponse::Committed(same) = commit_session(&mut kv, 3, 1, T0).unwrap() else { panic!() };
     assert!(!same.new_version);
     assert_eq!((refcount(&kv, 1), refcount(&kv, 2)), (2, 1));
 }
@@ -412,44 +229,14 @@ fn upload_session_lifecycle_and_references() {
 fn sessions_expire_in_bounded_batches() {
     let mut kv = MemKv::new();
     for id in 0..5u8 {
-        open(
-            &mut kv,
-            id,
-            &format!("/f{id}"),
-            &[chunk(u64::from(id))],
-            T0 + 1000 * i64::from(id + 1),
-        );
+        open(&mut kv, id, &format!("/f{id}"), &[chunk(u64::from(id))], T0 + 1000 * i64::from(id + 1));
     }
-    assert_eq!(
-        commit_session(&mut kv, 0, 0, T0 + 1000),
-        Err(ModelError::Expired("upload session".into()))
-    );
-    let small = ShardConfig {
-        expire_sessions_batch: 2,
-        ..ShardConfig::default()
-    };
+    assert_eq!(commit_session(&mut kv, 0, 0, T0 + 1000), Err(ModelError::Expired("upload session".into())));
+    let small = ShardConfig { expire_sessions_batch: 2, ..ShardConfig::default() };
     let expire = ShardCommand::ExpireSessions { now_ms: T0 + 3000 };
-    assert_eq!(
-        apply(&mut kv, &expire, &small).unwrap(),
-        ShardResponse::SessionsExpired {
-            removed: 2,
-            more: true
-        }
-    );
-    assert_eq!(
-        apply(&mut kv, &expire, &small).unwrap(),
-        ShardResponse::SessionsExpired {
-            removed: 1,
-            more: false
-        }
-    );
-    assert_eq!(
-        apply(&mut kv, &expire, &small).unwrap(),
-        ShardResponse::SessionsExpired {
-            removed: 0,
-            more: false
-        }
-    );
+    assert_eq!(apply(&mut kv, &expire, &small).unwrap(), ShardResponse::SessionsExpired { removed: 2, more: true });
+    assert_eq!(apply(&mut kv, &expire, &small).unwrap(), ShardResponse::SessionsExpired { removed: 1, more: false });
+    assert_eq!(apply(&mut kv, &expire, &small).unwrap(), ShardResponse::SessionsExpired { removed: 0, more: false });
     for id in 0..5u8 {
         let alive = sessions::get_session(&kv, &[id; 16], ALICE).is_ok();
         assert_eq!(alive, id >= 3, "session {id}");
@@ -463,30 +250,17 @@ fn commit_validates_sizes_and_targets() {
     mkdir(&mut kv, "/dir");
     let mut bad_size = commit_cmd("/x", &[chunk(1)], 1, None, "d");
     bad_size.size += 1;
+    assert!(matches!(try_run(&mut kv, ShardCommand::CommitVersion(bad_size)), Err(ModelError::InvalidArgument(_))));
     assert!(matches!(
-        try_run(&mut kv, ShardCommand::CommitVersion(bad_size)),
-        Err(ModelError::InvalidArgument(_))
-    ));
-    assert!(matches!(
-        try_run(
-            &mut kv,
-            ShardCommand::CommitVersion(commit_cmd("/dir", &[], 1, None, "d"))
-        ),
+        try_run(&mut kv, ShardCommand::CommitVersion(commit_cmd("/dir", &[], 1, None, "d"))),
         Err(ModelError::NotAFile(_))
     ));
     assert!(matches!(
-        try_run(
-            &mut kv,
-            ShardCommand::CommitVersion(commit_cmd("/", &[], 1, None, "d"))
-        ),
+        try_run(&mut kv, ShardCommand::CommitVersion(commit_cmd("/", &[], 1, None, "d"))),
         Err(ModelError::InvalidPath(_))
     ));
     // A stale base on a missing file just creates it.
-    let created = commit_with(
-        &mut kv,
-        commit_cmd("/new", &[chunk(1)], 1, Some(4), "d"),
-        ConflictPolicy::Reject,
-    )
-    .unwrap();
+    let created =
+        commit_with(&mut kv, commit_cmd("/new", &[chunk(1)], 1, Some(4), "d"), ConflictPolicy::Reject).unwrap();
     assert_eq!((created.version, created.conflict), (1, false));
 }
