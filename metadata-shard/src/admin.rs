@@ -16,8 +16,8 @@ use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 
 use crate::command::{GroupAnswer, GroupQuery, Proposal};
-use crate::model::QueryResponse;
 use crate::host::{GroupReplica, MetaHost};
+use crate::model::QueryResponse;
 use crate::raft::NodeId;
 
 pub const LEADER_ID: &str = "tessera-leader-id";

@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::admin::LEADER_ADDR;
+use crate::cluster::{ClusterCommand, ShardGroup};
 use crate::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse, Proposal};
 use crate::raft::network::PeerChannels;
 use crate::raft::{GroupId, NodeId};
@@ -202,6 +203,25 @@ impl MetaClient {
             voters = self.add_replica_via(group, *node, addr, first).await?;
         }
         Ok(voters)
+    }
+
+    /// Creates a metadata shard on `replicas` and records it in the cluster
+    /// group's shard map with `vnodes` ring positions.
+    pub async fn create_shard(
+        &self,
+        group: GroupId,
+        replicas: &[(NodeId, String)],
+        vnodes: u32,
+    ) -> Result<Vec<NodeId>, ClientError> {
+        if group == 0 {
+            return Err(ClientError::Rejected(Status::invalid_argument("group 0 is the cluster group")));
+        }
+        let voters = self.create_group(group, replicas).await?;
+        let entry = ShardGroup { group_id: group, replicas: voters.clone(), vnodes };
+        match self.propose(0, &GroupCommand::Cluster(ClusterCommand::PutShardGroup(entry))).await? {
+            (GroupResponse::Cluster(Ok(_)), _) => Ok(voters),
+            (other, _) => Err(ClientError::Rejected(Status::internal(format!("recording the shard: {other:?}")))),
+        }
     }
 
     async fn add_replica_via(

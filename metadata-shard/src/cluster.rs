@@ -39,6 +39,10 @@ pub struct ShardGroup {
     pub group_id: u64,
     /// `tessera-meta` node ids hosting a replica.
     pub replicas: Vec<u64>,
+    /// Ring positions the shard owns: routers place `shard-{group_id}-{i}`
+    /// for i in 0..vnodes on the consistent-hash ring of user ids, so a
+    /// larger value gives the shard a larger share of users.
+    pub vnodes: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -55,6 +59,7 @@ pub enum ClusterCommand {
     RegisterNode(NodeInfo),
     RemoveNode { kind: NodeKind, id: String },
     PutShardGroup(ShardGroup),
+    RemoveShardGroup { group_id: u64 },
     CreateUser(User),
 }
 
@@ -155,6 +160,14 @@ pub fn apply(
             writes.insert(group_key(g.group_id), Some(bytes));
             ClusterResponse::Done
         }),
+        ClusterCommand::RemoveShardGroup { group_id } => {
+            if view.get(&group_key(*group_id))?.is_none() {
+                Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no shard group {group_id}")))
+            } else {
+                writes.insert(group_key(*group_id), None);
+                Ok(ClusterResponse::Done)
+            }
+        }
         ClusterCommand::CreateUser(u) => {
             if u.user_id.is_empty() || u.access_key.is_empty() || u.secret_key.len() < 8 {
                 Err(ApplyError::new(
@@ -205,6 +218,7 @@ pub enum ClusterQuery {
     UserByAccessKey(String),
     Nodes(NodeKind),
     Epoch,
+    ShardMap,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -212,6 +226,17 @@ pub enum ClusterAnswer {
     User(Option<User>),
     Nodes(Vec<NodeInfo>),
     Epoch(u64),
+    ShardMap(Vec<ShardGroup>),
+}
+
+/// Every shard group, by id.
+pub fn shard_map(view: &GroupView<'_>) -> Result<Vec<ShardGroup>, rocksdb::Error> {
+    // "group0" is the first key after every "group/…" key ('0' follows '/').
+    Ok(view
+        .scan(b"group/", b"group0", usize::MAX)?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+        .collect())
 }
 
 pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, rocksdb::Error> {
@@ -219,5 +244,6 @@ pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, ro
         ClusterQuery::UserByAccessKey(k) => ClusterAnswer::User(user_by_access_key(view, k)?),
         ClusterQuery::Nodes(kind) => ClusterAnswer::Nodes(nodes(view, *kind)?),
         ClusterQuery::Epoch => ClusterAnswer::Epoch(epoch(view)?),
+        ClusterQuery::ShardMap => ClusterAnswer::ShardMap(shard_map(view)?),
     })
 }

@@ -53,6 +53,8 @@ pub struct GroupReplica {
     pub group: GroupId,
     pub raft: Raft,
     pub sm: StateMachineStore,
+    /// Read-only handle on the group's log (for the committed index).
+    pub log: LogStore,
 }
 
 pub struct MetaHost {
@@ -124,10 +126,10 @@ impl MetaHost {
         let log = LogStore::new(self.db.clone(), group);
         let sm = StateMachineStore::new(self.db.clone(), group, Arc::new(TesseraApplier::default()));
         let network = GroupNetwork { group, peers: self.peers.clone() };
-        let raft = Raft::new(self.node_id, self.config.clone(), network, log, sm.clone())
+        let raft = Raft::new(self.node_id, self.config.clone(), network, log.clone(), sm.clone())
             .await
             .map_err(|e| HostError::Raft(e.to_string()))?;
-        let replica = Arc::new(GroupReplica { group, raft, sm });
+        let replica = Arc::new(GroupReplica { group, raft, sm, log });
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         Ok(groups.entry(group).or_insert(replica).clone())
     }

@@ -66,6 +66,7 @@ struct RaftGauges {
     leader: Family<GroupLabel, Gauge>,
     is_leader: Family<GroupLabel, Gauge>,
     last_log: Family<GroupLabel, Gauge>,
+    committed: Family<GroupLabel, Gauge>,
     applied: Family<GroupLabel, Gauge>,
     apply_lag: Family<GroupLabel, Gauge>,
     voters: Family<GroupLabel, Gauge>,
@@ -78,6 +79,7 @@ impl RaftGauges {
         r.register("leader", "Node id of the group's leader (-1: none known)", self.leader.clone());
         r.register("is_leader", "1 when this process leads the group", self.is_leader.clone());
         r.register("last_log_index", "Index of the last log entry", self.last_log.clone());
+        r.register("commit_index", "Index of the last entry known committed", self.committed.clone());
         r.register("last_applied_index", "Index of the last applied entry", self.applied.clone());
         r.register("apply_lag", "Log entries not yet applied", self.apply_lag.clone());
         r.register("voters", "Voting members of the group", self.voters.clone());
@@ -93,6 +95,9 @@ impl RaftGauges {
             self.leader.get_or_create(&l).set(m.current_leader.map(|x| x as i64).unwrap_or(-1));
             self.is_leader.get_or_create(&l).set(i64::from(m.current_leader == Some(host.node_id)));
             self.last_log.get_or_create(&l).set(last);
+            if let Ok(Some(c)) = g.log.committed() {
+                self.committed.get_or_create(&l).set(c.index as i64);
+            }
             self.applied.get_or_create(&l).set(applied);
             self.apply_lag.get_or_create(&l).set(last - applied);
             self.voters.get_or_create(&l).set(m.membership_config.membership().voter_ids().count() as i64);

@@ -255,3 +255,53 @@ async fn a_shard_group_moves_a_replica_while_serving_writes() {
     let q = GroupQuery::Cluster(ClusterQuery::UserByAccessKey("AK00001".into()));
     assert!(matches!(client.query(0, &q).await.unwrap(), GroupAnswer::Cluster(ClusterAnswer::User(None))));
 }
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let code = resp.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+    (code, resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_config_metrics_health_and_sigterm() {
+    let work = tempfile::tempdir().unwrap();
+    // Unknown config keys are refused at start, naming the key.
+    let bad = work.path().join("bad.toml");
+    std::fs::write(&bad, "listen = \"127.0.0.1:0\"\n[raft]\nheartbeat_msec = 5\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera-meta"))
+        .args(["--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("heartbeat_msec"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut n1 = start(work.path(), 1, &["--bootstrap"]);
+    let client = MetaClient::new(vec![n1.addr.clone()]);
+    commit_user(&client, 1).await.unwrap();
+    let metrics = wait_async("raft gauges", Duration::from_secs(10), async || {
+        let (code, body) = http_get(&n1.addr, "/metrics");
+        (code == 200 && body.contains("tessera_meta_raft_commit_index{group=\"0\"}")).then_some(body)
+    })
+    .await;
+    for name in ["term", "leader", "is_leader", "last_log_index", "last_applied_index", "apply_lag"] {
+        assert!(metrics.contains(&format!("tessera_meta_raft_{name}{{group=\"0\"}}")), "{name} missing:\n{metrics}");
+    }
+    assert!(metrics.contains("tessera_meta_raft_is_leader{group=\"0\"} 1"), "{metrics}");
+    assert_eq!(http_get(&n1.addr, "/health").0, 200);
+
+    // SIGTERM: clean exit, and the data is there after a restart.
+    assert_eq!(n1.guard.terminate(Duration::from_secs(30)).unwrap(), Some(0));
+    let n1 = start_on(work.path(), 1, &n1.data_dir, &n1.addr, &[]);
+    let client = MetaClient::new(vec![n1.addr.clone()]);
+    let q = GroupQuery::Cluster(ClusterQuery::UserByAccessKey("AK00001".into()));
+    assert!(matches!(client.query(0, &q).await.unwrap(), GroupAnswer::Cluster(ClusterAnswer::User(Some(_)))));
+}

@@ -62,6 +62,11 @@ impl LogStore {
         Ok(())
     }
 
+    /// The last log id known committed, as persisted by openraft.
+    pub fn committed(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
+        Ok(self.get_meta::<Option<LogId<NodeId>>>(META_COMMITTED)?.flatten())
+    }
+
     fn last_entry_log_id(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
         let end = group_end(self.group);
         let mut iter = self.db.db.iterator_cf(self.db.cf(CF_LOG), IteratorMode::From(&end, Direction::Reverse));
