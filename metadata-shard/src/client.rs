@@ -15,6 +15,7 @@ use tonic::{Code, Status};
 use crate::admin::LEADER_ADDR;
 use crate::cluster::{ClusterCommand, ShardGroup};
 use crate::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse, Proposal};
+use crate::model::{Permission, ShardCommand};
 use crate::raft::network::PeerChannels;
 use crate::raft::{GroupId, NodeId};
 
@@ -221,6 +222,53 @@ impl MetaClient {
         match self.propose(0, &GroupCommand::Cluster(ClusterCommand::PutShardGroup(entry))).await? {
             (GroupResponse::Cluster(Ok(_)), _) => Ok(voters),
             (other, _) => Err(ClientError::Rejected(Status::internal(format!("recording the shard: {other:?}")))),
+        }
+    }
+
+    /// Shares `path` of `owner` (on `owner_shard`) with `grantee` (whose
+    /// data lives on `grantee_shard`): the share on the owner's shard, then
+    /// the "shared with me" entry on the grantee's. Both commands are
+    /// idempotent under retry, so a caller that sees an error may call again.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn share(
+        &self,
+        owner_shard: GroupId,
+        grantee_shard: GroupId,
+        owner: &str,
+        path: &str,
+        grantee: &str,
+        permission: Permission,
+        expires_at_ms: Option<i64>,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<(), ClientError> {
+        let share = ShardCommand::Share {
+            owner: owner.into(),
+            path: path.into(),
+            grantee: grantee.into(),
+            permission,
+            expires_at_ms,
+            device_id: device_id.into(),
+            now_ms,
+        };
+        self.shard_ok(owner_shard, share).await?;
+        let entry = ShardCommand::AddSharedWithMe {
+            grantee: grantee.into(),
+            owner: owner.into(),
+            path: path.into(),
+            permission,
+            expires_at_ms,
+            now_ms,
+        };
+        self.shard_ok(grantee_shard, entry).await
+    }
+
+    /// Proposes a shard command and turns a model rejection into an error.
+    pub async fn shard_ok(&self, group: GroupId, cmd: ShardCommand) -> Result<(), ClientError> {
+        match self.propose(group, &GroupCommand::Shard(cmd)).await? {
+            (GroupResponse::Shard(Ok(_)), _) => Ok(()),
+            (GroupResponse::Shard(Err(e)), _) => Err(ClientError::Rejected(Status::failed_precondition(e.to_string()))),
+            (other, _) => Err(ClientError::Decode(format!("unexpected answer {other:?}"))),
         }
     }
 

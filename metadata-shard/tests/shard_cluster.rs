@@ -246,3 +246,47 @@ async fn change_log_long_poll_wakes_on_commit_and_filters_the_callers_device() {
     assert!(page.events.iter().all(|e| e.device_id == "phone"));
     drop(n1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_across_shards_records_shared_with_me_and_grants_inherited_access() {
+    use tessera_meta::model::{Action, Permission};
+    let work = tempfile::tempdir().unwrap();
+    let n1 = start(work.path(), 1, "127.0.0.1:0", &["--bootstrap"]);
+    let client = MetaClient::new(vec![n1.addr.clone()]);
+    // Alice's data lives on shard 1, Bob's on shard 2.
+    client.create_shard(1, &[(1, n1.addr.clone())], 64).await.unwrap();
+    client.create_shard(2, &[(1, n1.addr.clone())], 64).await.unwrap();
+    let mut alice_file = commit("/docs/a/b/c.txt", 9, None, "alice-laptop");
+    if let GroupCommand::Shard(ShardCommand::CommitVersion(c)) = &mut alice_file {
+        c.user_id = "alice".into();
+        c.created_by = "alice".into();
+    }
+    client.propose(1, &alice_file).await.unwrap();
+    client.share(1, 2, "alice", "/docs", "bob", Permission::Edit, None, "alice-laptop", 1_000).await.unwrap();
+
+    let listed = client
+        .query(
+            2,
+            &GroupQuery::Shard(ShardQuery::ListSharedWithMe { user_id: "bob".into(), start_after: None, limit: 10 }),
+        )
+        .await
+        .unwrap();
+    let GroupAnswer::Shard(Ok(QueryResponse::SharedWithMe(page))) = listed else { panic!("{listed:?}") };
+    assert_eq!(page.entries.len(), 1, "{page:?}");
+    assert_eq!((page.entries[0].owner.as_str(), page.entries[0].path.as_str()), ("alice", "/docs"));
+
+    let may = |path: &str, action: Action, now_ms: i64| {
+        GroupQuery::Shard(ShardQuery::CheckAccess {
+            owner: "alice".into(),
+            path: path.into(),
+            user_id: "bob".into(),
+            action,
+            now_ms,
+        })
+    };
+    let allowed = |a: GroupAnswer| matches!(a, GroupAnswer::Shard(Ok(QueryResponse::Access(d))) if d.allowed);
+    assert!(allowed(client.query(1, &may("/docs/a/b/c.txt", Action::Write, 2_000)).await.unwrap()));
+    assert!(!allowed(client.query(1, &may("/docs/a/b/c.txt", Action::Share, 2_000)).await.unwrap()));
+    assert!(!allowed(client.query(1, &may("/private.txt", Action::Read, 2_000)).await.unwrap()));
+    drop(n1);
+}
