@@ -4,4 +4,11 @@
 //! chunking, chunk hashing, Reed–Solomon coding); placement, the upload and
 //! download pipelines and the client-facing APIs build on them.
 
+pub mod blocks;
+pub mod cluster_view;
 pub mod codec;
+pub mod datapath;
+pub mod download;
+pub mod error;
+pub mod placement;
+pub mod upload;

@@ -1,0 +1,106 @@
+//! `ClusterView`: the router's picture of the cluster, read from the cluster
+//! group: block nodes (with zones), the shard map and the placement epoch,
+//! turned into a [`Placement`]. Refreshed in the background, so a router
+//! follows membership changes without a restart.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tessera_meta::client::MetaClient;
+use tessera_meta::cluster::{ClusterAnswer, ClusterQuery, NodeKind};
+use tessera_meta::command::{GroupAnswer, GroupQuery};
+
+use crate::blocks::BlockPool;
+use crate::error::RouterError;
+use crate::placement::{BlockNodeInfo, Placement, ShardInfo};
+
+pub struct ClusterView {
+    pub meta: Arc<MetaClient>,
+    pub pool: Arc<BlockPool>,
+    placement: RwLock<Arc<Placement>>,
+}
+
+async fn cluster_query(meta: &MetaClient, q: ClusterQuery) -> Result<ClusterAnswer, RouterError> {
+    match meta.query(0, &GroupQuery::Cluster(q)).await? {
+        GroupAnswer::Cluster(a) => Ok(a),
+        other => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+    }
+}
+
+async fn load_placement(meta: &MetaClient) -> Result<Placement, RouterError> {
+    let ClusterAnswer::Epoch(epoch) = cluster_query(meta, ClusterQuery::Epoch).await? else {
+        return Err(RouterError::Metadata("epoch query answered something else".into()));
+    };
+    let ClusterAnswer::Nodes(nodes) = cluster_query(meta, ClusterQuery::Nodes(NodeKind::Block)).await? else {
+        return Err(RouterError::Metadata("node query answered something else".into()));
+    };
+    let ClusterAnswer::ShardMap(shards) = cluster_query(meta, ClusterQuery::ShardMap).await? else {
+        return Err(RouterError::Metadata("shard map query answered something else".into()));
+    };
+    let nodes = nodes
+        .into_iter()
+        .map(|n| BlockNodeInfo {
+            id: n.id,
+            zone: n.zone,
+            endpoint: if n.addr.starts_with("http") { n.addr } else { format!("http://{}", n.addr) },
+        })
+        .collect();
+    let shards = shards.into_iter().map(|s| ShardInfo { group_id: s.group_id, vnodes: s.vnodes }).collect();
+    Ok(Placement::new(epoch, nodes, shards))
+}
+
+impl ClusterView {
+    pub async fn load(meta: Arc<MetaClient>) -> Result<Arc<Self>, RouterError> {
+        let placement = load_placement(&meta).await?;
+        let view =
+            Arc::new(Self { meta, pool: Arc::new(BlockPool::default()), placement: RwLock::new(Arc::new(placement)) });
+        view.refresh_mirrors().await;
+        Ok(view)
+    }
+
+    /// The current placement snapshot.
+    pub fn placement(&self) -> Arc<Placement> {
+        self.placement.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads the cluster group; swaps in a new placement when anything changed.
+    pub async fn refresh(&self) -> Result<(), RouterError> {
+        let fresh = load_placement(&self.meta).await?;
+        let current = self.placement();
+        if fresh.epoch() != current.epoch()
+            || fresh.block_nodes() != current.block_nodes()
+            || fresh.shards() != current.shards()
+        {
+            tracing::info!(epoch = fresh.epoch(), nodes = fresh.block_nodes().len(), "placement changed");
+            *self.placement.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        }
+        Ok(())
+    }
+
+    /// Updates the Bloom mirror of every block node (unreachable nodes are
+    /// skipped; their mirror stays as it was).
+    pub async fn refresh_mirrors(&self) {
+        let placement = self.placement();
+        let refreshes = placement.block_nodes().iter().map(|n| self.pool.refresh_mirror(n));
+        for (node, result) in placement.block_nodes().iter().zip(futures::future::join_all(refreshes).await) {
+            if let Err(e) = result {
+                tracing::debug!(node = %node.id, error = %e, "Bloom mirror not refreshed");
+            }
+        }
+    }
+
+    /// Refreshes placement and mirrors every `every` until the task is dropped.
+    pub fn spawn_refresh(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let view = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(view) = view.upgrade() else { return };
+                if let Err(e) = view.refresh().await {
+                    tracing::warn!(error = %e, "cluster view refresh failed");
+                }
+                view.refresh_mirrors().await;
+            }
+        })
+    }
+}

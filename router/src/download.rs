@@ -1,0 +1,226 @@
+//! Download: a version's chunk list → each chunk rebuilt from any k of its
+//! fragments → SHA-256 checked → streamed in order with read-ahead.
+//!
+//! Data fragments are asked for first; missing, corrupt or unreachable ones
+//! are replaced by parity fragments (a degraded read). Fragments are looked
+//! for on the chunk's placement nodes first and, failing that, on every
+//! block node (placement may have changed since the chunk was written).
+//! A chunk that cannot be rebuilt, or whose hash does not match, ends the
+//! stream with an error: wrong bytes are never returned.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tessera_block::FragmentKey;
+use tessera_meta::command::{GroupAnswer, GroupQuery};
+use tessera_meta::model::versions::FileRef;
+use tessera_meta::model::{EntryKind, QueryResponse, ShardQuery};
+use tessera_proto::ChunkHash;
+
+use crate::codec::hash::{hash_chunk, ContentHasher};
+use crate::datapath::DataPath;
+use crate::error::RouterError;
+use crate::placement::BlockNodeInfo;
+
+/// A file version as the download path needs it.
+#[derive(Debug, Clone)]
+pub struct FileVersion {
+    pub path: String,
+    pub version: u64,
+    pub size: u64,
+    pub content_sha256: [u8; 32],
+    pub chunks: Vec<(ChunkHash, u64)>,
+    pub modified_at_ms: i64,
+}
+
+async fn shard_query(dp: &DataPath, user_id: &str, q: ShardQuery) -> Result<QueryResponse, RouterError> {
+    let shard = dp.view.placement().shard_for_user(user_id).map_err(|e| RouterError::Unavailable(e.to_string()))?;
+    match dp.view.meta.query(shard, &GroupQuery::Shard(q)).await? {
+        GroupAnswer::Shard(Ok(r)) => Ok(r),
+        GroupAnswer::Shard(Err(e)) => Err(e.into()),
+        other => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+    }
+}
+
+/// Looks up the current (or a given) version of a file.
+pub async fn resolve(
+    dp: &DataPath,
+    user_id: &str,
+    path: &str,
+    version: Option<u64>,
+) -> Result<FileVersion, RouterError> {
+    let entry = match shard_query(
+        dp,
+        user_id,
+        ShardQuery::Stat { user_id: user_id.into(), path: path.into(), include_deleted: version.is_some() },
+    )
+    .await?
+    {
+        QueryResponse::Entry(e) => e,
+        other => return Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+    };
+    let EntryKind::File(state) = &entry.kind else {
+        return Err(RouterError::InvalidArgument(format!("{path} is a folder")));
+    };
+    let wanted = version.unwrap_or(state.version);
+    let record = match shard_query(
+        dp,
+        user_id,
+        ShardQuery::GetVersion { user_id: user_id.into(), file: FileRef::Path(path.into()), version: wanted },
+    )
+    .await?
+    {
+        QueryResponse::Version(v) => v,
+        other => return Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+    };
+    Ok(FileVersion {
+        path: entry.path.clone(),
+        version: record.version,
+        size: record.size,
+        content_sha256: record.content_sha256,
+        chunks: record.chunks.iter().map(|c| (ChunkHash(c.hash), c.size)).collect(),
+        modified_at_ms: record.created_at_ms,
+    })
+}
+
+async fn fetch_fragment(dp: &DataPath, node: &BlockNodeInfo, key: FragmentKey) -> Option<Vec<u8>> {
+    let client = dp.view.pool.client(node).ok()?;
+    match client.get_fragment(&key).await {
+        Ok((_, data)) => Some(data),
+        Err(e) => {
+            tracing::debug!(node = %node.id, chunk = %key.chunk, index = key.index, error = %e.message(), "fragment unavailable");
+            None
+        }
+    }
+}
+
+/// Rebuilds one chunk and checks its hash.
+pub async fn read_chunk(dp: &DataPath, hash: ChunkHash, size: u64) -> Result<Bytes, RouterError> {
+    let k = dp.config.data_shards;
+    let n = dp.fragments_per_chunk();
+    let placement = dp.view.placement();
+    let nodes: Vec<BlockNodeInfo> = placement
+        .nodes_for_chunk(&hash, n)
+        .map_err(|e| RouterError::Unavailable(e.to_string()))?
+        .into_iter()
+        .cloned()
+        .collect();
+    let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
+    // Data fragments first, in parallel.
+    let first = (0..k).map(|i| fetch_fragment(dp, &nodes[i], FragmentKey::new(hash, i as u8)));
+    for (i, f) in futures::future::join_all(first).await.into_iter().enumerate() {
+        slots[i] = f;
+    }
+    let mut have = slots.iter().filter(|s| s.is_some()).count();
+    if have < k {
+        let parity = (k..n).map(|i| fetch_fragment(dp, &nodes[i], FragmentKey::new(hash, i as u8)));
+        for (j, f) in futures::future::join_all(parity).await.into_iter().enumerate() {
+            slots[k + j] = f;
+        }
+        have = slots.iter().filter(|s| s.is_some()).count();
+    }
+    if have < k {
+        // Placement may have moved since the chunk was written: ask everyone.
+        for node in placement.block_nodes() {
+            if have >= k {
+                break;
+            }
+            let Ok(client) = dp.view.pool.client(node) else { continue };
+            let Ok(held) = client.batch_has(&[hash]).await else { continue };
+            for idx in held.into_iter().flatten() {
+                let i = idx as usize;
+                if i < n && slots[i].is_none() && have < k {
+                    if let Some(f) = fetch_fragment(dp, node, FragmentKey::new(hash, idx)).await {
+                        slots[i] = Some(f);
+                        have += 1;
+                    }
+                }
+            }
+        }
+    }
+    if have < k {
+        return Err(RouterError::Unavailable(format!(
+            "chunk {hash}: only {have} of the {k} fragments needed are reachable"
+        )));
+    }
+    let degraded = slots[..k].iter().any(Option::is_none);
+    let code = dp.code.clone();
+    let chunk_len = usize::try_from(size).map_err(|_| RouterError::Integrity("chunk too large".into()))?;
+    let data = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, RouterError> {
+        let data = code.decode(slots, chunk_len).map_err(|e| RouterError::Integrity(e.to_string()))?;
+        if hash_chunk(&data) != hash {
+            return Err(RouterError::Integrity(format!("chunk {hash} does not match its hash")));
+        }
+        Ok(data)
+    })
+    .await
+    .map_err(|e| RouterError::Unavailable(format!("decoder task failed: {e}")))??;
+    if degraded {
+        dp.counters.degraded_reads.fetch_add(1, Ordering::Relaxed);
+    }
+    dp.counters.bytes_downloaded.fetch_add(size, Ordering::Relaxed);
+    Ok(Bytes::from(data))
+}
+
+/// Streams `file` (or bytes `range.0..range.1` of it) in order, reading up to
+/// `parallel_chunks` chunks ahead. When the whole file is read, its SHA-256
+/// is checked too; a mismatch ends the stream with an error.
+pub fn stream_file(
+    dp: Arc<DataPath>,
+    file: FileVersion,
+    range: Option<(u64, u64)>,
+) -> impl Stream<Item = Result<Bytes, RouterError>> + Send + 'static {
+    let (start, end) = range.unwrap_or((0, file.size));
+    let whole = start == 0 && end == file.size;
+    // Chunks that overlap the range, with the slice of each to send.
+    let mut offset = 0u64;
+    let mut parts = Vec::new();
+    for (hash, size) in &file.chunks {
+        let (c_start, c_end) = (offset, offset + size);
+        offset = c_end;
+        if c_end <= start || c_start >= end {
+            continue;
+        }
+        let from = start.saturating_sub(c_start) as usize;
+        let to = (end.min(c_end) - c_start) as usize;
+        parts.push((*hash, *size, from, to));
+    }
+    let read_ahead = dp.config.parallel_chunks.max(1);
+    let expected = file.content_sha256;
+    let chunks = futures::stream::iter(parts)
+        .map(move |(hash, size, from, to)| {
+            let dp = dp.clone();
+            async move { read_chunk(&dp, hash, size).await.map(|b| b.slice(from..to)) }
+        })
+        .buffered(read_ahead);
+    let mut hasher = whole.then(ContentHasher::default);
+    let mut failed = false;
+    let mut verified = false;
+    chunks.map(Some).chain(futures::stream::once(async { None })).filter_map(move |item| {
+        let out = match item {
+            _ if failed || verified => None,
+            Some(Ok(bytes)) => {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&bytes);
+                }
+                Some(Ok(bytes))
+            }
+            Some(Err(e)) => {
+                failed = true;
+                Some(Err(e))
+            }
+            None => {
+                verified = true;
+                match hasher.take().map(ContentHasher::finish) {
+                    Some(actual) if actual != expected => {
+                        Some(Err(RouterError::Integrity("file content does not match its SHA-256".into())))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        futures::future::ready(out)
+    })
+}

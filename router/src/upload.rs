@@ -1,0 +1,220 @@
+//! Upload: stream → FastCDC chunks → dedup check → Reed–Solomon → fragments
+//! in parallel to their block nodes → one metadata commit.
+//!
+//! Memory stays bounded whatever the file size: the chunker holds at most one
+//! maximum-size chunk, and at most `parallel_chunks` chunks (with their
+//! fragments) are in flight. A version is committed only after every
+//! fragment of every new chunk is acknowledged durable by its node.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::FuturesOrdered;
+use futures::{Stream, StreamExt};
+use tessera_block::client::FragmentCode;
+use tessera_block::FragmentKey;
+use tessera_meta::command::{GroupCommand, GroupResponse};
+use tessera_meta::model::versions::{CommitVersion, ConflictPolicy};
+use tessera_meta::model::{ChunkRef, ShardCommand, ShardResponse};
+use tessera_proto::ChunkHash;
+
+use crate::codec::hash::ContentHasher;
+use crate::codec::{Chunk, Chunker};
+use crate::datapath::DataPath;
+use crate::error::RouterError;
+
+/// Who writes what, and how to treat a stale base version.
+#[derive(Debug, Clone)]
+pub struct UploadRequest {
+    pub user_id: String,
+    pub path: String,
+    pub device_id: String,
+    pub base_version: Option<u64>,
+    pub policy: ConflictPolicy,
+}
+
+/// What an upload did (the CLI prints this as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UploadReport {
+    pub path: String,
+    pub version: u64,
+    pub size: u64,
+    pub content_sha256: String,
+    pub chunks_total: u64,
+    pub chunks_uploaded: u64,
+    pub chunks_deduped: u64,
+    /// Bytes of new chunk data actually sent to block nodes.
+    pub bytes_transferred: u64,
+    pub conflict: bool,
+    pub conflict_path: Option<String>,
+}
+
+struct StoredChunk {
+    hash: ChunkHash,
+    size: u64,
+    uploaded: bool,
+}
+
+/// Makes sure every fragment of `chunk` is on its node; returns whether any
+/// data had to be sent.
+pub async fn store_chunk(dp: &DataPath, hash: ChunkHash, data: Bytes) -> Result<bool, RouterError> {
+    let placement = dp.view.placement();
+    let n = dp.fragments_per_chunk();
+    let nodes: Vec<_> = placement
+        .nodes_for_chunk(&hash, n)
+        .map_err(|e| RouterError::Unavailable(e.to_string()))?
+        .into_iter()
+        .cloned()
+        .collect();
+    let pool = &dp.view.pool;
+    // Bloom mirrors first: a "no" is certain. Every "maybe" is confirmed.
+    let checks = nodes.iter().enumerate().map(|(i, node)| async move {
+        dp.counters.bloom_checks.fetch_add(1, Ordering::Relaxed);
+        if !pool.may_hold(node, &hash) {
+            return false;
+        }
+        let Ok(client) = pool.client(node) else { return false };
+        match client.batch_has(&[hash]).await {
+            Ok(held) => {
+                let present = held.first().is_some_and(|idx| idx.contains(&(i as u8)));
+                if !present {
+                    dp.counters.bloom_false_positives.fetch_add(1, Ordering::Relaxed);
+                }
+                present
+            }
+            Err(_) => false,
+        }
+    });
+    let present: Vec<bool> = futures::future::join_all(checks).await;
+    let missing: Vec<usize> = present.iter().enumerate().filter(|(_, p)| !**p).map(|(i, _)| i).collect();
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    let code = dp.code.clone();
+    let chunk_len = data.len() as u64;
+    let fragments = tokio::task::spawn_blocking(move || code.encode(&data))
+        .await
+        .map_err(|e| RouterError::Unavailable(format!("encoder task failed: {e}")))?
+        .map_err(|e| RouterError::Integrity(e.to_string()))?;
+    let fc = FragmentCode {
+        data_shards: dp.config.data_shards as u8,
+        parity_shards: dp.config.parity_shards as u8,
+        chunk_len,
+    };
+    let puts = missing.iter().map(|&i| {
+        let node = &nodes[i];
+        let fragment = fragments[i].clone();
+        async move {
+            let client = pool.client(node).map_err(|e| RouterError::Unavailable(e.to_string()))?;
+            client.put_fragment(&FragmentKey::new(hash, i as u8), fc, fragment).await.map_err(|s| {
+                RouterError::Unavailable(format!(
+                    "block node {} ({}) did not store fragment {i} of chunk {hash}: {}",
+                    node.id,
+                    node.endpoint,
+                    s.message()
+                ))
+            })?;
+            pool.note_stored(node, &hash);
+            Ok::<(), RouterError>(())
+        }
+    });
+    // Full redundancy or failure: a chunk is never reported stored with fewer
+    // fragments than the code promises.
+    for r in futures::future::join_all(puts).await {
+        r?;
+    }
+    Ok(true)
+}
+
+async fn store(dp: Arc<DataPath>, chunk: Chunk) -> Result<StoredChunk, RouterError> {
+    let size = chunk.data.len() as u64;
+    let uploaded = store_chunk(&dp, chunk.hash, chunk.data).await?;
+    Ok(StoredChunk { hash: chunk.hash, size, uploaded })
+}
+
+/// Uploads `body` as a new version of `req.path`.
+pub async fn upload<S, E>(dp: &Arc<DataPath>, req: &UploadRequest, mut body: S) -> Result<UploadReport, RouterError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<RouterError>,
+{
+    let placement = dp.view.placement();
+    let shard = placement.shard_for_user(&req.user_id).map_err(|e| RouterError::Unavailable(e.to_string()))?;
+    let mut chunker = Some(Chunker::new(dp.config.chunker).map_err(|e| RouterError::InvalidArgument(e.to_string()))?);
+    let mut hasher = ContentHasher::default();
+    let mut in_flight = FuturesOrdered::new();
+    let mut stored: Vec<StoredChunk> = Vec::new();
+    let mut ready = Vec::new();
+    let parallel = dp.config.parallel_chunks.max(1);
+    let mut size = 0u64;
+    loop {
+        let piece = body.next().await;
+        let done = piece.is_none();
+        match piece {
+            Some(Ok(bytes)) => {
+                hasher.update(&bytes);
+                size += bytes.len() as u64;
+                if let Some(c) = chunker.as_mut() {
+                    c.push(&bytes, &mut ready);
+                }
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {
+                if let Some(c) = chunker.take() {
+                    c.finish(&mut ready);
+                }
+            }
+        }
+        for chunk in ready.drain(..) {
+            while in_flight.len() >= parallel {
+                if let Some(r) = in_flight.next().await {
+                    stored.push(r?);
+                }
+            }
+            in_flight.push_back(store(dp.clone(), chunk));
+        }
+        if done {
+            break;
+        }
+    }
+    while let Some(r) = in_flight.next().await {
+        stored.push(r?);
+    }
+    let content_sha256 = hasher.finish();
+    let chunks: Vec<ChunkRef> = stored.iter().map(|c| ChunkRef { hash: c.hash.0, size: c.size }).collect();
+    let cmd = GroupCommand::Shard(ShardCommand::CommitVersion(CommitVersion {
+        user_id: req.user_id.clone(),
+        path: req.path.clone(),
+        size,
+        content_sha256,
+        chunks,
+        device_id: req.device_id.clone(),
+        created_by: req.user_id.clone(),
+        base_version: req.base_version,
+        policy: req.policy,
+        now_ms: crate::datapath::now_ms(),
+    }));
+    let outcome = match dp.view.meta.propose(shard, &cmd).await? {
+        (GroupResponse::Shard(Ok(ShardResponse::Committed(c))), _) => c,
+        (GroupResponse::Shard(Err(e)), _) => return Err(e.into()),
+        (other, _) => return Err(RouterError::Metadata(format!("unexpected commit answer {other:?}"))),
+    };
+    let chunks_uploaded = stored.iter().filter(|c| c.uploaded).count() as u64;
+    let bytes_transferred = stored.iter().filter(|c| c.uploaded).map(|c| c.size).sum();
+    dp.counters.chunks_uploaded.fetch_add(chunks_uploaded, Ordering::Relaxed);
+    dp.counters.chunks_deduped.fetch_add(stored.len() as u64 - chunks_uploaded, Ordering::Relaxed);
+    dp.counters.bytes_uploaded.fetch_add(bytes_transferred, Ordering::Relaxed);
+    Ok(UploadReport {
+        path: outcome.path,
+        version: outcome.version,
+        size,
+        content_sha256: hex::encode(content_sha256),
+        chunks_total: stored.len() as u64,
+        chunks_uploaded,
+        chunks_deduped: stored.len() as u64 - chunks_uploaded,
+        bytes_transferred,
+        conflict: outcome.conflict,
+        conflict_path: outcome.conflict_path,
+    })
+}
