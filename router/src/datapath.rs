@@ -1,7 +1,8 @@
 //! `DataPath`: what uploads and downloads share — the cluster view, the
 //! chunking and erasure-code settings, and counters.
 
-use std::sync::atomic::AtomicU64;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
 use crate::cluster_view::ClusterView;
@@ -25,17 +26,35 @@ impl Default for DataPathConfig {
     }
 }
 
-#[derive(Default)]
+/// Data-path counters, exported on `/metrics` as `tessera_router_*_total`.
+#[derive(Default, Clone)]
 pub struct DataPathCounters {
-    pub chunks_uploaded: AtomicU64,
-    pub chunks_deduped: AtomicU64,
-    pub bytes_uploaded: AtomicU64,
-    pub bytes_downloaded: AtomicU64,
+    pub chunks_uploaded: Counter,
+    pub chunks_deduped: Counter,
+    pub bytes_uploaded: Counter,
+    pub bytes_downloaded: Counter,
     /// Chunks rebuilt from parity because data fragments were missing or corrupt.
-    pub degraded_reads: AtomicU64,
+    pub degraded_reads: Counter,
     /// Bloom "maybe" answers that the exact check found absent.
-    pub bloom_false_positives: AtomicU64,
-    pub bloom_checks: AtomicU64,
+    pub bloom_false_positives: Counter,
+    pub bloom_checks: Counter,
+}
+
+impl DataPathCounters {
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("tessera_router");
+        r.register("chunks_uploaded", "Chunks whose fragments were sent to block nodes", self.chunks_uploaded.clone());
+        r.register("chunks_deduped", "Chunks already stored (dedup hits)", self.chunks_deduped.clone());
+        r.register("uploaded_bytes", "Bytes of new chunk data sent", self.bytes_uploaded.clone());
+        r.register("downloaded_bytes", "Bytes of chunk data read", self.bytes_downloaded.clone());
+        r.register("degraded_reads", "Chunks rebuilt from parity fragments", self.degraded_reads.clone());
+        r.register(
+            "bloom_false_positives",
+            "Bloom maybe answers the exact check refuted",
+            self.bloom_false_positives.clone(),
+        );
+        r.register("bloom_checks", "Fragment presence checks", self.bloom_checks.clone());
+    }
 }
 
 pub struct DataPath {

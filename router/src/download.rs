@@ -8,7 +8,6 @@
 //! A chunk that cannot be rebuilt, or whose hash does not match, ends the
 //! stream with an error: wrong bytes are never returned.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -158,9 +157,9 @@ pub async fn read_chunk(dp: &DataPath, hash: ChunkHash, size: u64) -> Result<Byt
     .await
     .map_err(|e| RouterError::Unavailable(format!("decoder task failed: {e}")))??;
     if degraded {
-        dp.counters.degraded_reads.fetch_add(1, Ordering::Relaxed);
+        dp.counters.degraded_reads.inc();
     }
-    dp.counters.bytes_downloaded.fetch_add(size, Ordering::Relaxed);
+    dp.counters.bytes_downloaded.inc_by(size);
     Ok(Bytes::from(data))
 }
 

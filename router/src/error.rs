@@ -14,6 +14,8 @@ pub enum RouterError {
     Conflict { message: String, current_version: Option<u64> },
     #[error("permission denied: {0}")]
     PermissionDenied(String),
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error("data integrity: {0}")]
@@ -61,6 +63,7 @@ impl From<RouterError> for tonic::Status {
             RouterError::InvalidArgument(_) => Code::InvalidArgument,
             RouterError::Conflict { .. } => Code::Aborted,
             RouterError::PermissionDenied(_) => Code::PermissionDenied,
+            RouterError::Unauthenticated(_) => Code::Unauthenticated,
             RouterError::Unavailable(_) => Code::Unavailable,
             RouterError::Integrity(_) => Code::DataLoss,
             RouterError::Metadata(_) | RouterError::Io(_) => Code::Internal,

@@ -4,11 +4,16 @@
 //! chunking, chunk hashing, Reed–Solomon coding); placement, the upload and
 //! download pipelines and the client-facing APIs build on them.
 
+pub mod api;
+pub mod auth;
 pub mod blocks;
+pub mod client;
 pub mod cluster_view;
 pub mod codec;
 pub mod datapath;
 pub mod download;
 pub mod error;
+pub mod ops;
 pub mod placement;
+pub mod server;
 pub mod upload;

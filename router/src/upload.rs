@@ -6,7 +6,6 @@
 //! fragments) are in flight. A version is committed only after every
 //! fragment of every new chunk is acknowledged durable by its node.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,6 +22,7 @@ use crate::codec::hash::ContentHasher;
 use crate::codec::{Chunk, Chunker};
 use crate::datapath::DataPath;
 use crate::error::RouterError;
+use crate::placement::BlockNodeInfo;
 
 /// Who writes what, and how to treat a stale base version.
 #[derive(Debug, Clone)]
@@ -56,6 +56,31 @@ struct StoredChunk {
     uploaded: bool,
 }
 
+/// Which of the chunk's placement nodes hold their fragment (index = fragment
+/// number). Bloom mirrors answer first: a "no" is certain; every "maybe" is
+/// confirmed with an exact `BatchHas`. Unreachable nodes count as missing.
+pub async fn present_fragments(dp: &DataPath, hash: ChunkHash, nodes: &[BlockNodeInfo]) -> Vec<bool> {
+    let pool = &dp.view.pool;
+    let checks = nodes.iter().enumerate().map(|(i, node)| async move {
+        dp.counters.bloom_checks.inc();
+        if !pool.may_hold(node, &hash) {
+            return false;
+        }
+        let Ok(client) = pool.client(node) else { return false };
+        match client.batch_has(&[hash]).await {
+            Ok(held) => {
+                let present = held.first().is_some_and(|idx| idx.contains(&(i as u8)));
+                if !present {
+                    dp.counters.bloom_false_positives.inc();
+                }
+                present
+            }
+            Err(_) => false,
+        }
+    });
+    futures::future::join_all(checks).await
+}
+
 /// Makes sure every fragment of `chunk` is on its node; returns whether any
 /// data had to be sent.
 pub async fn store_chunk(dp: &DataPath, hash: ChunkHash, data: Bytes) -> Result<bool, RouterError> {
@@ -68,25 +93,7 @@ pub async fn store_chunk(dp: &DataPath, hash: ChunkHash, data: Bytes) -> Result<
         .cloned()
         .collect();
     let pool = &dp.view.pool;
-    // Bloom mirrors first: a "no" is certain. Every "maybe" is confirmed.
-    let checks = nodes.iter().enumerate().map(|(i, node)| async move {
-        dp.counters.bloom_checks.fetch_add(1, Ordering::Relaxed);
-        if !pool.may_hold(node, &hash) {
-            return false;
-        }
-        let Ok(client) = pool.client(node) else { return false };
-        match client.batch_has(&[hash]).await {
-            Ok(held) => {
-                let present = held.first().is_some_and(|idx| idx.contains(&(i as u8)));
-                if !present {
-                    dp.counters.bloom_false_positives.fetch_add(1, Ordering::Relaxed);
-                }
-                present
-            }
-            Err(_) => false,
-        }
-    });
-    let present: Vec<bool> = futures::future::join_all(checks).await;
+    let present = present_fragments(dp, hash, &nodes).await;
     let missing: Vec<usize> = present.iter().enumerate().filter(|(_, p)| !**p).map(|(i, _)| i).collect();
     if missing.is_empty() {
         return Ok(false);
@@ -202,9 +209,9 @@ where
     };
     let chunks_uploaded = stored.iter().filter(|c| c.uploaded).count() as u64;
     let bytes_transferred = stored.iter().filter(|c| c.uploaded).map(|c| c.size).sum();
-    dp.counters.chunks_uploaded.fetch_add(chunks_uploaded, Ordering::Relaxed);
-    dp.counters.chunks_deduped.fetch_add(stored.len() as u64 - chunks_uploaded, Ordering::Relaxed);
-    dp.counters.bytes_uploaded.fetch_add(bytes_transferred, Ordering::Relaxed);
+    dp.counters.chunks_uploaded.inc_by(chunks_uploaded);
+    dp.counters.chunks_deduped.inc_by(stored.len() as u64 - chunks_uploaded);
+    dp.counters.bytes_uploaded.inc_by(bytes_transferred);
     Ok(UploadReport {
         path: outcome.path,
         version: outcome.version,

@@ -1,54 +1,153 @@
-//! `tessera dev`: a whole local cluster in one process on a data dir.
+//! `tessera dev`: a whole cluster in one process on a data dir — a metadata
+//! node (cluster group and one shard), six block stores (4+2 coding, one zone
+//! each) and a router, all the real components over loopback gRPC.
 //!
-//! Currently the block layer: six block stores (one per 4+2 fragment), each in
-//! `DIR/block-N`, listening on consecutive ports from `--port` (or free ports).
-//! The metadata shard and router join it as they are built.
+//! Ports and the default user's credentials are kept in the data dir, so a
+//! restart comes back on the same addresses with the same data. `DIR/env`
+//! holds `export` lines for the CLI and S3 tools.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use serde::{Deserialize, Serialize};
 use tessera_block::{BlockConfig, BlockNode};
+use tessera_meta::client::MetaClient;
+use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, NodeInfo, NodeKind};
+use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery};
+use tessera_meta::node::{self as meta_node, MetaConfig};
+use tessera_router::server::{self as router_server, RouterConfig};
+
+const BLOCK_NODES: u16 = 6;
 
 #[derive(Args)]
 pub struct DevArgs {
     /// Data directory; created if missing, reused across restarts.
     #[arg(long)]
     data: PathBuf,
-    /// First port to listen on (0 = pick free ports).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
-    /// Number of block stores.
-    #[arg(long, default_value_t = 6)]
-    block_nodes: u16,
+    /// Router port; the metadata node and block stores use the next ports.
+    /// Default: ports chosen on first start and reused afterwards.
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+struct DevState {
+    router_port: u16,
+    meta_port: u16,
+    block_ports: Vec<u16>,
+    user_id: String,
+    access_key: String,
+    secret_key: String,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn load_state(dir: &Path, port: Option<u16>) -> anyhow::Result<(DevState, bool)> {
+    let path = dir.join("dev.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let mut s: DevState = serde_json::from_str(&text).with_context(|| format!("corrupt {}", path.display()))?;
+        if let Some(p) = port {
+            s.router_port = p;
+        }
+        return Ok((s, false));
+    }
+    let (router_port, meta_port, block_ports) = match port {
+        Some(p) => (p, p + 1, (0..BLOCK_NODES).map(|i| p + 2 + i).collect()),
+        None => (free_port()?, free_port()?, (0..BLOCK_NODES).map(|_| free_port()).collect::<Result<_, _>>()?),
+    };
+    let (access_key, secret_key) = crate::admin::new_credentials();
+    Ok((DevState { router_port, meta_port, block_ports, user_id: "dev".into(), access_key, secret_key }, true))
+}
+
+fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data).with_context(|| format!("cannot create data dir {}", args.data.display()))?;
-    let mut nodes = Vec::new();
-    let mut lines = Vec::new();
-    for i in 0..args.block_nodes {
-        let port = if args.port == 0 { 0 } else { args.port + i };
+    let dir = args.data;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    let (state, fresh) = load_state(&dir, args.port)?;
+
+    let meta_cfg = MetaConfig {
+        listen: format!("127.0.0.1:{}", state.meta_port),
+        data_dir: dir.join("meta"),
+        node_id: 1,
+        bootstrap: true,
+        ..MetaConfig::default()
+    };
+    let meta = meta_node::start(meta_cfg, std::future::pending()).await.context("starting the metadata node")?;
+    let client = Arc::new(MetaClient::new(vec![meta.addr.clone()]));
+
+    let mut blocks = Vec::new();
+    for (i, port) in state.block_ports.iter().enumerate() {
         let cfg = BlockConfig {
             listen: format!("127.0.0.1:{port}"),
-            data_dir: args.data.join(format!("block-{i}")),
+            data_dir: dir.join(format!("block-{i}")),
             node_id: format!("block-{i}"),
             zone: format!("zone-{i}"),
             ..BlockConfig::default()
         };
-        let node = BlockNode::start(&cfg)
-            .await
-            .with_context(|| format!("starting block store {i} on {}", cfg.data_dir.display()))?;
-        println!("block store {} listening on {}", cfg.node_id, node.addr);
-        lines.push(format!("{} {}", cfg.node_id, node.endpoint()));
-        nodes.push(node);
+        let node = BlockNode::start(&cfg).await.with_context(|| format!("starting block store {i}"))?;
+        let info =
+            NodeInfo { kind: NodeKind::Block, id: cfg.node_id.clone(), addr: node.addr.to_string(), zone: cfg.zone };
+        client.propose(0, &GroupCommand::Cluster(ClusterCommand::RegisterNode(info))).await?;
+        blocks.push(node);
     }
-    let list = args.data.join("block-nodes");
-    std::fs::write(&list, lines.join("\n") + "\n").with_context(|| format!("writing {}", list.display()))?;
-    println!("tessera dev running on {} (Ctrl-C to stop)", args.data.display());
+    let shards = match client.query(0, &GroupQuery::Cluster(ClusterQuery::ShardMap)).await? {
+        GroupAnswer::Cluster(ClusterAnswer::ShardMap(s)) => s,
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    };
+    if shards.is_empty() {
+        client.create_shard(1, &[(1, meta.addr.clone())], 64).await.context("creating the metadata shard")?;
+    }
+    if fresh {
+        let user = tessera_meta::cluster::User {
+            user_id: state.user_id.clone(),
+            display_name: "Development user".into(),
+            access_key: state.access_key.clone(),
+            secret_key: state.secret_key.clone(),
+            created_at_ms: tessera_router::datapath::now_ms(),
+        };
+        client.propose(0, &GroupCommand::Cluster(ClusterCommand::CreateUser(user))).await?;
+        write_atomic(&dir.join("dev.json"), &serde_json::to_string_pretty(&state)?)?;
+    }
+
+    let router_cfg = RouterConfig {
+        listen: format!("127.0.0.1:{}", state.router_port),
+        meta: vec![meta.addr.clone()],
+        refresh_ms: 1000,
+        ..RouterConfig::default()
+    };
+    let router = router_server::start(router_cfg, std::future::pending()).await.context("starting the router")?;
+    let endpoint = router.endpoint();
+    let env = format!(
+        "export TESSERA_ENDPOINT={endpoint}\nexport TESSERA_META_ENDPOINT={meta}\nexport TESSERA_ACCESS_KEY={ak}\nexport TESSERA_SECRET_KEY={sk}\n\
+         export AWS_ENDPOINT_URL={endpoint}\nexport AWS_ACCESS_KEY_ID={ak}\nexport AWS_SECRET_ACCESS_KEY={sk}\nexport AWS_REGION=us-east-1\n",
+        meta = meta.addr,
+        ak = state.access_key,
+        sk = state.secret_key,
+    );
+    write_atomic(&dir.join("env"), &env)?;
+    println!(
+        "tessera dev: router {endpoint}, metadata {}, {} block stores (4+2) in {}",
+        meta.addr,
+        blocks.len(),
+        dir.display()
+    );
+    println!("credentials and endpoints: source {}", dir.join("env").display());
+
     tessera_proto::listener::shutdown_signal().await;
-    for node in nodes {
-        node.stop().await?;
+    router.stop().await?;
+    for b in blocks {
+        b.stop().await?;
     }
+    meta.stop().await?;
     Ok(())
 }

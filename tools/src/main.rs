@@ -1,23 +1,80 @@
 //! `tessera`: the user and operator command line.
 //!
-//! Today it runs `tessera dev`, a local cluster of block stores in one process;
-//! the file commands, sync client and benchmarks arrive with the router.
+//! File commands talk to a router (`TESSERA_ENDPOINT`, credentials from
+//! `TESSERA_ACCESS_KEY`/`TESSERA_SECRET_KEY` or `AWS_ACCESS_KEY_ID`/
+//! `AWS_SECRET_ACCESS_KEY`); admin commands talk to metadata nodes
+//! (`TESSERA_META_ENDPOINT`); `tessera dev` runs a whole cluster in-process.
+//! Failures print one line on stderr and exit non-zero.
 
+mod admin;
 mod dev;
+mod files;
+mod remote;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Tessera: on-prem file storage cluster")]
 struct Cli {
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OnConflict {
+    Copy,
+    Lww,
+    Reject,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Upload a local file to a remote path.
+    Put {
+        local: PathBuf,
+        remote: String,
+        #[arg(long)]
+        base_version: Option<u64>,
+        #[arg(long, default_value = "cli")]
+        device: String,
+        #[arg(long, value_enum, default_value = "copy")]
+        on_conflict: OnConflict,
+    },
+    /// Download a remote file to a local path.
+    Get {
+        remote: String,
+        local: PathBuf,
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// List a remote folder.
+    Ls {
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Show one remote file or folder.
+    Stat { path: String },
+    /// Create a remote folder (and missing parents).
+    Mkdir { path: String },
+    /// Move or rename a file or folder.
+    Mv { from: String, to: String },
+    /// Delete a file or folder (versions stay restorable).
+    Rm { path: String },
+    /// List a file's versions, newest first.
+    Versions { path: String },
+    /// Make an old version current again (no data is copied).
+    Restore { path: String, version: u64 },
+    /// Operator commands.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
     /// Run a local development cluster in this process, keeping its data in DIR.
     Dev(dev::DevArgs),
 }
@@ -32,8 +89,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let json = cli.json;
+    let result = runtime.block_on(async move {
         match cli.command {
+            Command::Put { local, remote, base_version, device, on_conflict } => {
+                files::put(json, &local, &remote, base_version, &device, on_conflict).await
+            }
+            Command::Get { remote, local, version } => files::get(json, &remote, &local, version).await,
+            Command::Ls { path } => files::ls(json, &path).await,
+            Command::Stat { path } => files::stat(json, &path).await,
+            Command::Mkdir { path } => files::mkdir(json, &path).await,
+            Command::Mv { from, to } => files::mv(json, &from, &to).await,
+            Command::Rm { path } => files::rm(json, &path).await,
+            Command::Versions { path } => files::versions(json, &path).await,
+            Command::Restore { path, version } => files::restore(json, &path, version).await,
+            Command::Admin { command } => admin::run(json, command).await,
             Command::Dev(args) => dev::run(args).await,
         }
     });

@@ -1,0 +1,231 @@
+//! The native gRPC API (`proto/api.proto`): authenticates each call, then maps
+//! it onto the upload/download paths and [`crate::ops`]. Errors become gRPC
+//! statuses through `From<RouterError> for Status`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tessera_meta::cluster::User;
+use tessera_meta::model::versions::ConflictPolicy as ModelPolicy;
+use tessera_meta::model::{Entry, EntryKind};
+use tessera_proto::api::tessera_server::Tessera;
+use tessera_proto::api::{self as pb, get_response, put_request};
+use tessera_proto::ChunkHash;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{Authenticator, MethodPath, ACCESS_KEY, DATE, SIGNATURE};
+use crate::datapath::{now_ms, DataPath};
+use crate::error::RouterError;
+use crate::upload::{UploadReport, UploadRequest};
+use crate::{download, ops, upload};
+
+pub struct ApiService {
+    pub dp: Arc<DataPath>,
+    pub auth: Arc<Authenticator>,
+}
+
+fn entry_to_wire(e: &Entry) -> pb::Entry {
+    let (is_folder, version, size, sha) = match &e.kind {
+        EntryKind::Folder => (true, 0, 0, String::new()),
+        EntryKind::File(f) => (false, f.version, f.size, hex::encode(f.content_sha256)),
+    };
+    pb::Entry {
+        path: e.path.clone(),
+        is_folder,
+        id: e.id,
+        version,
+        size,
+        content_sha256: sha,
+        modified_at_ms: e.modified_at_ms,
+        deleted: e.deleted,
+    }
+}
+
+fn report_to_wire(r: UploadReport) -> pb::PutResponse {
+    pb::PutResponse {
+        path: r.path,
+        version: r.version,
+        size: r.size,
+        content_sha256: r.content_sha256,
+        chunks_total: r.chunks_total,
+        chunks_uploaded: r.chunks_uploaded,
+        chunks_deduped: r.chunks_deduped,
+        bytes_transferred: r.bytes_transferred,
+        conflict: r.conflict,
+        conflict_path: r.conflict_path.unwrap_or_default(),
+    }
+}
+
+fn policy(p: i32) -> Result<ModelPolicy, Status> {
+    match pb::ConflictPolicy::try_from(p) {
+        Ok(pb::ConflictPolicy::Copy) => Ok(ModelPolicy::ConflictCopy),
+        Ok(pb::ConflictPolicy::LastWriterWins) => Ok(ModelPolicy::LastWriterWins),
+        Ok(pb::ConflictPolicy::Reject) => Ok(ModelPolicy::Reject),
+        Err(_) => Err(Status::invalid_argument(format!("unknown conflict policy {p}"))),
+    }
+}
+
+impl ApiService {
+    async fn user<T>(&self, req: &Request<T>) -> Result<User, Status> {
+        let method = req.extensions().get::<MethodPath>().map(|m| m.0.clone()).unwrap_or_default();
+        let md = req.metadata();
+        let get = |k: &str| md.get(k).and_then(|v| v.to_str().ok());
+        Ok(self.auth.verify(get(ACCESS_KEY), get(DATE), get(SIGNATURE), &method, now_ms()).await?)
+    }
+}
+
+type BoxStream<T> = std::pin::Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Tessera for ApiService {
+    async fn put(&self, request: Request<Streaming<pb::PutRequest>>) -> Result<Response<pb::PutResponse>, Status> {
+        let user = self.user(&request).await?;
+        let mut stream = request.into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty Put stream"))?;
+        let Some(put_request::Part::Header(h)) = first.part else {
+            return Err(Status::invalid_argument("the first Put message must be the header"));
+        };
+        let req = UploadRequest {
+            user_id: user.user_id,
+            path: h.path,
+            device_id: h.device_id,
+            base_version: h.base_version,
+            policy: policy(h.on_conflict)?,
+        };
+        let body = stream.map(|m| match m {
+            Ok(pb::PutRequest { part: Some(put_request::Part::Data(d)) }) => Ok(d),
+            Ok(_) => Err(RouterError::InvalidArgument("a second Put header".into())),
+            Err(s) => Err(RouterError::InvalidArgument(format!("upload stream broke: {}", s.message()))),
+        });
+        let report = upload::upload(&self.dp, &req, Box::pin(body)).await?;
+        Ok(Response::new(report_to_wire(report)))
+    }
+
+    type GetStream = BoxStream<pb::GetResponse>;
+
+    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<Self::GetStream>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        let file = download::resolve(&self.dp, &user.user_id, &req.path, req.version).await?;
+        let range = match (req.range_start, req.range_end) {
+            (None, None) => None,
+            (s, e) => {
+                let (s, e) = (s.unwrap_or(0), e.unwrap_or(file.size).min(file.size));
+                if s > e {
+                    return Err(Status::out_of_range(format!("range {s}..{e} is outside 0..{}", file.size)));
+                }
+                Some((s, e))
+            }
+        };
+        let head = pb::GetResponse {
+            part: Some(get_response::Part::Entry(pb::Entry {
+                path: file.path.clone(),
+                is_folder: false,
+                id: 0,
+                version: file.version,
+                size: file.size,
+                content_sha256: hex::encode(file.content_sha256),
+                modified_at_ms: file.modified_at_ms,
+                deleted: false,
+            })),
+        };
+        let body = download::stream_file(self.dp.clone(), file, range).map(|r| {
+            r.map(|data: Bytes| pb::GetResponse { part: Some(get_response::Part::Data(data)) }).map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(head) }).chain(body))))
+    }
+
+    async fn stat(&self, request: Request<pb::StatRequest>) -> Result<Response<pb::Entry>, Status> {
+        let user = self.user(&request).await?;
+        let e = ops::stat(&self.dp, &user.user_id, &request.get_ref().path).await?;
+        Ok(Response::new(entry_to_wire(&e)))
+    }
+
+    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        let limit = if req.limit == 0 { 1000 } else { req.limit.min(10_000) as usize };
+        let start = (!req.start_after.is_empty()).then_some(req.start_after);
+        let page = ops::list(&self.dp, &user.user_id, &req.path, start, limit).await?;
+        Ok(Response::new(pb::ListResponse {
+            entries: page.entries.iter().map(entry_to_wire).collect(),
+            next_start_after: page.next_start_after.unwrap_or_default(),
+        }))
+    }
+
+    async fn mkdir(&self, request: Request<pb::MkdirRequest>) -> Result<Response<pb::Entry>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        let e = ops::mkdir(&self.dp, &user.user_id, &req.path, &req.device_id).await?;
+        Ok(Response::new(entry_to_wire(&e)))
+    }
+
+    async fn r#move(&self, request: Request<pb::MoveRequest>) -> Result<Response<pb::Done>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        ops::rename(&self.dp, &user.user_id, &req.from, &req.to, &req.device_id).await?;
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::Done>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        ops::delete(&self.dp, &user.user_id, &req.path, &req.device_id).await?;
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn versions(&self, request: Request<pb::VersionsRequest>) -> Result<Response<pb::VersionsResponse>, Status> {
+        let user = self.user(&request).await?;
+        let page = ops::versions(&self.dp, &user.user_id, &request.get_ref().path).await?;
+        Ok(Response::new(pb::VersionsResponse {
+            versions: page
+                .versions
+                .iter()
+                .map(|v| pb::VersionInfo {
+                    version: v.version,
+                    size: v.size,
+                    content_sha256: hex::encode(v.content_sha256),
+                    device_id: v.device_id.clone(),
+                    created_at_ms: v.created_at_ms,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn restore(&self, request: Request<pb::RestoreRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        let outcome = ops::restore(&self.dp, &user.user_id, &req.path, req.version, &req.device_id).await?;
+        let file = download::resolve(&self.dp, &user.user_id, &outcome.path, Some(outcome.version)).await?;
+        Ok(Response::new(pb::PutResponse {
+            path: outcome.path,
+            version: outcome.version,
+            size: file.size,
+            content_sha256: hex::encode(file.content_sha256),
+            chunks_total: file.chunks.len() as u64,
+            chunks_deduped: file.chunks.len() as u64,
+            ..Default::default()
+        }))
+    }
+
+    async fn missing_chunks(
+        &self,
+        request: Request<pb::MissingChunksRequest>,
+    ) -> Result<Response<pb::MissingChunksResponse>, Status> {
+        self.user(&request).await?;
+        let hashes = request
+            .into_inner()
+            .hashes
+            .iter()
+            .map(|h| ChunkHash::from_slice(h).map_err(|e| Status::invalid_argument(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        if hashes.len() > 10_000 {
+            return Err(Status::invalid_argument("at most 10000 hashes per call"));
+        }
+        let missing = ops::missing_chunks(&self.dp, &hashes).await?;
+        Ok(Response::new(pb::MissingChunksResponse {
+            missing: missing.iter().map(|h| Bytes::copy_from_slice(h.as_bytes())).collect(),
+        }))
+    }
+}

@@ -1,0 +1,154 @@
+//! File-system operations on a user's namespace, shared by every API the
+//! router serves (native gRPC now, S3 later): each resolves the user's shard
+//! and runs one Raft command or one linearizable read there.
+
+use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
+use tessera_meta::model::versions::FileRef;
+use tessera_meta::model::{
+    CommitOutcome, Entry, FolderPage, QueryResponse, ShardCommand, ShardQuery, ShardResponse, VersionPage,
+};
+use tessera_proto::ChunkHash;
+
+use crate::datapath::{now_ms, DataPath};
+use crate::error::RouterError;
+
+fn shard_of(dp: &DataPath, user_id: &str) -> Result<u64, RouterError> {
+    dp.view.placement().shard_for_user(user_id).map_err(|e| RouterError::Unavailable(e.to_string()))
+}
+
+pub async fn query(dp: &DataPath, user_id: &str, q: ShardQuery) -> Result<QueryResponse, RouterError> {
+    match dp.view.meta.query(shard_of(dp, user_id)?, &GroupQuery::Shard(q)).await? {
+        GroupAnswer::Shard(Ok(r)) => Ok(r),
+        GroupAnswer::Shard(Err(e)) => Err(e.into()),
+        other => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+    }
+}
+
+pub async fn command(dp: &DataPath, user_id: &str, cmd: ShardCommand) -> Result<ShardResponse, RouterError> {
+    match dp.view.meta.propose(shard_of(dp, user_id)?, &GroupCommand::Shard(cmd)).await? {
+        (GroupResponse::Shard(Ok(r)), _) => Ok(r),
+        (GroupResponse::Shard(Err(e)), _) => Err(e.into()),
+        (other, _) => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+    }
+}
+
+fn unexpected<T>(what: impl std::fmt::Debug) -> Result<T, RouterError> {
+    Err(RouterError::Metadata(format!("unexpected answer {what:?}")))
+}
+
+pub async fn stat(dp: &DataPath, user_id: &str, path: &str) -> Result<Entry, RouterError> {
+    match query(dp, user_id, ShardQuery::Stat { user_id: user_id.into(), path: path.into(), include_deleted: false })
+        .await?
+    {
+        QueryResponse::Entry(e) => Ok(e),
+        other => unexpected(other),
+    }
+}
+
+pub async fn list(
+    dp: &DataPath,
+    user_id: &str,
+    path: &str,
+    start_after: Option<String>,
+    limit: usize,
+) -> Result<FolderPage, RouterError> {
+    let q = ShardQuery::ListFolder {
+        user_id: user_id.into(),
+        path: path.into(),
+        start_after,
+        limit,
+        include_deleted: false,
+    };
+    match query(dp, user_id, q).await? {
+        QueryResponse::Folder(p) => Ok(p),
+        other => unexpected(other),
+    }
+}
+
+pub async fn mkdir(dp: &DataPath, user_id: &str, path: &str, device_id: &str) -> Result<Entry, RouterError> {
+    let cmd = ShardCommand::CreateFolder {
+        user_id: user_id.into(),
+        path: path.into(),
+        device_id: device_id.into(),
+        now_ms: now_ms(),
+    };
+    match command(dp, user_id, cmd).await? {
+        ShardResponse::Folder { entry, .. } => Ok(entry),
+        other => unexpected(other),
+    }
+}
+
+pub async fn rename(dp: &DataPath, user_id: &str, from: &str, to: &str, device_id: &str) -> Result<(), RouterError> {
+    let cmd = ShardCommand::Move {
+        user_id: user_id.into(),
+        from: from.into(),
+        to: to.into(),
+        device_id: device_id.into(),
+        now_ms: now_ms(),
+    };
+    command(dp, user_id, cmd).await.map(|_| ())
+}
+
+pub async fn delete(dp: &DataPath, user_id: &str, path: &str, device_id: &str) -> Result<(), RouterError> {
+    let cmd = ShardCommand::Delete {
+        user_id: user_id.into(),
+        path: path.into(),
+        device_id: device_id.into(),
+        now_ms: now_ms(),
+    };
+    command(dp, user_id, cmd).await.map(|_| ())
+}
+
+pub async fn versions(dp: &DataPath, user_id: &str, path: &str) -> Result<VersionPage, RouterError> {
+    let q = ShardQuery::ListVersions {
+        user_id: user_id.into(),
+        file: FileRef::Path(path.into()),
+        before: None,
+        limit: 1000,
+    };
+    match query(dp, user_id, q).await? {
+        QueryResponse::Versions(p) => Ok(p),
+        other => unexpected(other),
+    }
+}
+
+pub async fn restore(
+    dp: &DataPath,
+    user_id: &str,
+    path: &str,
+    version: u64,
+    device_id: &str,
+) -> Result<CommitOutcome, RouterError> {
+    let cmd = ShardCommand::RestoreVersion {
+        user_id: user_id.into(),
+        path: path.into(),
+        version,
+        created_by: user_id.into(),
+        device_id: device_id.into(),
+        now_ms: now_ms(),
+    };
+    match command(dp, user_id, cmd).await? {
+        ShardResponse::Committed(c) => Ok(c),
+        other => unexpected(other),
+    }
+}
+
+/// The hashes among `hashes` whose fragments are not all stored on their
+/// placement nodes: what a client must still send.
+pub async fn missing_chunks(dp: &DataPath, hashes: &[ChunkHash]) -> Result<Vec<ChunkHash>, RouterError> {
+    let placement = dp.view.placement();
+    let n = dp.fragments_per_chunk();
+    let mut missing = Vec::new();
+    for hash in hashes {
+        let nodes: Vec<_> = placement
+            .nodes_for_chunk(hash, n)
+            .map_err(|e| RouterError::Unavailable(e.to_string()))?
+            .into_iter()
+            .cloned()
+            .collect();
+        if !crate::upload::present_fragments(dp, *hash, &nodes).await.into_iter().all(|p| p) {
+            missing.push(*hash);
+        }
+    }
+    Ok(missing)
+}

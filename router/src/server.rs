@@ -1,0 +1,118 @@
+//! Runs a router: loads the cluster view from the metadata nodes, serves the
+//! native API, `/metrics` and `/health` on one listener, and keeps the view
+//! current in the background.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use tessera_meta::client::MetaClient;
+use tessera_proto::api::tessera_server::TesseraServer;
+use tessera_proto::listener;
+use tonic::service::Routes;
+
+use crate::api::ApiService;
+use crate::auth::Authenticator;
+use crate::cluster_view::ClusterView;
+use crate::datapath::{DataPath, DataPathConfig};
+
+/// `tessera-router` configuration (TOML; unknown keys rejected).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterConfig {
+    pub listen: String,
+    pub addr_file: Option<PathBuf>,
+    /// Addresses of metadata nodes (any subset; the leader is found from them).
+    pub meta: Vec<String>,
+    /// How often placement and Bloom mirrors are refreshed.
+    pub refresh_ms: u64,
+    pub datapath: DataPathConfig,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:0".into(),
+            addr_file: None,
+            meta: Vec::new(),
+            refresh_ms: 2000,
+            datapath: DataPathConfig::default(),
+        }
+    }
+}
+
+pub struct RunningRouter {
+    pub addr: std::net::SocketAddr,
+    pub dp: Arc<DataPath>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    refresh: tokio::task::JoinHandle<()>,
+}
+
+impl RunningRouter {
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let served = (&mut self.server).await;
+        self.refresh.abort();
+        served??;
+        Ok(())
+    }
+
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.wait().await
+    }
+}
+
+/// Starts serving; `shutdown` stops the server gracefully.
+pub async fn start(
+    cfg: RouterConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<RunningRouter> {
+    if cfg.meta.is_empty() {
+        anyhow::bail!("no metadata node addresses configured (`meta` / --meta)");
+    }
+    let meta = Arc::new(MetaClient::new(cfg.meta.clone()));
+    let view = ClusterView::load(meta.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load the cluster view from {:?}: {e}", cfg.meta))?;
+    let dp = DataPath::new(view.clone(), cfg.datapath)?;
+    let mut registry = Registry::default();
+    dp.counters.register(&mut registry);
+    let api = ApiService { dp: dp.clone(), auth: Arc::new(Authenticator::new(meta)) };
+    let api_router =
+        Routes::new(TesseraServer::new(api).max_decoding_message_size(16 << 20).max_encoding_message_size(16 << 20))
+            .into_axum_router()
+            .layer(axum::middleware::from_fn(crate::auth::tag_method_path));
+    let routes = Routes::from(api_router);
+    let health_view = view.clone();
+    let health: listener::HealthCheck = Arc::new(move || {
+        if health_view.placement().block_nodes().is_empty() {
+            Err("no block nodes known".into())
+        } else {
+            Ok(())
+        }
+    });
+    let http = listener::observability_routes(Arc::new(registry), health);
+    let (tcp, addr) =
+        listener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = rx => {}
+        }
+    };
+    let server = tokio::spawn(listener::serve(tcp, routes, http, stop));
+    listener::announce(addr, cfg.addr_file.as_deref())?;
+    tracing::info!(%addr, "router listening");
+    let refresh = view.spawn_refresh(Duration::from_millis(cfg.refresh_ms.max(100)));
+    Ok(RunningRouter { addr, dp, shutdown: Some(tx), server, refresh })
+}

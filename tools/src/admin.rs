@@ -1,0 +1,138 @@
+//! Operator commands: users and cluster status, through the metadata nodes.
+
+use clap::Subcommand;
+use serde_json::json;
+use tessera_meta::client::MetaClient;
+use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, NodeKind, User};
+use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
+
+use crate::remote::meta_endpoints;
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Cluster at a glance: metadata groups and leaders, block nodes, shards.
+    Status,
+    /// Users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user with a new access key and secret.
+    Create { name: String },
+}
+
+fn random_token(len: usize, alphabet: &[u8]) -> String {
+    (0..len).map(|_| alphabet[rand::random_range(0..alphabet.len())] as char).collect()
+}
+
+/// New credentials: a 20-character access key and a 40-character secret.
+pub fn new_credentials() -> (String, String) {
+    let upper = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let any = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (format!("TK{}", random_token(18, upper)), random_token(40, any))
+}
+
+pub async fn create_user(meta: &MetaClient, name: &str) -> anyhow::Result<User> {
+    let (access_key, secret_key) = new_credentials();
+    let user = User {
+        user_id: name.to_owned(),
+        display_name: name.to_owned(),
+        access_key,
+        secret_key,
+        created_at_ms: tessera_router::datapath::now_ms(),
+    };
+    match meta.propose(0, &GroupCommand::Cluster(ClusterCommand::CreateUser(user.clone()))).await? {
+        (GroupResponse::Cluster(Ok(_)), _) => Ok(user),
+        (GroupResponse::Cluster(Err(e)), _) => anyhow::bail!("{}", e.message),
+        (other, _) => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
+async fn cluster(meta: &MetaClient, q: ClusterQuery) -> anyhow::Result<ClusterAnswer> {
+    match meta.query(0, &GroupQuery::Cluster(q)).await? {
+        GroupAnswer::Cluster(a) => Ok(a),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
+pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
+    let endpoints = meta_endpoints()?;
+    let meta = MetaClient::new(endpoints.clone());
+    match command {
+        AdminCommand::User { command: UserCommand::Create { name } } => {
+            let u = create_user(&meta, &name).await?;
+            if json {
+                println!("{}", json!({"user_id": u.user_id, "access_key": u.access_key, "secret_key": u.secret_key}));
+            } else {
+                println!("user_id:    {}\naccess_key: {}\nsecret_key: {}", u.user_id, u.access_key, u.secret_key);
+            }
+        }
+        AdminCommand::Status => {
+            let mut groups = Vec::new();
+            for addr in &endpoints {
+                match meta.status(addr).await {
+                    Ok(s) => {
+                        for g in s.groups {
+                            groups.push(json!({
+                                "node": s.node_id, "addr": addr, "group": g.group_id, "state": g.state,
+                                "term": g.term, "leader": g.leader, "voters": g.voters,
+                                "last_log_index": g.last_log_index, "last_applied": g.last_applied,
+                            }));
+                        }
+                    }
+                    Err(e) => groups.push(json!({"addr": addr, "error": e.to_string()})),
+                }
+            }
+            let ClusterAnswer::Nodes(blocks) = cluster(&meta, ClusterQuery::Nodes(NodeKind::Block)).await? else {
+                anyhow::bail!("unexpected answer to the node query");
+            };
+            let ClusterAnswer::ShardMap(shards) = cluster(&meta, ClusterQuery::ShardMap).await? else {
+                anyhow::bail!("unexpected answer to the shard map query");
+            };
+            let ClusterAnswer::Epoch(epoch) = cluster(&meta, ClusterQuery::Epoch).await? else {
+                anyhow::bail!("unexpected answer to the epoch query");
+            };
+            let mut block_json = Vec::new();
+            for b in &blocks {
+                let url = if b.addr.starts_with("http") { b.addr.clone() } else { format!("http://{}", b.addr) };
+                let stats = match tessera_block::BlockClient::connect(url).await {
+                    Ok(c) => c.stats().await.ok(),
+                    Err(_) => None,
+                };
+                block_json.push(match stats {
+                    Some(s) => json!({"id": b.id, "addr": b.addr, "zone": b.zone, "up": true,
+                        "fragments": s.fragments, "bytes": s.fragment_bytes, "disk_free": s.disk_free_bytes}),
+                    None => json!({"id": b.id, "addr": b.addr, "zone": b.zone, "up": false}),
+                });
+            }
+            let shard_json: Vec<_> = shards
+                .iter()
+                .map(|s| json!({"group": s.group_id, "replicas": s.replicas, "vnodes": s.vnodes}))
+                .collect();
+            let status =
+                json!({"epoch": epoch, "raft_groups": groups, "block_nodes": block_json, "shards": shard_json});
+            if json {
+                println!("{status}");
+            } else {
+                println!("placement epoch {epoch}");
+                println!("raft groups:");
+                for g in &groups {
+                    println!("  {g}");
+                }
+                println!("block nodes:");
+                for b in &block_json {
+                    println!("  {b}");
+                }
+                println!("shards:");
+                for s in &shard_json {
+                    println!("  {s}");
+                }
+            }
+        }
+    }
+    Ok(())
+}

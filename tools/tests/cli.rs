@@ -1,0 +1,155 @@
+//! The `tessera` CLI against `tessera dev` (a real cluster in one process):
+//! round trips, versions and restore, folders, bad input, restart.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use tessera_tests::{poll_until, ProcessGuard, TestRng};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+struct Dev {
+    guard: ProcessGuard,
+    env: HashMap<String, String>,
+}
+
+fn start_dev(dir: &Path) -> Dev {
+    let env_file = dir.join("env");
+    let _ = std::fs::remove_file(&env_file);
+    let log = dir.with_extension(format!("log-{}", std::process::id()));
+    let mut guard = ProcessGuard::spawn(
+        "tessera dev",
+        Path::new(BIN),
+        &["dev".into(), "--data".into(), dir.display().to_string()],
+        &log,
+    )
+    .unwrap();
+    let text = poll_until(Duration::from_secs(60), "DIR/env", || {
+        assert!(guard.is_running(), "tessera dev exited:\n{}", guard.log_text());
+        std::fs::read_to_string(&env_file).ok()
+    })
+    .unwrap();
+    let env = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    Dev { guard, env }
+}
+
+fn tessera(env: &HashMap<String, String>, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .output()
+        .unwrap()
+}
+
+fn ok_json(env: &HashMap<String, String>, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = tessera(env, &all);
+    assert!(out.status.success(), "tessera {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn fails(env: &HashMap<String, String>, args: &[&str], expect: &str) {
+    let out = tessera(env, args);
+    assert!(!out.status.success(), "tessera {args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(expect), "tessera {args:?}: expected {expect:?} in {err:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr, got {err:?}");
+}
+
+fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+#[test]
+fn cli_round_trips_versions_folders_errors_and_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let data_dir = work.path().join("cluster");
+    let mut dev = start_dev(&data_dir);
+    let env = dev.env.clone();
+    let mut rng = TestRng::new(5);
+
+    let v1 = rng.bytes(3 << 20);
+    let local = write(work.path(), "a.bin", &v1);
+    let put = ok_json(&env, &["put", local.to_str().unwrap(), "/docs/a.bin"]);
+    assert_eq!(
+        (put["path"].as_str(), put["version"].as_u64(), put["size"].as_u64()),
+        (Some("/docs/a.bin"), Some(1), Some(v1.len() as u64))
+    );
+    assert_eq!(put["bytes_transferred"].as_u64(), Some(v1.len() as u64));
+    let again = ok_json(&env, &["put", local.to_str().unwrap(), "/docs/copy.bin"]);
+    assert_eq!(again["bytes_transferred"].as_u64(), Some(0), "identical content is deduplicated: {again}");
+    assert_eq!(again["chunks_deduped"], again["chunks_total"]);
+
+    let out = work.path().join("out.bin");
+    ok_json(&env, &["get", "/docs/a.bin", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), v1);
+
+    // A second version, then restore the first.
+    let mut v2 = v1.clone();
+    v2[12345] ^= 1;
+    write(work.path(), "a.bin", &v2);
+    assert_eq!(ok_json(&env, &["put", local.to_str().unwrap(), "/docs/a.bin"])["version"].as_u64(), Some(2));
+    let versions = ok_json(&env, &["versions", "/docs/a.bin"]);
+    assert_eq!(
+        versions.as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert_eq!(ok_json(&env, &["restore", "/docs/a.bin", "1"])["version"].as_u64(), Some(3));
+    ok_json(&env, &["get", "/docs/a.bin", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), v1, "restored content");
+    ok_json(&env, &["get", "/docs/a.bin", out.to_str().unwrap(), "--version", "2"]);
+    assert_eq!(std::fs::read(&out).unwrap(), v2);
+
+    // Folders: mkdir, move a whole folder, delete.
+    ok_json(&env, &["mkdir", "/docs/sub/deeper"]);
+    ok_json(&env, &["mv", "/docs", "/archive"]);
+    let listing = ok_json(&env, &["ls", "/archive"]);
+    let names: Vec<&str> = listing.as_array().unwrap().iter().filter_map(|e| e["path"].as_str()).collect();
+    assert_eq!(names, vec!["/archive/a.bin", "/archive/copy.bin", "/archive/sub"]);
+    ok_json(&env, &["get", "/archive/a.bin", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), v1);
+    fails(&env, &["get", "/docs/a.bin", out.to_str().unwrap()], "not found");
+    ok_json(&env, &["rm", "/archive/copy.bin"]);
+    fails(&env, &["stat", "/archive/copy.bin"], "not found");
+
+    // Bad input: one clear line, non-zero exit.
+    fails(&env, &["put", "/no/such/file", "/x"], "cannot read /no/such/file");
+    fails(&env, &["put", work.path().to_str().unwrap(), "/x"], "is a directory");
+    let mut bad = env.clone();
+    bad.insert("TESSERA_SECRET_KEY".into(), "wrong-secret-wrong-secret".into());
+    fails(&bad, &["ls", "/"], "bad credentials");
+    let mut gone = env.clone();
+    gone.insert("TESSERA_ENDPOINT".into(), "http://127.0.0.1:1".into());
+    fails(&gone, &["ls", "/"], "cannot reach Tessera");
+
+    // Operator view and a second user.
+    let status = ok_json(&env, &["admin", "status"]);
+    let blocks = status["block_nodes"].as_array().unwrap();
+    assert_eq!(blocks.len(), 6);
+    assert!(blocks.iter().all(|b| b["up"] == true), "{status}");
+    let bob = ok_json(&env, &["admin", "user", "create", "bob"]);
+    let mut bob_env = env.clone();
+    bob_env.insert("TESSERA_ACCESS_KEY".into(), bob["access_key"].as_str().unwrap().into());
+    bob_env.insert("TESSERA_SECRET_KEY".into(), bob["secret_key"].as_str().unwrap().into());
+    fails(&bob_env, &["stat", "/archive/a.bin"], "not found");
+
+    // Restart: same addresses, same data.
+    assert_eq!(dev.guard.terminate(Duration::from_secs(60)).unwrap(), Some(0));
+    let dev2 = start_dev(&data_dir);
+    assert_eq!(dev2.env, env, "endpoints and credentials survive a restart");
+    ok_json(&env, &["get", "/archive/a.bin", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), v1);
+}
