@@ -1,112 +1,131 @@
-//! Placement (provisional version, replaced by the full module): users →
-//! metadata shard with `hashring`, chunk → k+m distinct block nodes by
-//! rendezvous hashing, preferring unused zones.
+//! Placement: where a user's metadata and a chunk's fragments live.
+//!
+//! This module owns the two mappings the router needs on every request, both
+//! computed locally from one immutable [`Placement`] snapshot per cluster epoch:
+//!
+//! * **users → metadata shard** ([`Placement::shard_for_user`]): a consistent
+//!   hash ring (`hashring` crate) on which each shard sits at `vnodes` points
+//!   named `shard-{group_id}-{i}`, so adding or removing a shard moves only the
+//!   users that land on it, and a shard's share of users grows with its vnodes;
+//! * **chunk → k+m block nodes** ([`Placement::nodes_for_chunk`]): rendezvous
+//!   (highest-random-weight) hashing, one draw per fragment slot, spreading the
+//!   fragments over distinct zones first and distinct nodes always (the
+//!   `fragments` submodule explains why it is not a plain sorted top-k).
+//!
+//! Both mappings are pure functions of the node ids, zones and shard list, so
+//! every router agrees without talking to the others, and the order in which
+//! nodes or shards are listed does not matter. The hash schemes are part of the
+//! persistent contract: changing them would relocate every fragment and user,
+//! which is why the tests pin a few golden values.
 
-use hashring::HashRing;
-use sha2::{Digest, Sha256};
+mod fragments;
+mod shards;
+#[cfg(test)]
+mod tests;
+
+use fragments::FragmentTable;
+use shards::ShardRing;
 use tessera_proto::ChunkHash;
 
+/// A block node as placement sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockNodeInfo {
+    /// Stable identity; fragment placement hashes it, so it must never be reused for another node.
     pub id: String,
+    /// Failure domain (zone, rack, ...). Empty means "undeclared": the node is its own domain.
     pub zone: String,
+    /// Where to reach the node (not used for placement).
     pub endpoint: String,
 }
 
+/// A metadata shard (Raft group) and its weight on the user ring.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardInfo {
     pub group_id: u64,
+    /// Points on the ring; a shard's expected share of users is proportional to it. 0 = owns no users.
     pub vnodes: u32,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlacementError {
-    #[error("need {needed} block nodes, only {available} known")]
+    #[error("placement needs {needed} distinct block nodes but only {available} are known")]
     NotEnoughNodes { needed: usize, available: usize },
-    #[error("no metadata shard exists")]
+    #[error("no metadata shard owns any users (no shards, or all have 0 vnodes)")]
     NoShards,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct VNode {
-    group_id: u64,
-    index: u32,
-}
-
-impl std::fmt::Display for VNode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "shard-{}-{}", self.group_id, self.index)
-    }
-}
-
+/// Immutable snapshot of placement at one cluster epoch (cheap to share in an
+/// `Arc`; a router swaps in a new one when the epoch changes).
+#[derive(Debug, Clone)]
 pub struct Placement {
     epoch: u64,
-    nodes: Vec<BlockNodeInfo>,
+    /// Sorted by id, ids unique; `fragment_table` is indexed in the same order.
+    block_nodes: Vec<BlockNodeInfo>,
+    fragment_table: FragmentTable,
+    /// Sorted by group id, group ids unique.
     shards: Vec<ShardInfo>,
-    ring: HashRing<String>,
+    shard_ring: ShardRing,
 }
 
 impl Placement {
+    /// Builds the snapshot and precomputes everything lookups need (per-node
+    /// hash seeds, zone indexes, the shard ring).
+    ///
+    /// Inputs are normalised so results never depend on their order: nodes are
+    /// sorted by id and shards by group id. A repeated node id or shard group id
+    /// is a caller bug; it is resolved deterministically (first node by
+    /// (id, zone, endpoint); the shard entry with the most vnodes) rather than
+    /// letting list order decide.
     pub fn new(epoch: u64, mut block_nodes: Vec<BlockNodeInfo>, mut shards: Vec<ShardInfo>) -> Self {
-        block_nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        shards.sort_by_key(|s| s.group_id);
-        let mut ring = HashRing::new();
-        for s in &shards {
-            for i in 0..s.vnodes.max(1) {
-                ring.add(VNode { group_id: s.group_id, index: i }.to_string());
-            }
-        }
-        Self { epoch, nodes: block_nodes, shards, ring }
+        block_nodes.sort_by(|a, b| (&a.id, &a.zone, &a.endpoint).cmp(&(&b.id, &b.zone, &b.endpoint)));
+        block_nodes.dedup_by(|later, kept| later.id == kept.id);
+        shards.sort_by(|a, b| a.group_id.cmp(&b.group_id).then(b.vnodes.cmp(&a.vnodes)));
+        shards.dedup_by_key(|shard| shard.group_id);
+
+        let fragment_table = FragmentTable::new(&block_nodes);
+        let shard_ring = ShardRing::new(&shards);
+        Self { epoch, block_nodes, fragment_table, shards, shard_ring }
     }
 
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
 
+    /// The block nodes of this epoch, sorted by id.
     pub fn block_nodes(&self) -> &[BlockNodeInfo] {
-        &self.nodes
+        &self.block_nodes
     }
 
+    /// The metadata shards of this epoch, sorted by group id.
     pub fn shards(&self) -> &[ShardInfo] {
         &self.shards
     }
 
+    /// The metadata shard (group id) that owns `user_id`: consistent hashing
+    /// with the `hashring` crate, each shard placed at `vnodes` points named
+    /// `shard-{group_id}-{i}`.
     pub fn shard_for_user(&self, user_id: &str) -> Result<u64, PlacementError> {
-        let vnode = self.ring.get(&user_id).ok_or(PlacementError::NoShards)?;
-        vnode
-            .strip_prefix("shard-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|g| g.parse().ok())
-            .ok_or(PlacementError::NoShards)
+        self.shard_ring.shard_for(user_id).ok_or(PlacementError::NoShards)
     }
 
+    /// The `count` (= k+m) distinct block nodes that hold fragments `0..count`
+    /// of `chunk`, in fragment order.
+    ///
+    /// Deterministic for the same node set. Fragments go to distinct zones
+    /// first (no zone gets a second fragment while a zone with a free node has
+    /// fewer), and always to distinct nodes. Adding a node only ever moves
+    /// fragments onto the new node, and removing one only affects chunks that
+    /// had a fragment on it.
     pub fn nodes_for_chunk(&self, chunk: &ChunkHash, count: usize) -> Result<Vec<&BlockNodeInfo>, PlacementError> {
-        if self.nodes.len() < count {
-            return Err(PlacementError::NotEnoughNodes { needed: count, available: self.nodes.len() });
+        let available = self.block_nodes.len();
+        if count > available {
+            return Err(PlacementError::NotEnoughNodes { needed: count, available });
         }
-        let mut scored: Vec<([u8; 32], &BlockNodeInfo)> = self
-            .nodes
-            .iter()
-            .map(|n| {
-                let mut h = Sha256::new();
-                h.update(chunk.as_bytes());
-                h.update(n.id.as_bytes());
-                (h.finalize().into(), n)
-            })
-            .collect();
-        scored.sort_by_key(|s| std::cmp::Reverse(s.0));
-        let mut out: Vec<&BlockNodeInfo> = Vec::with_capacity(count);
-        // Prefer nodes in zones not used yet; then fill with the best remaining.
-        for (_, n) in &scored {
-            if out.len() < count && !out.iter().any(|o| o.zone == n.zone) {
-                out.push(n);
-            }
+        let picked = self.fragment_table.pick(&self.block_nodes, chunk.as_bytes(), count);
+        if picked.len() < count {
+            // Unreachable while count <= available; reported rather than trusted.
+            return Err(PlacementError::NotEnoughNodes { needed: count, available: picked.len() });
         }
-        for (_, n) in &scored {
-            if out.len() < count && !out.iter().any(|o| o.id == n.id) {
-                out.push(n);
-            }
-        }
-        Ok(out)
+        Ok(picked)
     }
 }

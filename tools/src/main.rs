@@ -7,6 +7,7 @@
 //! Failures print one line on stderr and exit non-zero.
 
 mod admin;
+mod cluster;
 mod dev;
 mod files;
 mod remote;
@@ -77,6 +78,11 @@ enum Command {
     },
     /// Run a local development cluster in this process, keeping its data in DIR.
     Dev(dev::DevArgs),
+    /// Start or stop a multi-process cluster on 127.0.0.1.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,6 +111,7 @@ fn main() -> ExitCode {
             Command::Restore { path, version } => files::restore(json, &path, version).await,
             Command::Admin { command } => admin::run(json, command).await,
             Command::Dev(args) => dev::run(args).await,
+            Command::Cluster { command } => cluster::run(command).await,
         }
     });
     match result {

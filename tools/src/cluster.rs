@@ -1,0 +1,318 @@
+//! `tessera cluster up|down`: a real multi-process cluster on 127.0.0.1 —
+//! separate `tessera-meta`, `tessera-block` and `tessera-router` processes
+//! with generated TOML configs (readable examples for operators). `up` on an
+//! existing dir restarts the same processes on the same ports and data.
+//! `DIR/cluster.json` lists every process (kind, id, pid, address, data dir,
+//! config); `down` stops exactly those.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use tessera_meta::client::MetaClient;
+use tessera_meta::cluster::{ClusterAnswer, ClusterCommand as MetaCommand, ClusterQuery, NodeInfo, NodeKind};
+use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery};
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Start (or restart) the cluster in DIR.
+    Up {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        meta: u32,
+        #[arg(long, default_value_t = 6)]
+        block: u32,
+        #[arg(long, default_value_t = 1)]
+        routers: u32,
+    },
+    /// Stop the processes listed in DIR/cluster.json.
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct ProcessEntry {
+    pub kind: String,
+    pub id: String,
+    pub pid: u32,
+    pub address: String,
+    pub data_dir: PathBuf,
+    pub config: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Layout {
+    meta_ports: Vec<u16>,
+    block_ports: Vec<u16>,
+    router_ports: Vec<u16>,
+    user_id: String,
+    access_key: String,
+    secret_key: String,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().map(|d| d.join(name)).unwrap_or_else(|| PathBuf::from(name));
+    if !path.exists() {
+        bail!("{} not found next to {}; build all binaries first (cargo build --bins)", name, exe.display());
+    }
+    Ok(path)
+}
+
+fn spawn(dir: &Path, bin: &str, name: &str, config: &Path) -> anyhow::Result<u32> {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log")))?;
+    let child = Command::new(sibling_binary(bin)?)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {bin}"))?;
+    Ok(child.id())
+}
+
+fn wait_for_file(path: &Path, what: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.trim().is_empty() {
+                return Ok(s.trim().to_owned());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not start within 60 s (see the logs in the cluster dir)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    if dir.join("cluster.json").exists() && any_running(&dir)? {
+        bail!("a cluster is already running in {} (tessera cluster down --dir ...)", dir.display());
+    }
+    let layout_path = dir.join("layout.json");
+    let (layout, fresh) = match std::fs::read_to_string(&layout_path) {
+        Ok(text) => (serde_json::from_str::<Layout>(&text)?, false),
+        Err(_) => {
+            let (access_key, secret_key) = crate::admin::new_credentials();
+            let layout = Layout {
+                meta_ports: (0..meta_n).map(|_| free_port()).collect::<Result<_, _>>()?,
+                block_ports: (0..block_n).map(|_| free_port()).collect::<Result<_, _>>()?,
+                router_ports: (0..routers).map(|_| free_port()).collect::<Result<_, _>>()?,
+                user_id: "dev".into(),
+                access_key,
+                secret_key,
+            };
+            (layout, true)
+        }
+    };
+    let mut procs = Vec::new();
+    let meta_addrs: Vec<String> = layout.meta_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    for (i, addr) in meta_addrs.iter().enumerate() {
+        let id = i + 1;
+        let home = dir.join(format!("meta-{id}"));
+        std::fs::create_dir_all(&home)?;
+        let cfg = home.join("meta.toml");
+        let role = if i == 0 { "bootstrap = true".to_owned() } else { format!("join = \"{}\"", meta_addrs[0]) };
+        let text = format!(
+            "# tessera-meta {id}: generated by `tessera cluster up`\nlisten = \"{addr}\"\naddr_file = \"{}\"\ndata_dir = \"{}\"\nnode_id = {id}\n{role}\n\n[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n",
+            home.join("addr").display(),
+            home.join("data").display()
+        );
+        std::fs::write(&cfg, text)?;
+        let _ = std::fs::remove_file(home.join("addr"));
+        let pid = spawn(&dir, "tessera-meta", &format!("meta-{id}"), &cfg)?;
+        wait_for_file(&home.join("addr"), &format!("meta-{id}"))?;
+        procs.push(ProcessEntry {
+            kind: "meta".into(),
+            id: id.to_string(),
+            pid,
+            address: addr.clone(),
+            data_dir: home.join("data"),
+            config: cfg,
+        });
+    }
+    let meta = Arc::new(MetaClient::new(meta_addrs.clone()));
+    // Wait until every metadata node is a voter of the cluster group.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let voters = meta
+            .status(&meta_addrs[0])
+            .await
+            .ok()
+            .and_then(|s| s.groups.into_iter().find(|g| g.group_id == 0))
+            .map(|g| g.voters.len());
+        if voters == Some(meta_addrs.len()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("metadata nodes did not form the cluster group within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, port) in layout.block_ports.iter().enumerate() {
+        let name = format!("block-{i}");
+        let home = dir.join(&name);
+        std::fs::create_dir_all(&home)?;
+        let cfg = home.join("block.toml");
+        let addr = format!("127.0.0.1:{port}");
+        std::fs::write(
+            &cfg,
+            format!(
+                "# tessera-block {name}: generated by `tessera cluster up`\nlisten = \"{addr}\"\naddr_file = \"{}\"\ndata_dir = \"{}\"\nnode_id = \"{name}\"\nzone = \"zone-{i}\"\nmin_free_bytes = 0\n",
+                home.join("addr").display(),
+                home.join("data").display()
+            ),
+        )?;
+        let _ = std::fs::remove_file(home.join("addr"));
+        let pid = spawn(&dir, "tessera-block", &name, &cfg)?;
+        wait_for_file(&home.join("addr"), &name)?;
+        let info = NodeInfo { kind: NodeKind::Block, id: name.clone(), addr: addr.clone(), zone: format!("zone-{i}") };
+        meta.propose(0, &GroupCommand::Cluster(MetaCommand::RegisterNode(info))).await?;
+        procs.push(ProcessEntry {
+            kind: "block".into(),
+            id: name,
+            pid,
+            address: addr,
+            data_dir: home.join("data"),
+            config: cfg,
+        });
+    }
+    let shards = match meta.query(0, &GroupQuery::Cluster(ClusterQuery::ShardMap)).await? {
+        GroupAnswer::Cluster(ClusterAnswer::ShardMap(s)) => s,
+        other => bail!("unexpected answer {other:?}"),
+    };
+    if shards.is_empty() {
+        let replicas: Vec<(u64, String)> =
+            meta_addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.clone())).collect();
+        meta.create_shard(1, &replicas, 64).await.context("creating the metadata shard")?;
+    }
+    if fresh {
+        let user = tessera_meta::cluster::User {
+            user_id: layout.user_id.clone(),
+            display_name: "Default user".into(),
+            access_key: layout.access_key.clone(),
+            secret_key: layout.secret_key.clone(),
+            created_at_ms: tessera_router::datapath::now_ms(),
+        };
+        meta.propose(0, &GroupCommand::Cluster(MetaCommand::CreateUser(user))).await?;
+        std::fs::write(&layout_path, serde_json::to_string_pretty(&layout)?)?;
+    }
+    let meta_list = meta_addrs.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+    for (i, port) in layout.router_ports.iter().enumerate() {
+        let name = format!("router-{i}");
+        let home = dir.join(&name);
+        std::fs::create_dir_all(&home)?;
+        let cfg = home.join("router.toml");
+        let addr = format!("127.0.0.1:{port}");
+        std::fs::write(
+            &cfg,
+            format!(
+                "# tessera-router {name}: generated by `tessera cluster up`\nlisten = \"{addr}\"\naddr_file = \"{}\"\nmeta = [{meta_list}]\nrefresh_ms = 1000\n\n[datapath]\ndata_shards = 4\nparity_shards = 2\nparallel_chunks = 4\n",
+                home.join("addr").display()
+            ),
+        )?;
+        let _ = std::fs::remove_file(home.join("addr"));
+        let pid = spawn(&dir, "tessera-router", &name, &cfg)?;
+        wait_for_file(&home.join("addr"), &name)?;
+        procs.push(ProcessEntry {
+            kind: "router".into(),
+            id: name,
+            pid,
+            address: addr,
+            data_dir: home.clone(),
+            config: cfg,
+        });
+    }
+    std::fs::write(dir.join("cluster.json"), serde_json::to_string_pretty(&procs)?)?;
+    let router = procs.iter().find(|p| p.kind == "router").map(|p| format!("http://{}", p.address)).unwrap_or_default();
+    let env = format!(
+        "export TESSERA_ENDPOINT={router}\nexport TESSERA_META_ENDPOINT={}\nexport TESSERA_ACCESS_KEY={ak}\nexport TESSERA_SECRET_KEY={sk}\n\
+         export AWS_ENDPOINT_URL={router}\nexport AWS_ACCESS_KEY_ID={ak}\nexport AWS_SECRET_ACCESS_KEY={sk}\nexport AWS_REGION=us-east-1\n",
+        meta_addrs.join(","),
+        ak = layout.access_key,
+        sk = layout.secret_key
+    );
+    std::fs::write(dir.join("env"), env)?;
+    println!(
+        "cluster up in {}: {} meta, {} block, {} router processes; source {}",
+        dir.display(),
+        meta_n.max(layout.meta_ports.len() as u32),
+        layout.block_ports.len(),
+        layout.router_ports.len(),
+        dir.join("env").display()
+    );
+    Ok(())
+}
+
+fn read_processes(dir: &Path) -> anyhow::Result<Vec<ProcessEntry>> {
+    let path = dir.join("cluster.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no cluster in {} ({} missing)", dir.display(), path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// True when `pid` is alive and still runs one of our binaries (pids are
+/// reused; never signal a stranger).
+fn ours(p: &ProcessEntry) -> bool {
+    std::fs::read(format!("/proc/{}/cmdline", p.pid))
+        .map(|c| String::from_utf8_lossy(&c).contains(&format!("tessera-{}", p.kind)))
+        .unwrap_or(false)
+}
+
+fn any_running(dir: &Path) -> anyhow::Result<bool> {
+    Ok(read_processes(dir)?.iter().any(ours))
+}
+
+fn stop(dir: &Path) -> anyhow::Result<()> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let procs = read_processes(dir)?;
+    // Routers first, metadata last.
+    let order = ["router", "block", "meta"];
+    let mut stopped = 0;
+    for kind in order {
+        let group: Vec<&ProcessEntry> = procs.iter().filter(|p| p.kind == kind && ours(p)).collect();
+        for p in &group {
+            let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while group.iter().any(|p| ours(p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for p in group.iter().filter(|p| ours(p)) {
+            let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGKILL);
+        }
+        stopped += group.len();
+    }
+    println!("stopped {stopped} processes of the cluster in {}", dir.display());
+    Ok(())
+}
+
+pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClusterCommand::Up { dir, meta, block, routers } => {
+            if meta == 0 || routers == 0 || block < 6 {
+                bail!("need at least 1 meta, 6 block (4+2 coding) and 1 router process");
+            }
+            start(&dir, meta, block, routers).await
+        }
+        ClusterCommand::Down { dir } => stop(&dir),
+    }
+}
