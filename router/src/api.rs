@@ -18,7 +18,7 @@ use crate::auth::{Authenticator, MethodPath, ACCESS_KEY, DATE, SIGNATURE};
 use crate::datapath::{now_ms, DataPath};
 use crate::error::RouterError;
 use crate::upload::{UploadReport, UploadRequest};
-use crate::{download, ops, upload};
+use crate::{download, ops, sessions, upload};
 
 pub struct ApiService {
     pub dp: Arc<DataPath>,
@@ -74,6 +74,21 @@ impl ApiService {
         Ok(self.auth.verify(get(ACCESS_KEY), get(DATE), get(SIGNATURE), &method, now_ms()).await?)
     }
 }
+
+fn session_id(raw: &[u8]) -> Result<tessera_meta::model::SessionId, Status> {
+    raw.try_into().map_err(|_| Status::invalid_argument(format!("session id must be 16 bytes, got {}", raw.len())))
+}
+
+fn session_status(s: &tessera_meta::model::UploadSession) -> pb::SessionStatus {
+    pb::SessionStatus {
+        session_id: Bytes::copy_from_slice(&s.session_id),
+        missing: s.missing().iter().map(|h| Bytes::copy_from_slice(h)).collect(),
+        chunks_total: s.chunks.len() as u64,
+    }
+}
+
+/// Largest chunk a client may send (the chunker's maximum is 16 MiB).
+const MAX_CHUNK: usize = 16 << 20;
 
 type BoxStream<T> = std::pin::Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -207,6 +222,90 @@ impl Tessera for ApiService {
             chunks_deduped: file.chunks.len() as u64,
             ..Default::default()
         }))
+    }
+
+    async fn open_session(
+        &self,
+        request: Request<pb::OpenSessionRequest>,
+    ) -> Result<Response<pb::SessionStatus>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        let id = session_id(&req.session_id)?;
+        let chunks = req
+            .chunks
+            .iter()
+            .map(|c| {
+                let hash: [u8; 32] =
+                    c.hash.as_ref().try_into().map_err(|_| Status::invalid_argument("chunk hashes are 32 bytes"))?;
+                Ok(tessera_meta::model::ChunkRef { hash, size: c.size })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let s =
+            sessions::open(&self.dp, &user.user_id, id, &req.path, chunks, req.base_version, &req.device_id).await?;
+        Ok(Response::new(session_status(&s)))
+    }
+
+    async fn put_chunk(
+        &self,
+        request: Request<Streaming<pb::PutChunkRequest>>,
+    ) -> Result<Response<pb::SessionStatus>, Status> {
+        let user = self.user(&request).await?;
+        let mut stream = request.into_inner();
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty PutChunk stream"))?;
+        let Some(pb::put_chunk_request::Part::Header(h)) = first.part else {
+            return Err(Status::invalid_argument("the first PutChunk message must be the header"));
+        };
+        let id = session_id(&h.session_id)?;
+        let hash = ChunkHash::from_slice(&h.hash).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut data = Vec::new();
+        while let Some(m) = stream.message().await? {
+            if let Some(pb::put_chunk_request::Part::Data(d)) = m.part {
+                if data.len() + d.len() > MAX_CHUNK {
+                    return Err(Status::invalid_argument(format!("chunk larger than {MAX_CHUNK} bytes")));
+                }
+                data.extend_from_slice(&d);
+            }
+        }
+        let s = sessions::put_chunk(&self.dp, &user.user_id, id, hash, Bytes::from(data)).await?;
+        Ok(Response::new(session_status(&s)))
+    }
+
+    async fn get_session(&self, request: Request<pb::SessionRef>) -> Result<Response<pb::SessionStatus>, Status> {
+        let user = self.user(&request).await?;
+        let s = sessions::get(&self.dp, &user.user_id, session_id(&request.get_ref().session_id)?).await?;
+        Ok(Response::new(session_status(&s)))
+    }
+
+    async fn commit_session(
+        &self,
+        request: Request<pb::CommitSessionRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        let id = session_id(&req.session_id)?;
+        let sha: [u8; 32] = req
+            .content_sha256
+            .as_ref()
+            .try_into()
+            .map_err(|_| Status::invalid_argument("content_sha256 must be 32 bytes"))?;
+        let session = sessions::get(&self.dp, &user.user_id, id).await?;
+        let outcome = sessions::commit(&self.dp, &user.user_id, id, sha, policy(req.on_conflict)?).await?;
+        Ok(Response::new(pb::PutResponse {
+            path: outcome.path,
+            version: outcome.version,
+            size: session.chunks.iter().map(|c| c.size).sum(),
+            content_sha256: hex::encode(sha),
+            chunks_total: session.chunks.len() as u64,
+            conflict: outcome.conflict,
+            conflict_path: outcome.conflict_path.unwrap_or_default(),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_session(&self, request: Request<pb::SessionRef>) -> Result<Response<pb::Done>, Status> {
+        let user = self.user(&request).await?;
+        sessions::abort(&self.dp, &user.user_id, session_id(&request.get_ref().session_id)?).await?;
+        Ok(Response::new(pb::Done {}))
     }
 
     async fn missing_chunks(

@@ -16,4 +16,5 @@ pub mod error;
 pub mod ops;
 pub mod placement;
 pub mod server;
+pub mod sessions;
 pub mod upload;

@@ -14,7 +14,7 @@ use tokio_util::io::ReaderStream;
 use crate::remote::{connect, explain};
 use crate::OnConflict;
 
-fn progress(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -27,7 +27,7 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn print(json: bool, value: serde_json::Value, text: String) {
+pub(crate) fn print(json: bool, value: serde_json::Value, text: String) {
     if json {
         println!("{value}");
     } else {
@@ -80,11 +80,7 @@ pub async fn put(
         path: remote.to_owned(),
         base_version,
         device_id: device.to_owned(),
-        on_conflict: match on_conflict {
-            OnConflict::Copy => pb::ConflictPolicy::Copy,
-            OnConflict::Lww => pb::ConflictPolicy::LastWriterWins,
-            OnConflict::Reject => pb::ConflictPolicy::Reject,
-        } as i32,
+        on_conflict: wire_policy(on_conflict),
     };
     let r = tokio::select! {
         r = client.put(header, body) => r.map_err(explain)?,
@@ -114,6 +110,14 @@ pub async fn put(
         ),
     );
     Ok(())
+}
+
+pub(crate) fn wire_policy(p: OnConflict) -> i32 {
+    (match p {
+        OnConflict::Copy => pb::ConflictPolicy::Copy,
+        OnConflict::Lww => pb::ConflictPolicy::LastWriterWins,
+        OnConflict::Reject => pb::ConflictPolicy::Reject,
+    }) as i32
 }
 
 pub async fn get(json: bool, remote: &str, local: &Path, version: Option<u64>) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ mod cluster;
 mod dev;
 mod files;
 mod remote;
+mod resumable;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,11 @@ enum Command {
         device: String,
         #[arg(long, value_enum, default_value = "copy")]
         on_conflict: OnConflict,
+        /// Upload through a resumable session: chunks are hashed locally, only
+        /// missing ones are sent, and running the same command again after an
+        /// interruption resumes. Used automatically for files of 64 MiB and more.
+        #[arg(long)]
+        resumable: bool,
     },
     /// Download a remote file to a local path.
     Get {
@@ -98,8 +104,13 @@ fn main() -> ExitCode {
     let json = cli.json;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Put { local, remote, base_version, device, on_conflict } => {
-                files::put(json, &local, &remote, base_version, &device, on_conflict).await
+            Command::Put { local, remote, base_version, device, on_conflict, resumable } => {
+                let large = std::fs::metadata(&local).map(|m| m.len() >= 64 << 20).unwrap_or(false);
+                if resumable || large {
+                    resumable::put(json, &local, &remote, base_version, &device, on_conflict).await
+                } else {
+                    files::put(json, &local, &remote, base_version, &device, on_conflict).await
+                }
             }
             Command::Get { remote, local, version } => files::get(json, &remote, &local, version).await,
             Command::Ls { path } => files::ls(json, &path).await,

@@ -153,3 +153,41 @@ fn cli_round_trips_versions_folders_errors_and_restart() {
     ok_json(&env, &["get", "/archive/a.bin", out.to_str().unwrap()]);
     assert_eq!(std::fs::read(&out).unwrap(), v1);
 }
+
+#[test]
+fn resumable_upload_survives_a_killed_client_and_a_router_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let data_dir = work.path().join("cluster");
+    let mut dev = start_dev(&data_dir);
+    let env = dev.env.clone();
+    let data = TestRng::new(77).bytes(30 << 20);
+    let local = write(work.path(), "big.bin", &data);
+    // The client dies after sending two chunks.
+    let mut dying = env.clone();
+    dying.insert("TESSERA_FAILPOINT_EXIT_AFTER_CHUNKS".into(), "2".into());
+    let out = tessera(&dying, &["put", "--resumable", local.to_str().unwrap(), "/big.bin"]);
+    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
+    fails(&env, &["stat", "/big.bin"], "not found");
+
+    // The whole cluster, router included, restarts; the session is in Raft.
+    assert_eq!(dev.guard.terminate(Duration::from_secs(60)).unwrap(), Some(0));
+    let _dev = start_dev(&data_dir);
+    let r = ok_json(&env, &["put", "--resumable", local.to_str().unwrap(), "/big.bin"]);
+    let total = r["chunks_total"].as_u64().unwrap();
+    assert!(total >= 4, "{r}");
+    assert_eq!(r["chunks_uploaded"].as_u64(), Some(total - 2), "only the missing chunks are sent: {r}");
+    assert!(r["bytes_transferred"].as_u64().unwrap() < data.len() as u64);
+    let out = work.path().join("back.bin");
+    ok_json(&env, &["get", "/big.bin", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+
+    // Delta sync from the chunk list: one changed byte sends at most two chunks.
+    let mut edited = data.clone();
+    edited[15 << 20] ^= 0x5A;
+    write(work.path(), "big.bin", &edited);
+    let r = ok_json(&env, &["put", "--resumable", local.to_str().unwrap(), "/big.bin"]);
+    assert!(r["chunks_uploaded"].as_u64().unwrap() <= 2, "{r}");
+    assert_eq!(r["version"].as_u64(), Some(2));
+    ok_json(&env, &["get", "/big.bin", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&out).unwrap(), edited);
+}

@@ -1,0 +1,150 @@
+//! `tessera put --resumable`: chunk and hash the file locally (the router's
+//! FastCDC parameters), open an upload session named after the path, the
+//! content and the device, send only the chunks the session reports missing,
+//! and commit. Interrupted anywhere, the same command resumes: the session
+//! lives in the cluster, and chunks already sent are not sent again.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tessera_proto::api as pb;
+use tessera_router::codec::chunker::chunk_reader;
+use tessera_router::codec::hash::ContentHasher;
+use tessera_router::codec::ChunkerParams;
+
+use crate::files::{print, progress, wire_policy};
+use crate::remote::{connect, explain};
+use crate::OnConflict;
+
+/// Test failpoint: exit (as if killed) after sending this many chunks.
+const FAILPOINT_EXIT_AFTER_CHUNKS: &str = "TESSERA_FAILPOINT_EXIT_AFTER_CHUNKS";
+
+struct LocalChunk {
+    offset: u64,
+    size: u64,
+    hash: [u8; 32],
+}
+
+fn scan(path: &Path) -> anyhow::Result<(Vec<LocalChunk>, [u8; 32])> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut chunks = Vec::new();
+    let mut whole = ContentHasher::default();
+    chunk_reader(file, ChunkerParams::default(), |c| {
+        whole.update(&c.data);
+        chunks.push(LocalChunk { offset: c.offset, size: c.data.len() as u64, hash: c.hash.0 });
+        Ok(())
+    })
+    .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((chunks, whole.finish()))
+}
+
+fn read_at(path: &Path, offset: u64, size: u64) -> anyhow::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; size as usize];
+    f.read_exact(&mut buf).with_context(|| format!("{} changed during the upload", path.display()))?;
+    Ok(buf)
+}
+
+pub async fn put(
+    json: bool,
+    local: &Path,
+    remote: &str,
+    base_version: Option<u64>,
+    device: &str,
+    on_conflict: OnConflict,
+) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
+    if meta.is_dir() {
+        bail!("{} is a directory; give a file", local.display());
+    }
+    let path = local.to_path_buf();
+    let (chunks, sha) = tokio::task::spawn_blocking(move || scan(&path)).await??;
+    let mut id_hash = Sha256::new();
+    id_hash.update(b"tessera-upload\0");
+    id_hash.update(remote.as_bytes());
+    id_hash.update([0]);
+    id_hash.update(sha);
+    id_hash.update(device.as_bytes());
+    let session_id = Bytes::copy_from_slice(&id_hash.finalize()[..16]);
+
+    let client = connect().await?;
+    let mut raw = client.raw();
+    let status = raw
+        .open_session(pb::OpenSessionRequest {
+            session_id: session_id.clone(),
+            path: remote.to_owned(),
+            chunks: chunks
+                .iter()
+                .map(|c| pb::SessionChunk { hash: Bytes::copy_from_slice(&c.hash), size: c.size })
+                .collect(),
+            base_version,
+            device_id: device.to_owned(),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let missing: std::collections::HashSet<Vec<u8>> = status.missing.iter().map(|h| h.to_vec()).collect();
+    let to_send: Vec<&LocalChunk> = {
+        let mut seen = std::collections::HashSet::new();
+        chunks.iter().filter(|c| missing.contains(&c.hash[..]) && seen.insert(c.hash)).collect()
+    };
+    let stop_after: Option<usize> = std::env::var(FAILPOINT_EXIT_AFTER_CHUNKS).ok().and_then(|v| v.parse().ok());
+    let bar = progress(to_send.iter().map(|c| c.size).sum(), "upload");
+    let (mut sent, mut sent_bytes) = (0u64, 0u64);
+    for c in &to_send {
+        if stop_after == Some(sent as usize) {
+            std::process::exit(75);
+        }
+        let path = local.to_path_buf();
+        let (offset, size) = (c.offset, c.size);
+        let data = tokio::task::spawn_blocking(move || read_at(&path, offset, size)).await??;
+        let header = pb::PutChunkRequest {
+            part: Some(pb::put_chunk_request::Part::Header(pb::PutChunkHeader {
+                session_id: session_id.clone(),
+                hash: Bytes::copy_from_slice(&c.hash),
+            })),
+        };
+        let data = Bytes::from(data);
+        let pieces: Vec<pb::PutChunkRequest> = std::iter::once(header)
+            .chain((0..data.len()).step_by(1 << 20).map(|at| pb::PutChunkRequest {
+                part: Some(pb::put_chunk_request::Part::Data(data.slice(at..(at + (1 << 20)).min(data.len())))),
+            }))
+            .collect();
+        raw.put_chunk(futures::stream::iter(pieces)).await.map_err(explain)?;
+        sent += 1;
+        sent_bytes += c.size;
+        bar.inc(c.size);
+    }
+    let r = raw
+        .commit_session(pb::CommitSessionRequest {
+            session_id,
+            content_sha256: Bytes::copy_from_slice(&sha),
+            on_conflict: wire_policy(on_conflict),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    bar.finish_and_clear();
+    print(
+        json,
+        json!({
+            "path": r.path, "version": r.version, "size": r.size, "sha256": r.content_sha256,
+            "chunks_total": chunks.len(), "chunks_uploaded": sent,
+            "chunks_deduped": chunks.len() as u64 - sent, "bytes_transferred": sent_bytes,
+            "conflict": r.conflict, "conflict_path": r.conflict_path, "resumable": true,
+        }),
+        format!(
+            "{} version {} ({} bytes, {sent} of {} chunks sent, {sent_bytes} bytes transferred)",
+            r.path,
+            r.version,
+            r.size,
+            chunks.len()
+        ),
+    );
+    Ok(())
+}
