@@ -75,15 +75,24 @@ fn round_trip(gib: u64) {
     drop(f);
     let sent_hash = sha256_file(&local);
 
-    let put = Command::new(binary("tessera").unwrap()).args(["put", "--json", local.to_str().unwrap(), "/large.bin"]).envs(&env).output().unwrap();
+    let put = Command::new(binary("tessera").unwrap())
+        .args(["put", "--json", local.to_str().unwrap(), "/large.bin"])
+        .envs(&env)
+        .output()
+        .unwrap();
     assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
     std::fs::remove_file(&local).unwrap();
     let back = work.path().join("back.bin");
-    let get = Command::new(binary("tessera").unwrap()).args(["get", "/large.bin", back.to_str().unwrap()]).envs(&env).output().unwrap();
+    let get = Command::new(binary("tessera").unwrap())
+        .args(["get", "/large.bin", back.to_str().unwrap()])
+        .envs(&env)
+        .output()
+        .unwrap();
     assert!(get.status.success(), "{}", String::from_utf8_lossy(&get.stderr));
     assert_eq!(sha256_file(&back), sent_hash, "downloaded bytes differ from uploaded ones");
 
-    let procs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap();
+    let procs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap()).unwrap();
     let router = procs.as_array().unwrap().iter().find(|p| p["kind"] == "router").unwrap()["pid"].as_i64().unwrap();
     let peak_mib = peak_rss_kib(router) / 1024;
     eprintln!("router peak RSS after a {gib} GiB upload and download: {peak_mib} MiB");

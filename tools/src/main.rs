@@ -7,6 +7,7 @@
 //! Failures print one line on stderr and exit non-zero.
 
 mod admin;
+mod bench;
 mod cluster;
 mod dev;
 mod files;
@@ -84,11 +85,22 @@ enum Command {
     },
     /// Run a local development cluster in this process, keeping its data in DIR.
     Dev(dev::DevArgs),
+    /// Load generators.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Start or stop a multi-process cluster on 127.0.0.1.
     Cluster {
         #[command(subcommand)]
         command: cluster::ClusterCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Against the native API at TESSERA_ENDPOINT.
+    Native(bench::NativeArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +135,7 @@ fn main() -> ExitCode {
             Command::Admin { command } => admin::run(json, command).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Cluster { command } => cluster::run(command).await,
+            Command::Bench { command: BenchCommand::Native(args) } => bench::native(json, args).await,
         }
     });
     match result {
