@@ -126,3 +126,34 @@ async fn a_block_node_added_to_the_cluster_is_used_without_a_router_restart() {
         assert_eq!(&c.get("alice", p, None).await.unwrap(), d);
     }
 }
+
+/// The production chunk sizes (1/4/8 MiB) on a 100 MiB file, as the design asks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_uploads_of_a_100_mib_file_with_production_chunking() {
+    use tessera_router::codec::ChunkerParams;
+    let c = TestCluster::start_with(ChunkerParams::default()).await;
+    let mut rng = TestRng::new(100);
+    // Edge sizes around the 4 MiB average and 8 MiB maximum first.
+    for len in [0usize, 1, (4 << 20) - 1, 4 << 20, (4 << 20) + 1, (8 << 20) + 1] {
+        let data = rng.bytes(len);
+        c.put("alice", "/edge.bin", &data).await.unwrap();
+        assert_eq!(c.get("alice", "/edge.bin", None).await.unwrap(), data, "{len} bytes");
+    }
+    let data = rng.bytes(100 << 20);
+    let first = c.put("alice", "/hundred.bin", &data).await.unwrap();
+    let two_chunks = 2 * ChunkerParams::default().max_size as u64;
+    let mut edited = data.clone();
+    edited[50 << 20] ^= 1;
+    let r = c.put("alice", "/hundred.bin", &edited).await.unwrap();
+    assert!(r.bytes_transferred <= two_chunks, "1-byte change: {r:?}");
+    let mut inserted = vec![0u8];
+    inserted.extend_from_slice(&edited);
+    let r = c.put("alice", "/hundred.bin", &inserted).await.unwrap();
+    assert!(r.bytes_transferred <= two_chunks, "1-byte insert: {r:?}");
+    for (user, path) in [("alice", "/other.bin"), ("bob", "/hundred.bin")] {
+        let r = c.put(user, path, &data).await.unwrap();
+        assert_eq!((r.chunks_deduped, r.bytes_transferred), (r.chunks_total, 0), "{r:?}");
+        assert_eq!(r.chunks_total, first.chunks_total);
+    }
+    assert_eq!(c.get("alice", "/hundred.bin", None).await.unwrap(), inserted);
+}

@@ -33,6 +33,11 @@ pub fn small_chunks() -> ChunkerParams {
 
 impl TestCluster {
     pub async fn start() -> Self {
+        Self::start_with(small_chunks()).await
+    }
+
+    /// With the given chunk sizes (`ChunkerParams::default()` is production's).
+    pub async fn start_with(chunker: ChunkerParams) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let meta_cfg =
             MetaConfig { data_dir: dir.path().join("meta"), node_id: 1, bootstrap: true, ..MetaConfig::default() };
@@ -61,7 +66,7 @@ impl TestCluster {
         }
         client.create_shard(1, &[(1, meta.addr.clone())], 64).await.unwrap();
         let view = ClusterView::load(client).await.unwrap();
-        let config = DataPathConfig { chunker: small_chunks(), ..DataPathConfig::default() };
+        let config = DataPathConfig { chunker, ..DataPathConfig::default() };
         let dp = DataPath::new(view, config).unwrap();
         Self { dir, meta: Some(meta), blocks, dp }
     }
