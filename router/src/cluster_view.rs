@@ -9,14 +9,17 @@ use std::time::Duration;
 use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterQuery, NodeKind};
 use tessera_meta::command::{GroupAnswer, GroupQuery};
+use tessera_meta::model::{QueryResponse, ShardQuery};
 
 use crate::blocks::BlockPool;
 use crate::error::RouterError;
+use crate::meta_cache::MetaCache;
 use crate::placement::{BlockNodeInfo, Placement, ShardInfo};
 
 pub struct ClusterView {
     pub meta: Arc<MetaClient>,
     pub pool: Arc<BlockPool>,
+    pub cache: Arc<MetaCache>,
     placement: RwLock<Arc<Placement>>,
 }
 
@@ -52,10 +55,34 @@ async fn load_placement(meta: &MetaClient) -> Result<Placement, RouterError> {
 impl ClusterView {
     pub async fn load(meta: Arc<MetaClient>) -> Result<Arc<Self>, RouterError> {
         let placement = load_placement(&meta).await?;
-        let view =
-            Arc::new(Self { meta, pool: Arc::new(BlockPool::default()), placement: RwLock::new(Arc::new(placement)) });
+        let view = Arc::new(Self {
+            meta,
+            pool: Arc::new(BlockPool::default()),
+            cache: Arc::new(MetaCache::default()),
+            placement: RwLock::new(Arc::new(placement)),
+        });
         view.refresh_mirrors().await;
         Ok(view)
+    }
+
+    /// The metadata shard of `user_id`.
+    pub fn shard_of(&self, user_id: &str) -> Result<u64, RouterError> {
+        self.placement().shard_for_user(user_id).map_err(|e| RouterError::Unavailable(e.to_string()))
+    }
+
+    /// A linearizable read on the user's shard, bypassing the cache; a
+    /// change-log read with nothing new waits up to `wait`.
+    pub async fn shard_query(
+        &self,
+        user_id: &str,
+        q: ShardQuery,
+        wait: Duration,
+    ) -> Result<QueryResponse, RouterError> {
+        match self.meta.query_wait(self.shard_of(user_id)?, &GroupQuery::Shard(q), wait).await? {
+            GroupAnswer::Shard(Ok(r)) => Ok(r),
+            GroupAnswer::Shard(Err(e)) => Err(e.into()),
+            other => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+        }
     }
 
     /// The current placement snapshot.

@@ -55,6 +55,13 @@ impl DataPathCounters {
         );
         r.register("bloom_checks", "Fragment presence checks", self.bloom_checks.clone());
     }
+
+    /// Registers the metadata cache's hit and miss counters.
+    pub fn register_cache(cache: &crate::meta_cache::MetaCache, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("tessera_router_metadata_cache");
+        r.register("hits", "Metadata reads answered from the router's cache", cache.hits.clone());
+        r.register("misses", "Metadata reads that went to the shard", cache.misses.clone());
+    }
 }
 
 pub struct DataPath {

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tessera_block::FragmentKey;
-use tessera_meta::command::{GroupAnswer, GroupQuery};
 use tessera_meta::model::versions::FileRef;
 use tessera_meta::model::{EntryKind, QueryResponse, ShardQuery};
 use tessera_proto::ChunkHash;
@@ -35,12 +34,7 @@ pub struct FileVersion {
 }
 
 async fn shard_query(dp: &DataPath, user_id: &str, q: ShardQuery) -> Result<QueryResponse, RouterError> {
-    let shard = dp.view.placement().shard_for_user(user_id).map_err(|e| RouterError::Unavailable(e.to_string()))?;
-    match dp.view.meta.query(shard, &GroupQuery::Shard(q)).await? {
-        GroupAnswer::Shard(Ok(r)) => Ok(r),
-        GroupAnswer::Shard(Err(e)) => Err(e.into()),
-        other => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
-    }
+    crate::ops::query(dp, user_id, q).await
 }
 
 /// Looks up the current (or a given) version of a file.

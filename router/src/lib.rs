@@ -13,6 +13,7 @@ pub mod codec;
 pub mod datapath;
 pub mod download;
 pub mod error;
+pub mod meta_cache;
 pub mod ops;
 pub mod placement;
 pub mod server;

@@ -2,7 +2,7 @@
 //! router serves (native gRPC now, S3 later): each resolves the user's shard
 //! and runs one Raft command or one linearizable read there.
 
-use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
+use tessera_meta::command::{GroupCommand, GroupResponse};
 use tessera_meta::model::versions::FileRef;
 use tessera_meta::model::{
     CommitOutcome, Entry, FolderPage, QueryResponse, ShardCommand, ShardQuery, ShardResponse, VersionPage,
@@ -13,19 +13,19 @@ use crate::datapath::{now_ms, DataPath};
 use crate::error::RouterError;
 
 fn shard_of(dp: &DataPath, user_id: &str) -> Result<u64, RouterError> {
-    dp.view.placement().shard_for_user(user_id).map_err(|e| RouterError::Unavailable(e.to_string()))
+    dp.view.shard_of(user_id)
 }
 
+/// A linearizable read, answered from the router's metadata cache when it can be.
 pub async fn query(dp: &DataPath, user_id: &str, q: ShardQuery) -> Result<QueryResponse, RouterError> {
-    match dp.view.meta.query(shard_of(dp, user_id)?, &GroupQuery::Shard(q)).await? {
-        GroupAnswer::Shard(Ok(r)) => Ok(r),
-        GroupAnswer::Shard(Err(e)) => Err(e.into()),
-        other => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
-    }
+    dp.view.cache.query(&dp.view, user_id, q).await
 }
 
 pub async fn command(dp: &DataPath, user_id: &str, cmd: ShardCommand) -> Result<ShardResponse, RouterError> {
-    match dp.view.meta.propose(shard_of(dp, user_id)?, &GroupCommand::Shard(cmd)).await? {
+    let result = dp.view.meta.propose(shard_of(dp, user_id)?, &GroupCommand::Shard(cmd)).await;
+    // Whatever the outcome, the user's cached metadata may be stale now.
+    dp.view.cache.invalidate(user_id);
+    match result? {
         (GroupResponse::Shard(Ok(r)), _) => Ok(r),
         (GroupResponse::Shard(Err(e)), _) => Err(e.into()),
         (other, _) => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),

@@ -86,6 +86,7 @@ pub async fn start(
     let dp = DataPath::new(view.clone(), cfg.datapath)?;
     let mut registry = Registry::default();
     dp.counters.register(&mut registry);
+    crate::datapath::DataPathCounters::register_cache(&view.cache, &mut registry);
     let api = ApiService { dp: dp.clone(), auth: Arc::new(Authenticator::new(meta)) };
     let api_router =
         Routes::new(TesseraServer::new(api).max_decoding_message_size(16 << 20).max_encoding_message_size(16 << 20))

@@ -202,7 +202,9 @@ where
         policy: req.policy,
         now_ms: crate::datapath::now_ms(),
     }));
-    let outcome = match dp.view.meta.propose(shard, &cmd).await? {
+    let proposed = dp.view.meta.propose(shard, &cmd).await;
+    dp.view.cache.invalidate(&req.user_id);
+    let outcome = match proposed? {
         (GroupResponse::Shard(Ok(ShardResponse::Committed(c))), _) => c,
         (GroupResponse::Shard(Err(e)), _) => return Err(e.into()),
         (other, _) => return Err(RouterError::Metadata(format!("unexpected commit answer {other:?}"))),

@@ -93,6 +93,10 @@ pub enum ShardQuery {
         owner: String,
         path: String,
     },
+    /// The user's newest change-log cursor (0 when nothing happened yet).
+    ChangeHead {
+        user_id: String,
+    },
     ReadChanges {
         user_id: String,
         after_cursor: u64,
@@ -119,6 +123,7 @@ pub enum QueryResponse {
     Link(Link),
     Links(Vec<Link>),
     Changes(ChangePage),
+    Cursor(u64),
 }
 
 pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse, ModelError> {
@@ -156,6 +161,7 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
         }
         Q::ResolveLink { token, now_ms } => R::Link(links::resolve_link(kv, token, *now_ms)?),
         Q::ListLinks { owner, path } => R::Links(links::list_links(kv, owner, path)?),
+        Q::ChangeHead { user_id } => R::Cursor(changelog::head_cursor(kv, user_id)?),
         Q::ReadChanges { user_id, after_cursor, limit, exclude_device } => {
             R::Changes(changelog::read_changes(kv, user_id, *after_cursor, *limit, exclude_device.as_deref())?)
         }
