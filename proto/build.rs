@@ -8,7 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // environment concurrently.
         unsafe { std::env::set_var("PROTOC", protoc) };
     }
-    let protos = ["proto/block.proto", "proto/meta.proto", "proto/api.proto", "proto/raft.proto"];
+    let protos = ["proto/block.proto", "proto/api.proto", "proto/raft.proto"];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

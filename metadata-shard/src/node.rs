@@ -109,8 +109,7 @@ impl RaftGauges {
 pub struct RunningMetaNode {
     pub addr: String,
     pub host: Arc<MetaHost>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    server: listener::ServerHandle,
     gauges: tokio::task::JoinHandle<()>,
 }
 
@@ -118,18 +117,15 @@ impl RunningMetaNode {
     /// Waits until the server stops (after the shutdown signal given to
     /// [`start`]), then stops the Raft groups.
     pub async fn wait(mut self) -> anyhow::Result<()> {
-        let served = (&mut self.server).await;
+        let served = self.server.join().await;
         self.gauges.abort();
         self.host.shutdown().await;
-        served??;
-        Ok(())
+        served
     }
 
     /// Graceful stop for embedded nodes.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.server.trigger_stop();
         self.wait().await
     }
 }
@@ -168,14 +164,7 @@ pub async fn start(
     let health: listener::HealthCheck =
         Arc::new(move || if health_host.groups().is_empty() { Err("hosts no raft group yet".into()) } else { Ok(()) });
     let http = listener::observability_routes(Arc::new(registry), health);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = rx => {}
-        }
-    };
-    let server = tokio::spawn(listener::serve(tcp, routes, http, stop));
+    let server = listener::spawn(tcp, routes, http, shutdown);
     tracing::info!(%addr, node_id = cfg.node_id, "metadata node listening");
     listener::announce(bound, cfg.addr_file.as_deref())?;
 
@@ -202,5 +191,5 @@ pub async fn start(
             tracing::info!(?voters, "joined the cluster group");
         }
     }
-    Ok(RunningMetaNode { addr, host, shutdown: Some(tx), server, gauges: gauge_task })
+    Ok(RunningMetaNode { addr, host, server, gauges: gauge_task })
 }

@@ -20,11 +20,6 @@ pub mod generated {
                 tonic::include_proto!("tessera.block.v1");
             }
         }
-        pub mod meta {
-            pub mod v1 {
-                tonic::include_proto!("tessera.meta.v1");
-            }
-        }
         pub mod raft {
             pub mod v1 {
                 tonic::include_proto!("tessera.raft.v1");
@@ -42,7 +37,6 @@ pub mod generated {
 pub use generated::tessera::api::v1 as api;
 /// Block node protocol (`proto/block.proto`).
 pub use generated::tessera::block::v1 as block;
-/// Metadata shard protocol (`proto/meta.proto`).
-pub use generated::tessera::meta::v1 as meta;
-/// Raft transport and group administration (`proto/raft.proto`).
+/// The metadata protocol (`proto/raft.proto`): Raft transport between
+/// metadata nodes, and group administration, proposals and reads.
 pub use generated::tessera::raft::v1 as raft;

@@ -118,3 +118,42 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+/// A server running in a background task, stoppable from its owner.
+pub struct ServerHandle {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl ServerHandle {
+    /// Asks the server to stop (in-flight requests finish).
+    pub fn trigger_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn join(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+/// Serves in a background task until `shutdown` resolves or the handle's
+/// [`ServerHandle::trigger_stop`] is called.
+pub fn spawn(
+    listener: TcpListener,
+    grpc: Routes,
+    http: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> ServerHandle {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = rx => {}
+        }
+    };
+    ServerHandle { stop: Some(tx), task: tokio::spawn(serve(listener, grpc, http, stop)) }
+}

@@ -46,8 +46,7 @@ impl Default for RouterConfig {
 pub struct RunningRouter {
     pub addr: std::net::SocketAddr,
     pub dp: Arc<DataPath>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    server: listener::ServerHandle,
     refresh: tokio::task::JoinHandle<()>,
 }
 
@@ -57,16 +56,13 @@ impl RunningRouter {
     }
 
     pub async fn wait(mut self) -> anyhow::Result<()> {
-        let served = (&mut self.server).await;
+        let served = self.server.join().await;
         self.refresh.abort();
-        served??;
-        Ok(())
+        served
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.server.trigger_stop();
         self.wait().await
     }
 }
@@ -104,16 +100,9 @@ pub async fn start(
     let http = listener::observability_routes(Arc::new(registry), health);
     let (tcp, addr) =
         listener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = rx => {}
-        }
-    };
-    let server = tokio::spawn(listener::serve(tcp, routes, http, stop));
+    let server = listener::spawn(tcp, routes, http, shutdown);
     listener::announce(addr, cfg.addr_file.as_deref())?;
     tracing::info!(%addr, "router listening");
     let refresh = view.spawn_refresh(Duration::from_millis(cfg.refresh_ms.max(100)));
-    Ok(RunningRouter { addr, dp, shutdown: Some(tx), server, refresh })
+    Ok(RunningRouter { addr, dp, server, refresh })
 }

@@ -27,6 +27,15 @@ pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// Size of a local file to upload; a clear error for a missing file or a directory.
+pub(crate) fn local_file_len(local: &Path) -> anyhow::Result<u64> {
+    let meta = std::fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
+    if meta.is_dir() {
+        bail!("{} is a directory; give a file", local.display());
+    }
+    Ok(meta.len())
+}
+
 pub(crate) fn print(json: bool, value: serde_json::Value, text: String) {
     if json {
         println!("{value}");
@@ -43,13 +52,10 @@ pub async fn put(
     device: &str,
     on_conflict: OnConflict,
 ) -> anyhow::Result<()> {
-    let meta = tokio::fs::metadata(local).await.with_context(|| format!("cannot read {}", local.display()))?;
-    if meta.is_dir() {
-        bail!("{} is a directory; give a file", local.display());
-    }
+    let len = local_file_len(local)?;
     let file = tokio::fs::File::open(local).await.with_context(|| format!("cannot open {}", local.display()))?;
     let client = connect().await?;
-    let bar = progress(meta.len(), "upload");
+    let bar = progress(len, "upload");
     let bar2 = bar.clone();
     // A local read error must abort the upload, not end it early (which
     // would commit a truncated version): the stream stalls, and the call is
@@ -87,8 +93,8 @@ pub async fn put(
         Ok(e) = err_rx => bail!("reading {} failed, upload cancelled: {e}", local.display()),
     };
     bar.finish_and_clear();
-    if r.size != meta.len() {
-        bail!("{} changed while it was uploaded ({} bytes sent, {} expected)", local.display(), r.size, meta.len());
+    if r.size != len {
+        bail!("{} changed while it was uploaded ({} bytes sent, {} expected)", local.display(), r.size, len);
     }
     print(
         json,

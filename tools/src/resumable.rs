@@ -7,7 +7,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use bytes::Bytes;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -16,7 +16,7 @@ use tessera_router::codec::chunker::chunk_reader;
 use tessera_router::codec::hash::ContentHasher;
 use tessera_router::codec::ChunkerParams;
 
-use crate::files::{print, progress, wire_policy};
+use crate::files::{local_file_len, print, progress, wire_policy};
 use crate::remote::{connect, explain};
 use crate::OnConflict;
 
@@ -58,10 +58,7 @@ pub async fn put(
     device: &str,
     on_conflict: OnConflict,
 ) -> anyhow::Result<()> {
-    let meta = std::fs::metadata(local).with_context(|| format!("cannot read {}", local.display()))?;
-    if meta.is_dir() {
-        bail!("{} is a directory; give a file", local.display());
-    }
+    local_file_len(local)?;
     let path = local.to_path_buf();
     let (chunks, sha) = tokio::task::spawn_blocking(move || scan(&path)).await??;
     let mut id_hash = Sha256::new();
