@@ -44,3 +44,13 @@ impl Default for BlockConfig {
         }
     }
 }
+
+impl tessera_proto::config::ListenerConfig for BlockConfig {
+    fn listen_mut(&mut self) -> &mut String {
+        &mut self.listen
+    }
+
+    fn addr_file_mut(&mut self) -> &mut Option<PathBuf> {
+        &mut self.addr_file
+    }
+}

@@ -193,3 +193,13 @@ pub async fn start(
     }
     Ok(RunningMetaNode { addr, host, server, gauges: gauge_task })
 }
+
+impl tessera_proto::config::ListenerConfig for MetaConfig {
+    fn listen_mut(&mut self) -> &mut String {
+        &mut self.listen
+    }
+
+    fn addr_file_mut(&mut self) -> &mut Option<PathBuf> {
+        &mut self.addr_file
+    }
+}

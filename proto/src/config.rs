@@ -12,6 +12,43 @@ pub enum ConfigError {
     Parse { path: String, message: String },
 }
 
+/// A process config with a listen address and an optional address file.
+pub trait ListenerConfig {
+    fn listen_mut(&mut self) -> &mut String;
+    fn addr_file_mut(&mut self) -> &mut Option<std::path::PathBuf>;
+}
+
+/// Flags every Tessera server binary takes.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// TOML config file (unknown keys are rejected); flags override it.
+    #[arg(long, short)]
+    pub config: Option<std::path::PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:7100 (port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Write the address actually bound to this file once listening.
+    #[arg(long)]
+    pub addr_file: Option<std::path::PathBuf>,
+}
+
+impl ServerArgs {
+    /// The config file (or the defaults) with `--listen` and `--addr-file` applied.
+    pub fn load<T: serde::de::DeserializeOwned + Default + ListenerConfig>(&self) -> Result<T, ConfigError> {
+        let mut cfg = match &self.config {
+            Some(path) => load_toml::<T>(path)?,
+            None => T::default(),
+        };
+        if let Some(v) = &self.listen {
+            *cfg.listen_mut() = v.clone();
+        }
+        if let Some(v) = &self.addr_file {
+            *cfg.addr_file_mut() = Some(v.clone());
+        }
+        Ok(cfg)
+    }
+}
+
 /// Reads and parses a TOML config file into `T`.
 pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path)

@@ -106,3 +106,13 @@ pub async fn start(
     let refresh = view.spawn_refresh(Duration::from_millis(cfg.refresh_ms.max(100)));
     Ok(RunningRouter { addr, dp, server, refresh })
 }
+
+impl tessera_proto::config::ListenerConfig for RouterConfig {
+    fn listen_mut(&mut self) -> &mut String {
+        &mut self.listen
+    }
+
+    fn addr_file_mut(&mut self) -> &mut Option<PathBuf> {
+        &mut self.addr_file
+    }
+}

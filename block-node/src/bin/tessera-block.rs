@@ -10,15 +10,8 @@ use tessera_proto::{config, listener};
 #[derive(Parser, Debug)]
 #[command(name = "tessera-block", version, about = "Tessera block node: stores erasure-coded chunk fragments")]
 struct Args {
-    /// TOML config file (unknown keys are rejected); flags override it.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Address to listen on, e.g. 127.0.0.1:7100 (port 0 picks a free port).
-    #[arg(long)]
-    listen: Option<String>,
-    /// Write the address actually bound to this file once listening.
-    #[arg(long)]
-    addr_file: Option<PathBuf>,
+    #[command(flatten)]
+    server: config::ServerArgs,
     /// Data directory (RocksDB).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -31,16 +24,7 @@ struct Args {
 }
 
 fn load(args: Args) -> anyhow::Result<BlockConfig> {
-    let mut cfg = match &args.config {
-        Some(path) => config::load_toml::<BlockConfig>(path)?,
-        None => BlockConfig::default(),
-    };
-    if let Some(v) = args.listen {
-        cfg.listen = v;
-    }
-    if let Some(v) = args.addr_file {
-        cfg.addr_file = Some(v);
-    }
+    let mut cfg: BlockConfig = args.server.load()?;
     if let Some(v) = args.data_dir {
         cfg.data_dir = v;
     }

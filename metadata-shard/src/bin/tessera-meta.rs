@@ -10,15 +10,8 @@ use tessera_proto::{config, listener};
 #[derive(Parser, Debug)]
 #[command(name = "tessera-meta", version, about = "Tessera metadata node: Raft-replicated metadata shards")]
 struct Args {
-    /// TOML config file (unknown keys are rejected); flags override it.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long)]
-    listen: Option<String>,
-    /// Write the address actually bound to this file once listening.
-    #[arg(long)]
-    addr_file: Option<PathBuf>,
+    #[command(flatten)]
+    server: config::ServerArgs,
     /// Address other processes use to reach this one (default: the bound address).
     #[arg(long)]
     advertise: Option<String>,
@@ -36,16 +29,7 @@ struct Args {
 }
 
 fn load(args: Args) -> anyhow::Result<MetaConfig> {
-    let mut cfg = match &args.config {
-        Some(path) => config::load_toml::<MetaConfig>(path)?,
-        None => MetaConfig::default(),
-    };
-    if let Some(v) = args.listen {
-        cfg.listen = v;
-    }
-    if let Some(v) = args.addr_file {
-        cfg.addr_file = Some(v);
-    }
+    let mut cfg: MetaConfig = args.server.load()?;
     if let Some(v) = args.advertise {
         cfg.advertise = Some(v);
     }

@@ -1,6 +1,5 @@
 //! `tessera-router`: the stateless front of a Tessera cluster.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,15 +9,8 @@ use tessera_router::server::{self, RouterConfig};
 #[derive(Parser, Debug)]
 #[command(name = "tessera-router", version, about = "Tessera router: chunking, dedup, erasure coding and client APIs")]
 struct Args {
-    /// TOML config file (unknown keys are rejected); flags override it.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long)]
-    listen: Option<String>,
-    /// Write the address actually bound to this file once listening.
-    #[arg(long)]
-    addr_file: Option<PathBuf>,
+    #[command(flatten)]
+    server: config::ServerArgs,
     /// Metadata node address (repeat for several).
     #[arg(long)]
     meta: Vec<String>,
@@ -28,16 +20,7 @@ fn main() -> ExitCode {
     config::init_logging();
     let args = Args::parse();
     let result = (|| -> anyhow::Result<()> {
-        let mut cfg = match &args.config {
-            Some(p) => config::load_toml::<RouterConfig>(p)?,
-            None => RouterConfig::default(),
-        };
-        if let Some(v) = args.listen {
-            cfg.listen = v;
-        }
-        if let Some(v) = args.addr_file {
-            cfg.addr_file = Some(v);
-        }
+        let mut cfg: RouterConfig = args.server.load()?;
         if !args.meta.is_empty() {
             cfg.meta = args.meta;
         }
