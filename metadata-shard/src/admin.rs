@@ -163,8 +163,15 @@ impl MetaAdmin for AdminService {
                 let response = serde_json::to_vec(&answer).map_err(|e| Status::internal(e.to_string()))?;
                 return Ok(Response::new(pb::QueryReply { response: response.into() }));
             }
-            // Wake on the next applied entry (or the deadline) and read again.
-            let _ = tokio::time::timeout_at(deadline, applied.changed()).await;
+            // Wake on the next applied entry (or the deadline) and read
+            // again; answer at once when the process is stopping.
+            tokio::select! {
+                _ = tokio::time::timeout_at(deadline, applied.changed()) => {}
+                _ = self.host.stopped() => {
+                    let response = serde_json::to_vec(&answer).map_err(|e| Status::internal(e.to_string()))?;
+                    return Ok(Response::new(pb::QueryReply { response: response.into() }));
+                }
+            }
         }
     }
 

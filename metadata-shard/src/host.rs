@@ -65,6 +65,9 @@ pub struct MetaHost {
     peers: PeerChannels,
     config: Arc<Config>,
     groups: RwLock<BTreeMap<GroupId, Arc<GroupReplica>>>,
+    /// Set when the process begins to stop, so long-polls answer at once
+    /// instead of holding up a graceful shutdown.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl MetaHost {
@@ -86,8 +89,15 @@ impl MetaHost {
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(|e| HostError::Config(e.to_string()))?);
-        let host =
-            Arc::new(Self { node_id, addr, db, peers: PeerChannels::default(), config, groups: RwLock::default() });
+        let host = Arc::new(Self {
+            node_id,
+            addr,
+            db,
+            peers: PeerChannels::default(),
+            config,
+            groups: RwLock::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
+        });
         for group in host.hosted_groups()? {
             host.host_group(group).await?;
         }
@@ -144,6 +154,17 @@ impl MetaHost {
             Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(replica),
             Err(e) => Err(HostError::Raft(e.to_string())),
         }
+    }
+
+    /// Marks the process as stopping (long-polls return early).
+    pub fn begin_stopping(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`begin_stopping`](Self::begin_stopping) was called.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 
     pub async fn shutdown(&self) {

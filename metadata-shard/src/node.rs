@@ -125,6 +125,7 @@ impl RunningMetaNode {
 
     /// Graceful stop for embedded nodes.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.host.begin_stopping();
         self.server.trigger_stop();
         self.wait().await
     }
@@ -164,6 +165,11 @@ pub async fn start(
     let health: listener::HealthCheck =
         Arc::new(move || if health_host.groups().is_empty() { Err("hosts no raft group yet".into()) } else { Ok(()) });
     let http = listener::observability_routes(Arc::new(registry), health);
+    let signal_host = host.clone();
+    let shutdown = async move {
+        shutdown.await;
+        signal_host.begin_stopping();
+    };
     let server = listener::spawn(tcp, routes, http, shutdown);
     tracing::info!(%addr, node_id = cfg.node_id, "metadata node listening");
     listener::announce(bound, cfg.addr_file.as_deref())?;
