@@ -30,6 +30,9 @@ pub enum GroupCommand {
     Cluster(ClusterCommand),
     /// Metadata shards.
     Shard(ShardCommand),
+    /// A shard's settings (kept versions...), replicated so every replica
+    /// applies commands with the same ones.
+    SetShardConfig(ShardConfig),
 }
 
 /// A command's outcome. Rejections (unknown user, name taken...) are results
@@ -40,6 +43,7 @@ pub enum GroupResponse {
     Blank,
     Cluster(Result<ClusterResponse, ApplyError>),
     Shard(Result<ShardResponse, ApplyError>),
+    ShardConfigSet,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]
@@ -116,11 +120,21 @@ pub trait Applier: Send + Sync + 'static {
     fn apply(&self, view: &GroupView<'_>, cmd: &GroupCommand) -> Result<(GroupResponse, Writes), StorageFailure>;
 }
 
+/// Where a shard's settings are stored: a key no model key can collide with
+/// (model keys start with an ASCII tag letter).
+const SHARD_CONFIG_KEY: &[u8] = b"\0shard-config";
+
+/// The shard's settings: the stored ones, or the defaults.
+pub fn shard_config(view: &GroupView<'_>) -> Result<ShardConfig, StorageFailure> {
+    match view.get(SHARD_CONFIG_KEY)? {
+        Some(b) => serde_json::from_slice(&b).map_err(|e| StorageFailure(format!("shard config: {e}"))),
+        None => Ok(ShardConfig::default()),
+    }
+}
+
 /// The applier of every Tessera group.
 #[derive(Default)]
-pub struct TesseraApplier {
-    pub shard: ShardConfig,
-}
+pub struct TesseraApplier;
 
 impl Applier for TesseraApplier {
     fn apply(&self, view: &GroupView<'_>, cmd: &GroupCommand) -> Result<(GroupResponse, Writes), StorageFailure> {
@@ -130,10 +144,19 @@ impl Applier for TesseraApplier {
                 Ok((GroupResponse::Cluster(result), writes))
             }
             GroupCommand::Shard(c) => {
+                let config = shard_config(view)?;
                 let mut kv = GroupKv::new(view);
-                let result = model_result(model::apply(&mut kv, c, &self.shard))?;
+                let result = model_result(model::apply(&mut kv, c, &config))?;
                 let writes = if result.is_ok() { kv.writes } else { Vec::new() };
                 Ok((GroupResponse::Shard(result), writes))
+            }
+            GroupCommand::SetShardConfig(config) => {
+                if config.max_versions == 0 {
+                    let e = ApplyError::new(ApplyErrorKind::InvalidArgument, "max_versions must be at least 1");
+                    return Ok((GroupResponse::Shard(Err(e)), Vec::new()));
+                }
+                let bytes = serde_json::to_vec(config).map_err(|e| StorageFailure(e.to_string()))?;
+                Ok((GroupResponse::ShardConfigSet, vec![(SHARD_CONFIG_KEY.to_vec(), Some(bytes))]))
             }
         }
     }

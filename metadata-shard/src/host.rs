@@ -134,7 +134,7 @@ impl MetaHost {
         wo.set_sync(true);
         self.db.db.put_cf_opt(self.db.cf(CF_META), group_key(group, HOSTED), [], &wo)?;
         let log = LogStore::new(self.db.clone(), group);
-        let sm = StateMachineStore::new(self.db.clone(), group, Arc::new(TesseraApplier::default()));
+        let sm = StateMachineStore::new(self.db.clone(), group, Arc::new(TesseraApplier));
         let network = GroupNetwork { group, peers: self.peers.clone() };
         let raft = Raft::new(self.node_id, self.config.clone(), network, log.clone(), sm.clone())
             .await

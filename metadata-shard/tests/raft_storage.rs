@@ -19,11 +19,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
         // A non-zero group id, with a neighbour group holding data, checks
         // that key prefixes keep groups apart.
         let group = 7;
-        Ok((
-            dir,
-            LogStore::new(db.clone(), group),
-            StateMachineStore::new(db, group, Arc::new(TesseraApplier::default())),
-        ))
+        Ok((dir, LogStore::new(db.clone(), group), StateMachineStore::new(db, group, Arc::new(TesseraApplier))))
     }
 }
 
@@ -58,8 +54,8 @@ async fn groups_in_one_rocksdb_are_isolated_and_state_survives_reopen() {
         let db = MetaDb::open(dir.path()).unwrap();
         let mut log1 = LogStore::new(db.clone(), 1);
         let mut log2 = LogStore::new(db.clone(), 2);
-        let mut sm1 = StateMachineStore::new(db.clone(), 1, Arc::new(TesseraApplier::default()));
-        let mut sm2 = StateMachineStore::new(db.clone(), 2, Arc::new(TesseraApplier::default()));
+        let mut sm1 = StateMachineStore::new(db.clone(), 1, Arc::new(TesseraApplier));
+        let mut sm2 = StateMachineStore::new(db.clone(), 2, Arc::new(TesseraApplier));
         let entries: Vec<_> = (1..=10).map(|i| entry(i, EntryPayload::Blank)).collect();
         for log in [&mut log1, &mut log2] {
             log.blocking_append(entries.clone()).await.unwrap();
@@ -79,7 +75,7 @@ async fn groups_in_one_rocksdb_are_isolated_and_state_survives_reopen() {
     }
     let db = MetaDb::open(dir.path()).unwrap();
     let mut log1 = LogStore::new(db.clone(), 1);
-    let mut sm1 = StateMachineStore::new(db.clone(), 1, Arc::new(TesseraApplier::default()));
+    let mut sm1 = StateMachineStore::new(db.clone(), 1, Arc::new(TesseraApplier));
     assert_eq!(log1.get_log_state().await.unwrap().last_log_id.map(|l| l.index), Some(5));
     let (applied, _) = sm1.applied_state().await.unwrap();
     assert_eq!(applied.map(|l| l.index), Some(2));
@@ -88,7 +84,7 @@ async fn groups_in_one_rocksdb_are_isolated_and_state_survives_reopen() {
 
     // A snapshot of group 1 installed into a fresh group 3 reproduces its state.
     let snap = sm1.get_snapshot_builder().await.build_snapshot().await.unwrap();
-    let mut sm3 = StateMachineStore::new(db.clone(), 3, Arc::new(TesseraApplier::default()));
+    let mut sm3 = StateMachineStore::new(db.clone(), 3, Arc::new(TesseraApplier));
     sm3.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
     assert_eq!(sm3.applied_state().await.unwrap().0.map(|l| l.index), Some(2));
     assert!(tessera_meta::cluster::user_by_access_key(&sm3.view(), "AKalice").unwrap().is_some());
@@ -100,7 +96,7 @@ async fn groups_in_one_rocksdb_are_isolated_and_state_survives_reopen() {
 async fn a_retried_request_id_is_answered_from_memory_not_applied_twice() {
     let dir = tempfile::tempdir().unwrap();
     let db = MetaDb::open(dir.path()).unwrap();
-    let mut sm = StateMachineStore::new(db, 1, Arc::new(TesseraApplier::default()));
+    let mut sm = StateMachineStore::new(db, 1, Arc::new(TesseraApplier));
     let first = sm.apply([entry(1, EntryPayload::Normal(proposal(Some("req-1"), "bob")))]).await.unwrap();
     assert!(matches!(&first[0], GroupResponse::Cluster(Ok(ClusterResponse::UserCreated(_)))));
     // The same request committed again (a client retry after a lost answer)

@@ -290,3 +290,32 @@ async fn sharing_across_shards_records_shared_with_me_and_grants_inherited_acces
     assert!(!allowed(client.query(1, &may("/private.txt", Action::Read, 2_000)).await.unwrap()));
     drop(n1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_versions_are_configurable_per_shard() {
+    use tessera_meta::model::versions::FileRef;
+    use tessera_meta::model::ShardConfig;
+    let work = tempfile::tempdir().unwrap();
+    let n1 = start(work.path(), 1, "127.0.0.1:0", &["--bootstrap"]);
+    let client = MetaClient::new(vec![n1.addr.clone()]);
+    client.create_shard(1, &[(1, n1.addr.clone())], 64).await.unwrap();
+    let bad = GroupCommand::SetShardConfig(ShardConfig { max_versions: 0, ..ShardConfig::default() });
+    assert!(matches!(client.propose(SHARD, &bad).await.unwrap().0, GroupResponse::Shard(Err(_))));
+    let set = GroupCommand::SetShardConfig(ShardConfig { max_versions: 3, ..ShardConfig::default() });
+    assert_eq!(client.propose(SHARD, &set).await.unwrap().0, GroupResponse::ShardConfigSet);
+    for i in 1..=5 {
+        client.propose(SHARD, &commit("/v.txt", i, None, "dev")).await.unwrap();
+    }
+    let q = GroupQuery::Shard(ShardQuery::ListVersions {
+        user_id: USER.into(),
+        file: FileRef::Path("/v.txt".into()),
+        before: None,
+        limit: 100,
+    });
+    let GroupAnswer::Shard(Ok(QueryResponse::Versions(page))) = client.query(SHARD, &q).await.unwrap() else {
+        panic!("unexpected answer")
+    };
+    let kept: Vec<u64> = page.versions.iter().map(|v| v.version).collect();
+    assert_eq!(kept, vec![5, 4, 3], "only the last 3 versions are kept");
+    drop(n1);
+}
