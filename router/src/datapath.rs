@@ -5,8 +5,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
+use tessera_proto::ChunkHash;
+
 use crate::cluster_view::ClusterView;
 use crate::codec::{ChunkerParams, ErasureCode, ErasureError};
+use crate::error::RouterError;
+use crate::placement::BlockNodeInfo;
 
 /// Data-path settings (part of the router's TOML config).
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
@@ -79,6 +83,19 @@ impl DataPath {
 
     pub fn fragments_per_chunk(&self) -> usize {
         self.config.data_shards + self.config.parity_shards
+    }
+
+    /// The block nodes holding fragments 0..k+m of `hash` under the current
+    /// placement, in fragment order.
+    pub fn chunk_nodes(&self, hash: &ChunkHash) -> Result<Vec<BlockNodeInfo>, RouterError> {
+        Ok(self
+            .view
+            .placement()
+            .nodes_for_chunk(hash, self.fragments_per_chunk())
+            .map_err(|e| RouterError::Unavailable(e.to_string()))?
+            .into_iter()
+            .cloned()
+            .collect())
     }
 }
 

@@ -94,12 +94,7 @@ pub async fn read_chunk(dp: &DataPath, hash: ChunkHash, size: u64) -> Result<Byt
     let k = dp.config.data_shards;
     let n = dp.fragments_per_chunk();
     let placement = dp.view.placement();
-    let nodes: Vec<BlockNodeInfo> = placement
-        .nodes_for_chunk(&hash, n)
-        .map_err(|e| RouterError::Unavailable(e.to_string()))?
-        .into_iter()
-        .cloned()
-        .collect();
+    let nodes = dp.chunk_nodes(&hash)?;
     let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
     // Data fragments first, in parallel.
     let first = (0..k).map(|i| fetch_fragment(dp, &nodes[i], FragmentKey::new(hash, i as u8)));

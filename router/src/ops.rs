@@ -136,16 +136,9 @@ pub async fn restore(
 /// The hashes among `hashes` whose fragments are not all stored on their
 /// placement nodes: what a client must still send.
 pub async fn missing_chunks(dp: &DataPath, hashes: &[ChunkHash]) -> Result<Vec<ChunkHash>, RouterError> {
-    let placement = dp.view.placement();
-    let n = dp.fragments_per_chunk();
     let mut missing = Vec::new();
     for hash in hashes {
-        let nodes: Vec<_> = placement
-            .nodes_for_chunk(hash, n)
-            .map_err(|e| RouterError::Unavailable(e.to_string()))?
-            .into_iter()
-            .cloned()
-            .collect();
+        let nodes = dp.chunk_nodes(hash)?;
         if !crate::upload::present_fragments(dp, *hash, &nodes).await.into_iter().all(|p| p) {
             missing.push(*hash);
         }

@@ -84,14 +84,7 @@ pub async fn present_fragments(dp: &DataPath, hash: ChunkHash, nodes: &[BlockNod
 /// Makes sure every fragment of `chunk` is on its node; returns whether any
 /// data had to be sent.
 pub async fn store_chunk(dp: &DataPath, hash: ChunkHash, data: Bytes) -> Result<bool, RouterError> {
-    let placement = dp.view.placement();
-    let n = dp.fragments_per_chunk();
-    let nodes: Vec<_> = placement
-        .nodes_for_chunk(&hash, n)
-        .map_err(|e| RouterError::Unavailable(e.to_string()))?
-        .into_iter()
-        .cloned()
-        .collect();
+    let nodes = dp.chunk_nodes(&hash)?;
     let pool = &dp.view.pool;
     let present = present_fragments(dp, hash, &nodes).await;
     let missing: Vec<usize> = present.iter().enumerate().filter(|(_, p)| !**p).map(|(i, _)| i).collect();

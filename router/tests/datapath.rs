@@ -88,27 +88,11 @@ async fn two_lost_block_nodes_are_transparent_and_a_third_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_node_added_to_the_cluster_is_used_without_a_router_restart() {
-    use tessera_block::{BlockClient, BlockConfig, BlockNode};
-    use tessera_meta::cluster::{ClusterCommand, NodeInfo, NodeKind};
-    use tessera_meta::command::GroupCommand;
+    use tessera_block::BlockClient;
     let c = TestCluster::start().await;
     let _refresh = c.dp.view.spawn_refresh(std::time::Duration::from_millis(100));
     let epoch = c.dp.view.placement().epoch();
-    let cfg = BlockConfig {
-        data_dir: c.dir.path().join("block-new"),
-        node_id: "block-new".into(),
-        zone: "zone-new".into(),
-        min_free_bytes: 0,
-        ..BlockConfig::default()
-    };
-    let node = BlockNode::start(&cfg).await.unwrap();
-    let info = NodeInfo {
-        kind: NodeKind::Block,
-        id: cfg.node_id.clone(),
-        addr: node.addr.to_string(),
-        zone: cfg.zone.clone(),
-    };
-    c.dp.view.meta.propose(0, &GroupCommand::Cluster(ClusterCommand::RegisterNode(info))).await.unwrap();
+    let node = common::start_block(&c.dp.view.meta, c.dir.path(), "block-new", "zone-new").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while c.dp.view.placement().block_nodes().len() < 7 {
         assert!(std::time::Instant::now() < deadline, "router did not pick up the new node");

@@ -169,3 +169,19 @@ impl TestRng {
         self.next_u64() % n.max(1)
     }
 }
+
+/// The `export NAME=value` lines of an env file written by `tessera dev` or
+/// `tessera cluster up`.
+pub fn read_env_file(path: &Path) -> Result<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(env_lines(&text))
+}
+
+/// Parses `export NAME=value` lines.
+pub fn env_lines(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}

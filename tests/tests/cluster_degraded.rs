@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use tessera_tests::{binary, TestRng};
+use tessera_tests::{binary, read_env_file, TestRng};
 
 struct Cluster {
     dir: std::path::PathBuf,
@@ -27,13 +27,7 @@ fn up(dir: &Path) -> Cluster {
     let out = Command::new(binary("tessera").unwrap()).args(["cluster", "up", "--dir"]).arg(dir).output().unwrap();
     let mut cluster = Cluster { dir: dir.to_path_buf(), env: HashMap::new() };
     assert!(out.status.success(), "cluster up failed: {}", String::from_utf8_lossy(&out.stderr));
-    cluster.env = std::fs::read_to_string(dir.join("env"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    cluster.env = read_env_file(&dir.join("env")).unwrap();
     cluster
 }
 

@@ -23,13 +23,7 @@ impl Drop for Cluster {
 }
 
 fn env_of(dir: &Path) -> HashMap<String, String> {
-    std::fs::read_to_string(dir.join("env"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    tessera_tests::read_env_file(&dir.join("env")).unwrap()
 }
 
 fn peak_rss_kib(pid: i64) -> u64 {

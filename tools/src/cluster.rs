@@ -14,8 +14,8 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use tessera_meta::client::MetaClient;
-use tessera_meta::cluster::{ClusterAnswer, ClusterCommand as MetaCommand, ClusterQuery, NodeInfo, NodeKind};
-use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery};
+
+use crate::local_cluster::{create_user, ensure_shard, free_port, register_block, write_env};
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
@@ -55,10 +55,6 @@ struct Layout {
     user_id: String,
     access_key: String,
     secret_key: String,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
@@ -183,8 +179,7 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32) -> anyhow::R
         let _ = std::fs::remove_file(home.join("addr"));
         let pid = spawn(&dir, "tessera-block", &name, &cfg)?;
         wait_for_file(&home.join("addr"), &name)?;
-        let info = NodeInfo { kind: NodeKind::Block, id: name.clone(), addr: addr.clone(), zone: format!("zone-{i}") };
-        meta.propose(0, &GroupCommand::Cluster(MetaCommand::RegisterNode(info))).await?;
+        register_block(&meta, &name, &addr, &format!("zone-{i}")).await?;
         procs.push(ProcessEntry {
             kind: "block".into(),
             id: name,
@@ -194,24 +189,10 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32) -> anyhow::R
             config: cfg,
         });
     }
-    let shards = match meta.query(0, &GroupQuery::Cluster(ClusterQuery::ShardMap)).await? {
-        GroupAnswer::Cluster(ClusterAnswer::ShardMap(s)) => s,
-        other => bail!("unexpected answer {other:?}"),
-    };
-    if shards.is_empty() {
-        let replicas: Vec<(u64, String)> =
-            meta_addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.clone())).collect();
-        meta.create_shard(1, &replicas, 64).await.context("creating the metadata shard")?;
-    }
+    let replicas: Vec<(u64, String)> = meta_addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.clone())).collect();
+    ensure_shard(&meta, &replicas).await?;
     if fresh {
-        let user = tessera_meta::cluster::User {
-            user_id: layout.user_id.clone(),
-            display_name: "Default user".into(),
-            access_key: layout.access_key.clone(),
-            secret_key: layout.secret_key.clone(),
-            created_at_ms: tessera_router::datapath::now_ms(),
-        };
-        meta.propose(0, &GroupCommand::Cluster(MetaCommand::CreateUser(user))).await?;
+        create_user(&meta, &layout.user_id, "Default user", &layout.access_key, &layout.secret_key).await?;
         std::fs::write(&layout_path, serde_json::to_string_pretty(&layout)?)?;
     }
     let meta_list = meta_addrs.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
@@ -242,14 +223,7 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32) -> anyhow::R
     }
     std::fs::write(dir.join("cluster.json"), serde_json::to_string_pretty(&procs)?)?;
     let router = procs.iter().find(|p| p.kind == "router").map(|p| format!("http://{}", p.address)).unwrap_or_default();
-    let env = format!(
-        "export TESSERA_ENDPOINT={router}\nexport TESSERA_META_ENDPOINT={}\nexport TESSERA_ACCESS_KEY={ak}\nexport TESSERA_SECRET_KEY={sk}\n\
-         export AWS_ENDPOINT_URL={router}\nexport AWS_ACCESS_KEY_ID={ak}\nexport AWS_SECRET_ACCESS_KEY={sk}\nexport AWS_REGION=us-east-1\n",
-        meta_addrs.join(","),
-        ak = layout.access_key,
-        sk = layout.secret_key
-    );
-    std::fs::write(dir.join("env"), env)?;
+    write_env(&dir, &router, &meta_addrs.join(","), &layout.access_key, &layout.secret_key)?;
     println!(
         "cluster up in {}: {} meta, {} block, {} router processes; source {}",
         dir.display(),

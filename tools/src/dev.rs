@@ -14,10 +14,10 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use tessera_block::{BlockConfig, BlockNode};
 use tessera_meta::client::MetaClient;
-use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, NodeInfo, NodeKind};
-use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery};
 use tessera_meta::node::{self as meta_node, MetaConfig};
 use tessera_router::server::{self as router_server, RouterConfig};
+
+use crate::local_cluster::{create_user, ensure_shard, free_port, register_block, write_env};
 
 const BLOCK_NODES: u16 = 6;
 
@@ -40,10 +40,6 @@ struct DevState {
     user_id: String,
     access_key: String,
     secret_key: String,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn load_state(dir: &Path, port: Option<u16>) -> anyhow::Result<(DevState, bool)> {
@@ -95,27 +91,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             ..BlockConfig::default()
         };
         let node = BlockNode::start(&cfg).await.with_context(|| format!("starting block store {i}"))?;
-        let info =
-            NodeInfo { kind: NodeKind::Block, id: cfg.node_id.clone(), addr: node.addr.to_string(), zone: cfg.zone };
-        client.propose(0, &GroupCommand::Cluster(ClusterCommand::RegisterNode(info))).await?;
+        register_block(&client, &cfg.node_id, &node.addr.to_string(), &cfg.zone).await?;
         blocks.push(node);
     }
-    let shards = match client.query(0, &GroupQuery::Cluster(ClusterQuery::ShardMap)).await? {
-        GroupAnswer::Cluster(ClusterAnswer::ShardMap(s)) => s,
-        other => anyhow::bail!("unexpected answer {other:?}"),
-    };
-    if shards.is_empty() {
-        client.create_shard(1, &[(1, meta.addr.clone())], 64).await.context("creating the metadata shard")?;
-    }
+    ensure_shard(&client, &[(1, meta.addr.clone())]).await?;
     if fresh {
-        let user = tessera_meta::cluster::User {
-            user_id: state.user_id.clone(),
-            display_name: "Development user".into(),
-            access_key: state.access_key.clone(),
-            secret_key: state.secret_key.clone(),
-            created_at_ms: tessera_router::datapath::now_ms(),
-        };
-        client.propose(0, &GroupCommand::Cluster(ClusterCommand::CreateUser(user))).await?;
+        create_user(&client, &state.user_id, "Development user", &state.access_key, &state.secret_key).await?;
         write_atomic(&dir.join("dev.json"), &serde_json::to_string_pretty(&state)?)?;
     }
 
@@ -127,14 +108,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     let router = router_server::start(router_cfg, std::future::pending()).await.context("starting the router")?;
     let endpoint = router.endpoint();
-    let env = format!(
-        "export TESSERA_ENDPOINT={endpoint}\nexport TESSERA_META_ENDPOINT={meta}\nexport TESSERA_ACCESS_KEY={ak}\nexport TESSERA_SECRET_KEY={sk}\n\
-         export AWS_ENDPOINT_URL={endpoint}\nexport AWS_ACCESS_KEY_ID={ak}\nexport AWS_SECRET_ACCESS_KEY={sk}\nexport AWS_REGION=us-east-1\n",
-        meta = meta.addr,
-        ak = state.access_key,
-        sk = state.secret_key,
-    );
-    write_atomic(&dir.join("env"), &env)?;
+    write_env(&dir, &endpoint, &meta.addr, &state.access_key, &state.secret_key)?;
     println!(
         "tessera dev: router {endpoint}, metadata {}, {} block stores (4+2) in {}",
         meta.addr,

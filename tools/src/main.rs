@@ -11,6 +11,7 @@ mod bench;
 mod cluster;
 mod dev;
 mod files;
+mod local_cluster;
 mod remote;
 mod resumable;
 

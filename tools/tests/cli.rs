@@ -31,13 +31,7 @@ fn start_dev(dir: &Path) -> Dev {
         std::fs::read_to_string(&env_file).ok()
     })
     .unwrap();
-    let env = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("export "))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    Dev { guard, env }
+    Dev { guard, env: tessera_tests::env_lines(&text) }
 }
 
 fn tessera(env: &HashMap<String, String>, args: &[&str]) -> Output {

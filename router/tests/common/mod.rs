@@ -31,6 +31,22 @@ pub fn small_chunks() -> ChunkerParams {
     ChunkerParams { min_size: 16 << 10, avg_size: 64 << 10, max_size: 256 << 10 }
 }
 
+/// Starts a block node in `dir/ID` and registers it in the cluster group.
+pub async fn start_block(meta: &MetaClient, dir: &std::path::Path, id: &str, zone: &str) -> RunningBlockNode {
+    let cfg = BlockConfig {
+        data_dir: dir.join(id),
+        node_id: id.into(),
+        zone: zone.into(),
+        min_free_bytes: 0,
+        ..BlockConfig::default()
+    };
+    let node = BlockNode::start(&cfg).await.unwrap();
+    let info = NodeInfo { kind: NodeKind::Block, id: cfg.node_id.clone(), addr: node.addr.to_string(), zone: cfg.zone };
+    let (resp, _) = meta.propose(0, &GroupCommand::Cluster(ClusterCommand::RegisterNode(info))).await.unwrap();
+    assert!(matches!(resp, GroupResponse::Cluster(Ok(_))), "{resp:?}");
+    node
+}
+
 impl TestCluster {
     pub async fn start() -> Self {
         Self::start_with(small_chunks()).await
@@ -45,24 +61,7 @@ impl TestCluster {
         let client = Arc::new(MetaClient::new(vec![meta.addr.clone()]));
         let mut blocks = Vec::new();
         for i in 0..6 {
-            let cfg = BlockConfig {
-                data_dir: dir.path().join(format!("block-{i}")),
-                node_id: format!("block-{i}"),
-                zone: format!("zone-{i}"),
-                min_free_bytes: 0,
-                ..BlockConfig::default()
-            };
-            let node = BlockNode::start(&cfg).await.unwrap();
-            let info = NodeInfo {
-                kind: NodeKind::Block,
-                id: cfg.node_id.clone(),
-                addr: node.addr.to_string(),
-                zone: cfg.zone,
-            };
-            let (resp, _) =
-                client.propose(0, &GroupCommand::Cluster(ClusterCommand::RegisterNode(info))).await.unwrap();
-            assert!(matches!(resp, GroupResponse::Cluster(Ok(_))), "{resp:?}");
-            blocks.push(Some(node));
+            blocks.push(Some(start_block(&client, dir.path(), &format!("block-{i}"), &format!("zone-{i}")).await));
         }
         client.create_shard(1, &[(1, meta.addr.clone())], 64).await.unwrap();
         let view = ClusterView::load(client).await.unwrap();

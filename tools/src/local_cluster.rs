@@ -1,0 +1,67 @@
+//! What `tessera dev` and `tessera cluster up` both do to a new cluster:
+//! pick ports, register block nodes, create the metadata shard and the
+//! default user, and write `DIR/env`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use tessera_meta::client::MetaClient;
+use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, NodeInfo, NodeKind, User};
+use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery};
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Registers (or updates) a block node in the cluster group.
+pub async fn register_block(meta: &MetaClient, id: &str, addr: &str, zone: &str) -> anyhow::Result<()> {
+    let info = NodeInfo { kind: NodeKind::Block, id: id.to_owned(), addr: addr.to_owned(), zone: zone.to_owned() };
+    meta.propose(0, &GroupCommand::Cluster(ClusterCommand::RegisterNode(info))).await?;
+    Ok(())
+}
+
+/// Creates metadata shard 1 on `replicas` unless a shard exists already.
+pub async fn ensure_shard(meta: &MetaClient, replicas: &[(u64, String)]) -> anyhow::Result<()> {
+    let shards = match meta.query(0, &GroupQuery::Cluster(ClusterQuery::ShardMap)).await? {
+        GroupAnswer::Cluster(ClusterAnswer::ShardMap(s)) => s,
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    };
+    if shards.is_empty() {
+        meta.create_shard(1, replicas, 64).await.context("creating the metadata shard")?;
+    }
+    Ok(())
+}
+
+/// Creates the cluster's default user with the given credentials.
+pub async fn create_user(
+    meta: &MetaClient,
+    user_id: &str,
+    display: &str,
+    access: &str,
+    secret: &str,
+) -> anyhow::Result<()> {
+    let user = User {
+        user_id: user_id.to_owned(),
+        display_name: display.to_owned(),
+        access_key: access.to_owned(),
+        secret_key: secret.to_owned(),
+        created_at_ms: tessera_router::datapath::now_ms(),
+    };
+    meta.propose(0, &GroupCommand::Cluster(ClusterCommand::CreateUser(user))).await?;
+    Ok(())
+}
+
+/// Writes `DIR/env`: `export` lines for the CLI and S3 tools (atomically).
+pub fn write_env(dir: &Path, router: &str, meta: &str, access: &str, secret: &str) -> anyhow::Result<()> {
+    let text = format!(
+        "export TESSERA_ENDPOINT={router}\nexport TESSERA_META_ENDPOINT={meta}\nexport TESSERA_ACCESS_KEY={access}\n\
+         export TESSERA_SECRET_KEY={secret}\nexport AWS_ENDPOINT_URL={router}\nexport AWS_ACCESS_KEY_ID={access}\n\
+         export AWS_SECRET_ACCESS_KEY={secret}\nexport AWS_REGION=us-east-1\n"
+    );
+    let path = dir.join("env");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
