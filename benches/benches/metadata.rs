@@ -91,6 +91,7 @@ fn file(n: u64) -> GroupCommand {
         base_version: None,
         policy: ConflictPolicy::ConflictCopy,
         now_ms: 0,
+        meta: Default::default(),
     }))
 }
 

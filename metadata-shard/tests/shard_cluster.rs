@@ -75,6 +75,7 @@ fn commit(path: &str, content: u64, base: Option<u64>, device: &str) -> GroupCom
         base_version: base,
         policy: ConflictPolicy::Reject,
         now_ms: 1_700_000_000_000,
+        meta: Default::default(),
     }))
 }
 

@@ -5,15 +5,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::buckets::{self, BucketConfig, BucketVersioning};
 use super::changelog::Origin;
 use super::chunks::{self, RefDelta};
 use super::kv::{KvWrite, Overlay};
 use super::links::{self, Link, LinkPermission, NewLink};
+use super::multipart::{self, CompleteMultipart, MultipartUpload, PartRecord};
 use super::namespace::{self, Entry};
 use super::sessions::{self, CommitSession, OpenSession, UploadSession};
 use super::shares::{self, Permission, Share, SharedWithMe};
 use super::tree_ops::{self, DeleteOutcome, MoveOutcome, PurgeOutcome};
-use super::types::{Hash32, LinkToken, SessionId, ShardConfig};
+use super::types::{Hash32, LinkToken, ObjectMeta, SessionId, ShardConfig, UploadId};
 use super::versions::{self, CommitOutcome, CommitVersion, ConflictPolicy};
 use super::ModelError;
 
@@ -144,6 +146,42 @@ pub enum ShardCommand {
     TrimZeroRefLog {
         through_cursor: u64,
     },
+    /// A top-level folder that must not exist yet, with default bucket settings.
+    CreateBucket {
+        user_id: String,
+        path: String,
+        device_id: String,
+        now_ms: i64,
+    },
+    SetBucketVersioning {
+        user_id: String,
+        path: String,
+        versioning: BucketVersioning,
+    },
+    CreateMultipart {
+        upload_id: UploadId,
+        user_id: String,
+        path: String,
+        meta: ObjectMeta,
+        now_ms: i64,
+    },
+    PutPart {
+        upload_id: UploadId,
+        user_id: String,
+        part: PartRecord,
+    },
+    CompleteMultipart(CompleteMultipart),
+    DeleteVersion {
+        user_id: String,
+        path: String,
+        version: u64,
+        device_id: String,
+        now_ms: i64,
+    },
+    AbortMultipart {
+        upload_id: UploadId,
+        user_id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +214,14 @@ pub enum ShardResponse {
     ZeroRefLogTrimmed {
         removed: u64,
         more: bool,
+    },
+    BucketCreated(Entry),
+    BucketConfig(BucketConfig),
+    MultipartCreated(MultipartUpload),
+    PartStored,
+    MultipartAborted,
+    VersionDeleted {
+        file_removed: bool,
     },
 }
 
@@ -288,6 +334,27 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
         C::TrimZeroRefLog { through_cursor } => {
             let (removed, more) = chunks::trim_zero_ref_log(tx.kv, *through_cursor, tx.cfg.trim_zero_ref_batch)?;
             R::ZeroRefLogTrimmed { removed, more }
+        }
+        C::CreateBucket { user_id, path, device_id, now_ms } => {
+            R::BucketCreated(buckets::create_bucket(tx, user_id, path, origin(device_id, *now_ms))?)
+        }
+        C::SetBucketVersioning { user_id, path, versioning } => {
+            R::BucketConfig(buckets::set_versioning(tx, user_id, path, *versioning)?)
+        }
+        C::CreateMultipart { upload_id, user_id, path, meta, now_ms } => {
+            R::MultipartCreated(multipart::create(tx, *upload_id, user_id, path, meta, *now_ms)?)
+        }
+        C::PutPart { upload_id, user_id, part } => {
+            multipart::put_part(tx, upload_id, user_id, part)?;
+            R::PartStored
+        }
+        C::CompleteMultipart(complete) => R::Committed(multipart::complete(tx, complete)?),
+        C::DeleteVersion { user_id, path, version, device_id, now_ms } => R::VersionDeleted {
+            file_removed: versions::delete_version(tx, user_id, path, *version, origin(device_id, *now_ms))?,
+        },
+        C::AbortMultipart { upload_id, user_id } => {
+            multipart::abort(tx, upload_id, user_id)?;
+            R::MultipartAborted
         }
     })
 }

@@ -19,8 +19,12 @@
 //! | `K` | `K` owner NUL path NUL token (32)           | empty (links by path)         |
 //! | `G` | `G` user NUL cursor BE                      | `ChangeEvent`                 |
 //! | `Q` | `Q` user                                    | last change cursor (u64 BE)   |
+//! | `B` | `B` user NUL bucket path                    | `BucketConfig`                |
+//! | `U` | `U` upload id (16)                          | `MultipartUpload`             |
+//! | `P` | `P` upload id (16) part number BE32         | `PartRecord`                  |
+//! | `N` | `N` user NUL path NUL upload id (16)        | empty (uploads by path)       |
 
-use super::types::{Hash32, LinkToken, SessionId};
+use super::types::{Hash32, LinkToken, SessionId, UploadId};
 
 const META: u8 = b'M';
 const ENTRY: u8 = b'E';
@@ -36,6 +40,10 @@ const LINK: u8 = b'L';
 const LINK_BY_PATH: u8 = b'K';
 const CHANGE: u8 = b'G';
 const CHANGE_HEAD: u8 = b'Q';
+const BUCKET: u8 = b'B';
+const MULTIPART: u8 = b'U';
+const MULTIPART_PART: u8 = b'P';
+const MULTIPART_BY_PATH: u8 = b'N';
 
 /// Names of the per-shard counters under `M`.
 pub const NEXT_ENTRY_ID: &str = "next_entry_id";
@@ -252,4 +260,43 @@ mod tests {
         assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
         assert_eq!(prefix_end(b"a/"), b"a0".to_vec());
     }
+}
+
+// ---- buckets and multipart uploads -----------------------------------------------------
+
+pub fn bucket(user: &str, bucket_path: &str) -> Vec<u8> {
+    tagged(BUCKET, &[user.as_bytes(), &[0], bucket_path.as_bytes()])
+}
+
+pub fn multipart(id: &UploadId) -> Vec<u8> {
+    tagged(MULTIPART, &[id])
+}
+
+pub fn multipart_part(id: &UploadId, part_number: u32) -> Vec<u8> {
+    tagged(MULTIPART_PART, &[id, &part_number.to_be_bytes()])
+}
+
+/// Parts of one upload with numbers above `after`.
+pub fn multipart_parts_after(id: &UploadId, after: u32) -> (Vec<u8>, Vec<u8>) {
+    let start = match after.checked_add(1) {
+        Some(first) => multipart_part(id, first),
+        None => prefix_end(&tagged(MULTIPART_PART, &[id])),
+    };
+    (start, prefix_end(&tagged(MULTIPART_PART, &[id])))
+}
+
+pub fn multipart_by_path(user: &str, path: &str, id: &UploadId) -> Vec<u8> {
+    tagged(MULTIPART_BY_PATH, &[user.as_bytes(), &[0], path.as_bytes(), &[0], id])
+}
+
+/// The user's uploads whose path starts with `path_prefix`.
+pub fn multipart_by_path_prefix(user: &str, path_prefix: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = tagged(MULTIPART_BY_PATH, &[user.as_bytes(), &[0], path_prefix.as_bytes()]);
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+/// Start of the user's uploads-by-path keys (the path follows it).
+pub fn multipart_by_path_scope(user: &str) -> Vec<u8> {
+    user_scope(MULTIPART_BY_PATH, user)
 }

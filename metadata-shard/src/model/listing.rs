@@ -115,7 +115,15 @@ impl ListedItem {
     }
 }
 
-/// S3-style listing of the user's live files. `prefix` is a byte prefix of absolute
+/// Which files an S3-style listing covers.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectScope<'a> {
+    pub prefix: &'a str,
+    pub delimiter: Option<char>,
+    pub include_deleted: bool,
+}
+
+/// S3-style listing of the user's live files (and deleted ones when asked). `prefix` is a byte prefix of absolute
 /// paths ("/photos/20" matches "/photos/2024/a.jpg"); with a delimiter, paths that
 /// contain it after the prefix roll up into one common prefix ending with it. Folders
 /// are not objects: they appear only as common prefixes of the files below them, so an
@@ -125,11 +133,11 @@ impl ListedItem {
 pub fn list_objects(
     kv: &dyn KvRead,
     user: &str,
-    prefix: &str,
-    delimiter: Option<char>,
+    scope: &ObjectScope<'_>,
     start_after: Option<&str>,
     limit: usize,
 ) -> Result<ObjectPage, ModelError> {
+    let (prefix, delimiter) = (scope.prefix, scope.delimiter);
     validate_user_id(user)?;
     if !prefix.starts_with('/') || prefix.contains('\0') || prefix.len() > paths::MAX_PATH_BYTES {
         return Err(ModelError::InvalidArgument(format!("bad prefix {prefix:?}")));
@@ -159,7 +167,7 @@ pub fn list_objects(
         for (key, value) in &batch {
             cursor = keys::key_successor(key);
             let entry = decode_entry(value)?;
-            if entry.deleted || entry.is_folder() {
+            if (entry.deleted && !scope.include_deleted) || entry.is_folder() {
                 continue;
             }
             let path = entry_path(key, scope_len)?;

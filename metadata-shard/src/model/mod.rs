@@ -8,11 +8,13 @@
 //! - one module per idea: [`namespace`] (entries, mkdir -p, tombstones, detached files),
 //!   [`tree_ops`] (move, delete, purge), [`listing`], [`versions`] (commit, conflicts,
 //!   restore, pruning), [`chunks`] (refcounts, zero-ref log), [`sessions`] (resumable
-//!   uploads), [`shares`], [`links`], [`access`], [`changelog`];
+//!   uploads), [`multipart`] (S3 multipart uploads), [`buckets`] (S3 bucket settings),
+//!   [`shares`], [`links`], [`access`], [`changelog`];
 //! - support: [`paths`] (path rules, conflict names), [`codec`] (value encoding),
 //!   [`types`] (ids, hashes, `ShardConfig`), [`error`].
 
 pub mod access;
+pub mod buckets;
 pub mod changelog;
 pub mod chunks;
 mod codec;
@@ -22,6 +24,7 @@ pub mod keys;
 pub mod kv;
 pub mod links;
 pub mod listing;
+pub mod multipart;
 pub mod namespace;
 pub mod paths;
 pub mod query;
@@ -47,5 +50,7 @@ pub use query::{query, QueryResponse, ShardQuery};
 pub use sessions::{OpenSession, UploadSession};
 pub use shares::{Permission, Share, ShareMove, SharedWithMe, SharedWithMePage};
 pub use tree_ops::{DeleteOutcome, MoveOutcome, PurgeOutcome};
-pub use types::{ChunkRef, Hash32, LinkToken, SessionId, ShardConfig};
+pub use buckets::{BucketConfig, BucketVersioning};
+pub use multipart::{ChosenPart, CompleteMultipart, MultipartUpload, PartPage, PartRecord, UploadPage};
+pub use types::{ChunkRef, Hash32, LinkToken, ObjectMeta, SessionId, ShardConfig, UploadId};
 pub use versions::{CommitOutcome, CommitVersion, ConflictPolicy, FileRef, VersionPage, VersionRecord, VersionSummary};

@@ -31,6 +31,8 @@ pub struct FileState {
     pub oldest_version: u64,
     pub size: u64,
     pub content_sha256: Hash32,
+    /// The current version's `ObjectMeta::etag` (listings show it without a version read).
+    pub etag: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

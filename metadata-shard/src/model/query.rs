@@ -4,15 +4,17 @@
 use serde::{Deserialize, Serialize};
 
 use super::access::{self, AccessDecision, Action};
+use super::buckets::{self, BucketConfig};
 use super::changelog::{self, ChangePage};
 use super::chunks::{self, ZeroRefPage};
 use super::kv::KvRead;
 use super::links::{self, Link};
+use super::multipart::{self, MultipartUpload, PartPage, UploadPage};
 use super::listing::{self, FolderPage, ObjectPage};
 use super::namespace::{self, DetachedPage, Entry};
 use super::sessions::{self, UploadSession};
 use super::shares::{self, Share, SharedWithMePage};
-use super::types::{Hash32, LinkToken, SessionId};
+use super::types::{Hash32, LinkToken, SessionId, UploadId};
 use super::versions::{self, FileRef, VersionPage, VersionRecord};
 use super::ModelError;
 
@@ -36,6 +38,8 @@ pub enum ShardQuery {
         delimiter: Option<char>,
         start_after: Option<String>,
         limit: usize,
+        /// Deleted files too (listing object versions and delete markers).
+        include_deleted: bool,
     },
     ListDetached {
         user_id: String,
@@ -103,6 +107,26 @@ pub enum ShardQuery {
         limit: usize,
         exclude_device: Option<String>,
     },
+    BucketConfig {
+        user_id: String,
+        path: String,
+    },
+    Multipart {
+        upload_id: UploadId,
+        user_id: String,
+    },
+    ListParts {
+        upload_id: UploadId,
+        user_id: String,
+        after: u32,
+        limit: usize,
+    },
+    ListMultipart {
+        user_id: String,
+        prefix: String,
+        after: Option<(String, UploadId)>,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +148,10 @@ pub enum QueryResponse {
     Links(Vec<Link>),
     Changes(ChangePage),
     Cursor(u64),
+    BucketConfig(BucketConfig),
+    Multipart(MultipartUpload),
+    Parts(PartPage),
+    MultipartUploads(UploadPage),
 }
 
 pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse, ModelError> {
@@ -135,8 +163,9 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
         Q::ListFolder { user_id, path, start_after, limit, include_deleted } => {
             R::Folder(listing::list_folder(kv, user_id, path, start_after.as_deref(), *limit, *include_deleted)?)
         }
-        Q::ListObjects { user_id, prefix, delimiter, start_after, limit } => {
-            R::Objects(listing::list_objects(kv, user_id, prefix, *delimiter, start_after.as_deref(), *limit)?)
+        Q::ListObjects { user_id, prefix, delimiter, start_after, limit, include_deleted } => {
+            let scope = listing::ObjectScope { prefix, delimiter: *delimiter, include_deleted: *include_deleted };
+            R::Objects(listing::list_objects(kv, user_id, &scope, start_after.as_deref(), *limit)?)
         }
         Q::ListDetached { user_id, start_after, limit } => {
             R::Detached(namespace::list_detached(kv, user_id, *start_after, *limit)?)
@@ -164,6 +193,15 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
         Q::ChangeHead { user_id } => R::Cursor(changelog::head_cursor(kv, user_id)?),
         Q::ReadChanges { user_id, after_cursor, limit, exclude_device } => {
             R::Changes(changelog::read_changes(kv, user_id, *after_cursor, *limit, exclude_device.as_deref())?)
+        }
+        Q::BucketConfig { user_id, path } => R::BucketConfig(buckets::bucket_config(kv, user_id, path)?),
+        Q::Multipart { upload_id, user_id } => R::Multipart(multipart::get_upload(kv, upload_id, user_id)?),
+        Q::ListParts { upload_id, user_id, after, limit } => {
+            R::Parts(multipart::list_parts(kv, upload_id, user_id, *after, *limit)?)
+        }
+        Q::ListMultipart { user_id, prefix, after, limit } => {
+            let after = after.as_ref().map(|(p, id)| (p.as_str(), id));
+            R::MultipartUploads(multipart::list_uploads(kv, user_id, prefix, after, *limit)?)
         }
     })
 }

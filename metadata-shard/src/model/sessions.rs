@@ -161,6 +161,7 @@ pub(crate) fn commit(tx: &mut Tx<'_>, req: CommitSession<'_>) -> Result<CommitOu
         base_version: session.base_version,
         policy: req.policy,
         now_ms: req.now_ms,
+        meta: Default::default(),
     };
     let outcome = versions::commit(tx, &cmd, Some(&session.chunks))?;
     remove(tx, &session);

@@ -1,11 +1,15 @@
 //! Small types shared by several modules: hashes, ids and the shard configuration.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// SHA-256 of a chunk or of a whole file.
 pub type Hash32 = [u8; 32];
 /// Upload session id, chosen at random by the proposer.
 pub type SessionId = [u8; 16];
+/// Multipart upload id, chosen at random by the proposer.
+pub type UploadId = [u8; 16];
 /// 256-bit link token, chosen at random by the proposer.
 pub type LinkToken = [u8; 32];
 
@@ -14,6 +18,27 @@ pub type LinkToken = [u8; 32];
 pub struct ChunkRef {
     pub hash: Hash32,
     pub size: u64,
+}
+
+/// What HTTP and S3 clients see of a version besides its bytes: the entity tag and the
+/// headers stored with it. Chosen by the router; the shard keeps and returns it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// Hex MD5 of the content, or "MD5-of-part-MD5s-N" for a multipart upload; empty
+    /// when the uploader did not compute one (resumable native uploads).
+    pub etag: String,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<String>,
+    /// `x-amz-meta-*` pairs (names lower-case, without the prefix).
+    pub user_metadata: BTreeMap<String, String>,
+    /// Part sizes of a multipart upload, in order (empty otherwise). The version's
+    /// `content_sha256` is then the SHA-256 of the parts' SHA-256s (S3's composite
+    /// checksum), since no single pass over the whole content ever happens.
+    pub part_sizes: Vec<u64>,
 }
 
 /// Settings every replica must apply identically (they are part of the state machine).

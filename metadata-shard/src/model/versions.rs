@@ -4,8 +4,9 @@
 //! ones are always the contiguous range `oldest_version..=version` of its `FileState`
 //! (pruning only ever drops the oldest), so counting and paging need no scan.
 //!
-//! A commit whose content equals the file's current content (same SHA-256) creates no
-//! version, whatever its base: it is a no-op that returns the current version. This makes
+//! A commit whose content equals the file's current content (same SHA-256 and the same
+//! [`ObjectMeta`]) creates no version, whatever its base: it is a no-op that returns the
+//! current version. This makes
 //! the "stale base but identical content" case conflict-free and retries idempotent.
 //!
 //! A commit creates missing parent folders ("mkdir -p", as S3 puts need), and a commit
@@ -19,7 +20,7 @@ use super::command::Tx;
 use super::kv::KvRead;
 use super::namespace::{self, Entry, EntryKind, FileState};
 use super::paths::{self, validate_non_root};
-use super::types::{validate_user_id, ChunkRef, Hash32};
+use super::types::{validate_user_id, ChunkRef, Hash32, ObjectMeta};
 use super::{keys, ModelError};
 
 /// How many conflict-copy names (" 2", " 3", ...) a commit tries before giving up.
@@ -45,6 +46,7 @@ pub struct VersionRecord {
     pub created_by: String,
     pub device_id: String,
     pub created_at_ms: i64,
+    pub meta: ObjectMeta,
 }
 
 /// A version without its chunk list, for listings.
@@ -57,6 +59,7 @@ pub struct VersionSummary {
     pub created_by: String,
     pub device_id: String,
     pub created_at_ms: i64,
+    pub etag: String,
 }
 
 impl From<&VersionRecord> for VersionSummary {
@@ -69,6 +72,7 @@ impl From<&VersionRecord> for VersionSummary {
             created_by: r.created_by.clone(),
             device_id: r.device_id.clone(),
             created_at_ms: r.created_at_ms,
+            etag: r.meta.etag.clone(),
         }
     }
 }
@@ -86,6 +90,7 @@ pub struct CommitVersion {
     pub base_version: Option<u64>,
     pub policy: ConflictPolicy,
     pub now_ms: i64,
+    pub meta: ObjectMeta,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +119,7 @@ struct NewContent<'c> {
     content_sha256: Hash32,
     chunks: &'c [ChunkRef],
     created_by: &'c str,
+    meta: &'c ObjectMeta,
 }
 
 /// Commits a version. `held_by_session` is the chunk list whose references an upload
@@ -140,6 +146,7 @@ pub(crate) fn commit(
         content_sha256: cmd.content_sha256,
         chunks: &cmd.chunks,
         created_by: &cmd.created_by,
+        meta: &cmd.meta,
     };
     let existing = namespace::load(tx.kv, user, &cmd.path)?;
     match existing {
@@ -147,7 +154,9 @@ pub(crate) fn commit(
             let Some(state) = entry.file().cloned() else {
                 return Err(ModelError::NotAFile(cmd.path.clone()));
             };
-            if state.content_sha256 == cmd.content_sha256 {
+            if state.content_sha256 == cmd.content_sha256
+                && get_version_of(tx.kv, user, entry.id, state.version)?.meta == cmd.meta
+            {
                 return Ok(unchanged(&entry, &state));
             }
             let stale = cmd.base_version.is_some_and(|base| base != state.version);
@@ -235,7 +244,13 @@ fn write_at(
             Entry {
                 path: path.to_string(),
                 id: namespace::allocate_id(tx.kv)?,
-                kind: EntryKind::File(FileState { version: 0, oldest_version: 1, size: 0, content_sha256: [0; 32] }),
+                kind: EntryKind::File(FileState {
+                    version: 0,
+                    oldest_version: 1,
+                    size: 0,
+                    content_sha256: [0; 32],
+                    etag: String::new(),
+                }),
                 deleted: true, // "not live yet": write_version reports it as a Create
                 created_at_ms: origin.now_ms,
                 modified_at_ms: origin.now_ms,
@@ -266,12 +281,14 @@ fn write_version(
         created_by: content.created_by.to_string(),
         device_id: origin.device_id.to_string(),
         created_at_ms: origin.now_ms,
+        meta: content.meta.clone(),
     };
     tx.kv.put(&keys::version(user, entry.id, version), &encode(&record)?);
     tx.refs.add(content.chunks);
     state.version = version;
     state.size = content.size;
     state.content_sha256 = content.content_sha256;
+    state.etag = content.meta.etag.clone();
     while version - state.oldest_version + 1 > tx.cfg.max_versions() {
         let key = keys::version(user, entry.id, state.oldest_version);
         if let Some(old) = get_decoded::<VersionRecord>(tx.kv, &key, "version")? {
@@ -306,15 +323,71 @@ pub(crate) fn restore(
         return Err(ModelError::NotAFile(path.to_string()));
     };
     let old = get_version_of(tx.kv, user, entry.id, version)?;
-    if !entry.deleted && old.content_sha256 == state.content_sha256 {
+    if !entry.deleted
+        && old.content_sha256 == state.content_sha256
+        && get_version_of(tx.kv, user, entry.id, state.version)?.meta == old.meta
+    {
         return Ok(unchanged(&entry, &state));
     }
     if entry.deleted {
         namespace::ensure_parents(tx, user, path, origin)?;
     }
-    let content = NewContent { size: old.size, content_sha256: old.content_sha256, chunks: &old.chunks, created_by };
+    let content = NewContent {
+        size: old.size,
+        content_sha256: old.content_sha256,
+        chunks: &old.chunks,
+        created_by,
+        meta: &old.meta,
+    };
     let (entry, version) = write_version(tx, user, entry, &content, origin)?;
     Ok(outcome(&entry, version, false))
+}
+
+/// Deletes one version of a file for good (S3's DELETE with a versionId), releasing its
+/// chunk references. An older version simply goes (the kept range may then have holes;
+/// the oldest bound moves past them). The current version can go only when it is the
+/// last one, and then the file goes with it — with no current content left there is
+/// nothing to show, and making an older version current would need a new version number.
+/// Returns whether the file itself was removed.
+pub(crate) fn delete_version(
+    tx: &mut Tx<'_>,
+    user: &str,
+    path: &str,
+    version: u64,
+    origin: Origin<'_>,
+) -> Result<bool, ModelError> {
+    validate_user_id(user)?;
+    validate_non_root(path)?;
+    let mut entry = namespace::load(tx.kv, user, path)?.ok_or_else(|| ModelError::NotFound(path.to_string()))?;
+    let Some(mut state) = entry.file().cloned() else {
+        return Err(ModelError::NotAFile(path.to_string()));
+    };
+    let key = keys::version(user, entry.id, version);
+    let record = get_version_of(tx.kv, user, entry.id, version)?;
+    if version == state.version {
+        let (start, end) = keys::version_range(user, entry.id, 0, version);
+        if !tx.kv.scan(&start, &end, 1)?.is_empty() {
+            return Err(ModelError::InvalidArgument(
+                "the current version can be deleted only when no older version is kept".into(),
+            ));
+        }
+        if !entry.deleted {
+            super::tree_ops::delete(tx, user, path, origin)?;
+        }
+        super::tree_ops::purge_deleted(tx, user, path)?;
+        return Ok(true);
+    }
+    tx.refs.release(&record.chunks);
+    tx.kv.delete(&key);
+    if version == state.oldest_version {
+        let (start, end) = keys::version_range(user, entry.id, version + 1, state.version + 1);
+        let next = tx.kv.scan(&start, &end, 1)?;
+        let (_, value) = next.first().ok_or_else(|| ModelError::Corrupt("current version record missing".into()))?;
+        state.oldest_version = decode::<VersionRecord>(value, "version")?.version;
+        entry.kind = EntryKind::File(state);
+        namespace::store(tx.kv, user, &entry)?;
+    }
+    Ok(false)
 }
 
 /// Deletes every version of a file, releasing their chunk references.

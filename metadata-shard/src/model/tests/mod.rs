@@ -4,6 +4,7 @@
 mod kv_tests;
 mod namespace_tests;
 mod random_tests;
+mod s3_tests;
 mod share_tests;
 mod version_tests;
 
@@ -56,6 +57,7 @@ pub(super) fn commit_cmd(
         base_version: base,
         policy: ConflictPolicy::ConflictCopy,
         now_ms: T0,
+        meta: Default::default(),
     }
 }
 

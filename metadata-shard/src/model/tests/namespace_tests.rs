@@ -197,12 +197,16 @@ fn displaced_deleted_file_is_detached_not_lost() {
 
 /// All live files, sorted: the reference for listings.
 fn live_files(kv: &MemKv) -> Vec<String> {
+    files(kv, false)
+}
+
+fn files(kv: &MemKv, include_deleted: bool) -> Vec<String> {
     let (start, end) = keys::entry_prefix_range(ALICE, "/");
     kv.scan(&start, &end, usize::MAX)
         .unwrap()
         .into_iter()
         .map(|(_, v)| namespace::decode_entry(&v).unwrap())
-        .filter(|e| !e.deleted && !e.is_folder())
+        .filter(|e| (include_deleted || !e.deleted) && !e.is_folder())
         .map(|e| e.path)
         .collect()
 }
@@ -249,17 +253,21 @@ fn build_tree(kv: &mut MemKv) {
 fn object_listing_pages_equal_brute_force() {
     let mut kv = MemKv::new();
     build_tree(&mut kv);
-    let files = live_files(&kv);
-    assert!(files.len() > 2000, "{}", files.len());
-    for prefix in ["/", "/a", "/a/", "/a-b/", "/photos/2", "/ä/", "/nothing"] {
+    assert!(live_files(&kv).len() > 2000, "{}", live_files(&kv).len());
+    assert!(files(&kv, true).len() > live_files(&kv).len());
+    for (prefix, include_deleted) in ["/", "/a", "/a/", "/a-b/", "/photos/2", "/ä/", "/nothing"]
+        .into_iter()
+        .flat_map(|p| [(p, false), (p, true)])
+    {
+        let files = files(&kv, include_deleted);
         for delimiter in [None, Some('/')] {
             let expected = brute_force_objects(&files, prefix, delimiter);
             for limit in [1, 7, 100, 5000] {
                 let mut got = Vec::new();
                 let mut start_after: Option<String> = None;
                 loop {
-                    let page =
-                        listing::list_objects(&kv, ALICE, prefix, delimiter, start_after.as_deref(), limit).unwrap();
+                    let scope = listing::ObjectScope { prefix, delimiter, include_deleted };
+                    let page = listing::list_objects(&kv, ALICE, &scope, start_after.as_deref(), limit).unwrap();
                     assert!(page.entries.len() + page.common_prefixes.len() <= limit);
                     let mut items: Vec<(bool, String)> = page.entries.iter().map(|e| (false, e.path.clone())).collect();
                     items.extend(page.common_prefixes.iter().map(|p| (true, p.clone())));
@@ -273,7 +281,7 @@ fn object_listing_pages_equal_brute_force() {
                         None => break,
                     }
                 }
-                assert_eq!(got, expected, "prefix {prefix:?} delimiter {delimiter:?} limit {limit}");
+                assert_eq!(got, expected, "prefix {prefix:?} delimiter {delimiter:?} limit {limit} {include_deleted}");
             }
         }
     }

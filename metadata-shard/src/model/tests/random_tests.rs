@@ -52,6 +52,7 @@ fn random_command(kv: &MemKv, rng: &mut Rng, step: i64) -> ShardCommand {
                 base_version: [None, Some(1), Some(2), Some(3)][rng.below(4) as usize],
                 policy,
                 now_ms,
+                meta: Default::default(),
             })
         }
         4 => ShardCommand::CreateFolder { user_id: user, path: random_path(rng), device_id: device, now_ms },
