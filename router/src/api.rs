@@ -107,6 +107,7 @@ impl Tessera for ApiService {
             device_id: h.device_id,
             base_version: h.base_version,
             policy: policy(h.on_conflict)?,
+            meta: Default::default(),
         };
         let body = stream.map(|m| match m {
             Ok(pb::PutRequest { part: Some(put_request::Part::Data(d)) }) => Ok(d),

@@ -69,7 +69,7 @@ impl Authenticator {
         Self { meta, cache: Mutex::default() }
     }
 
-    async fn user(&self, access_key: &str) -> Result<Option<User>, RouterError> {
+    pub async fn user(&self, access_key: &str) -> Result<Option<User>, RouterError> {
         if let Some((at, user)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(access_key) {
             if at.elapsed() < CACHE_TTL {
                 return Ok(Some(user.clone()));

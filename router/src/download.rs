@@ -14,10 +14,10 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tessera_block::FragmentKey;
 use tessera_meta::model::versions::FileRef;
-use tessera_meta::model::{EntryKind, QueryResponse, ShardQuery};
+use tessera_meta::model::{EntryKind, ObjectMeta, QueryResponse, ShardQuery};
 use tessera_proto::ChunkHash;
 
-use crate::codec::hash::{hash_chunk, ContentHasher};
+use crate::codec::hash::{hash_chunk, CompositeHasher, ContentHasher};
 use crate::datapath::DataPath;
 use crate::error::RouterError;
 use crate::placement::BlockNodeInfo;
@@ -31,6 +31,37 @@ pub struct FileVersion {
     pub content_sha256: [u8; 32],
     pub chunks: Vec<(ChunkHash, u64)>,
     pub modified_at_ms: i64,
+    pub meta: ObjectMeta,
+}
+
+/// The whole-content check: plain SHA-256, or the composite one of a multipart upload.
+enum WholeContentHasher {
+    Plain(ContentHasher),
+    Composite(CompositeHasher),
+}
+
+impl WholeContentHasher {
+    fn for_file(file: &FileVersion) -> Self {
+        if file.meta.part_sizes.is_empty() {
+            Self::Plain(ContentHasher::default())
+        } else {
+            Self::Composite(CompositeHasher::new(&file.meta.part_sizes))
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Plain(h) => h.update(data),
+            Self::Composite(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> [u8; 32] {
+        match self {
+            Self::Plain(h) => h.finish(),
+            Self::Composite(h) => h.finish(),
+        }
+    }
 }
 
 async fn shard_query(dp: &DataPath, user_id: &str, q: ShardQuery) -> Result<QueryResponse, RouterError> {
@@ -55,7 +86,7 @@ pub async fn resolve(
         other => return Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
     };
     let EntryKind::File(state) = &entry.kind else {
-        return Err(RouterError::InvalidArgument(format!("{path} is a folder")));
+        return Err(RouterError::WrongKind(format!("{path} is a folder")));
     };
     let wanted = version.unwrap_or(state.version);
     let record = match shard_query(
@@ -75,6 +106,7 @@ pub async fn resolve(
         content_sha256: record.content_sha256,
         chunks: record.chunks.iter().map(|c| (ChunkHash(c.hash), c.size)).collect(),
         modified_at_ms: record.created_at_ms,
+        meta: record.meta,
     })
 }
 
@@ -183,7 +215,7 @@ pub fn stream_file(
             async move { read_chunk(&dp, hash, size).await.map(|b| b.slice(from..to)) }
         })
         .buffered(read_ahead);
-    let mut hasher = whole.then(ContentHasher::default);
+    let mut hasher = whole.then(|| WholeContentHasher::for_file(&file));
     let mut failed = false;
     let mut verified = false;
     chunks.map(Some).chain(futures::stream::once(async { None })).filter_map(move |item| {
@@ -201,7 +233,7 @@ pub fn stream_file(
             }
             None => {
                 verified = true;
-                match hasher.take().map(ContentHasher::finish) {
+                match hasher.take().map(WholeContentHasher::finish) {
                     Some(actual) if actual != expected => {
                         Some(Err(RouterError::Integrity("file content does not match its SHA-256".into())))
                     }

@@ -10,6 +10,11 @@ pub enum RouterError {
     NotFound(String),
     #[error("invalid request: {0}")]
     InvalidArgument(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A file where a folder is needed, or the reverse.
+    #[error("{0}")]
+    WrongKind(String),
     #[error("conflict: {message}")]
     Conflict { message: String, current_version: Option<u64> },
     #[error("permission denied: {0}")]
@@ -44,11 +49,10 @@ impl From<ApplyError> for RouterError {
             }
             ApplyErrorKind::PermissionDenied => RouterError::PermissionDenied(e.message),
             ApplyErrorKind::Corrupt => RouterError::Metadata(e.message),
-            ApplyErrorKind::AlreadyExists
-            | ApplyErrorKind::InvalidArgument
+            ApplyErrorKind::AlreadyExists => RouterError::AlreadyExists(e.message),
+            ApplyErrorKind::NotAFolder | ApplyErrorKind::NotAFile => RouterError::WrongKind(e.message),
+            ApplyErrorKind::InvalidArgument
             | ApplyErrorKind::InvalidPath
-            | ApplyErrorKind::NotAFolder
-            | ApplyErrorKind::NotAFile
             | ApplyErrorKind::Expired
             | ApplyErrorKind::ChunksMissing => RouterError::InvalidArgument(e.message),
         }
@@ -61,6 +65,8 @@ impl From<RouterError> for tonic::Status {
         let code = match &e {
             RouterError::NotFound(_) => Code::NotFound,
             RouterError::InvalidArgument(_) => Code::InvalidArgument,
+            RouterError::AlreadyExists(_) => Code::AlreadyExists,
+            RouterError::WrongKind(_) => Code::FailedPrecondition,
             RouterError::Conflict { .. } => Code::Aborted,
             RouterError::PermissionDenied(_) => Code::PermissionDenied,
             RouterError::Unauthenticated(_) => Code::Unauthenticated,

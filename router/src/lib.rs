@@ -16,6 +16,7 @@ pub mod error;
 pub mod meta_cache;
 pub mod ops;
 pub mod placement;
+pub mod s3;
 pub mod server;
 pub mod sessions;
 pub mod upload;

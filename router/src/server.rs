@@ -1,6 +1,6 @@
 //! Runs a router: loads the cluster view from the metadata nodes, serves the
-//! native API, `/metrics` and `/health` on one listener, and keeps the view
-//! current in the background.
+//! native API, `/metrics` and `/health` on one listener and the S3 API on
+//! another, and keeps the view current in the background.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::api::ApiService;
 use crate::auth::Authenticator;
 use crate::cluster_view::ClusterView;
 use crate::datapath::{DataPath, DataPathConfig};
+use crate::s3::server::{S3Config, S3Listener, S3Metrics};
 
 /// `tessera-router` configuration (TOML; unknown keys rejected).
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +30,7 @@ pub struct RouterConfig {
     /// How often placement and Bloom mirrors are refreshed.
     pub refresh_ms: u64,
     pub datapath: DataPathConfig,
+    pub s3: S3Config,
 }
 
 impl Default for RouterConfig {
@@ -39,14 +41,18 @@ impl Default for RouterConfig {
             meta: Vec::new(),
             refresh_ms: 2000,
             datapath: DataPathConfig::default(),
+            s3: S3Config::default(),
         }
     }
 }
 
 pub struct RunningRouter {
     pub addr: std::net::SocketAddr,
+    /// The S3 listener's address, when the gateway is on.
+    pub s3_addr: Option<std::net::SocketAddr>,
     pub dp: Arc<DataPath>,
     server: listener::ServerHandle,
+    s3: Option<S3Listener>,
     refresh: tokio::task::JoinHandle<()>,
 }
 
@@ -55,8 +61,15 @@ impl RunningRouter {
         format!("http://{}", self.addr)
     }
 
+    pub fn s3_endpoint(&self) -> Option<String> {
+        self.s3_addr.map(|a| format!("http://{a}"))
+    }
+
     pub async fn wait(mut self) -> anyhow::Result<()> {
         let served = self.server.join().await;
+        if let Some(s3) = self.s3.take() {
+            s3.stop().await;
+        }
         self.refresh.abort();
         served
     }
@@ -83,7 +96,10 @@ pub async fn start(
     let mut registry = Registry::default();
     dp.counters.register(&mut registry);
     crate::datapath::DataPathCounters::register_cache(&view.cache, &mut registry);
-    let api = ApiService { dp: dp.clone(), auth: Arc::new(Authenticator::new(meta)) };
+    let auth = Arc::new(Authenticator::new(meta));
+    let s3_metrics = S3Metrics::default();
+    s3_metrics.register(&mut registry);
+    let api = ApiService { dp: dp.clone(), auth: auth.clone() };
     let api_router =
         Routes::new(TesseraServer::new(api).max_decoding_message_size(16 << 20).max_encoding_message_size(16 << 20))
             .into_axum_router()
@@ -100,11 +116,17 @@ pub async fn start(
     let http = listener::observability_routes(Arc::new(registry), health);
     let (tcp, addr) =
         listener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let s3 = if cfg.s3.listen.is_empty() {
+        None
+    } else {
+        Some(crate::s3::server::start(dp.clone(), auth, &cfg.s3, s3_metrics).await?)
+    };
+    let s3_addr = s3.as_ref().map(|l| l.addr);
     let server = listener::spawn(tcp, routes, http, shutdown);
     listener::announce(addr, cfg.addr_file.as_deref())?;
     tracing::info!(%addr, "router listening");
     let refresh = view.spawn_refresh(Duration::from_millis(cfg.refresh_ms.max(100)));
-    Ok(RunningRouter { addr, dp, server, refresh })
+    Ok(RunningRouter { addr, s3_addr, dp, server, s3, refresh })
 }
 
 impl tessera_proto::config::ListenerConfig for RouterConfig {

@@ -14,8 +14,9 @@ use futures::{Stream, StreamExt};
 use tessera_block::client::FragmentCode;
 use tessera_block::FragmentKey;
 use tessera_meta::command::{GroupCommand, GroupResponse};
-use tessera_meta::model::versions::{CommitVersion, ConflictPolicy};
-use tessera_meta::model::{ChunkRef, ShardCommand, ShardResponse};
+use md5::{Digest, Md5};
+use tessera_meta::model::versions::{CommitOutcome, CommitVersion, ConflictPolicy};
+use tessera_meta::model::{ChunkRef, ObjectMeta, ShardCommand, ShardResponse};
 use tessera_proto::ChunkHash;
 
 use crate::codec::hash::ContentHasher;
@@ -32,6 +33,8 @@ pub struct UploadRequest {
     pub device_id: String,
     pub base_version: Option<u64>,
     pub policy: ConflictPolicy,
+    /// Headers to keep with the version; an empty etag becomes the content's hex MD5.
+    pub meta: ObjectMeta,
 }
 
 /// What an upload did (the CLI prints this as JSON).
@@ -133,16 +136,29 @@ async fn store(dp: Arc<DataPath>, chunk: Chunk) -> Result<StoredChunk, RouterErr
     Ok(StoredChunk { hash: chunk.hash, size, uploaded })
 }
 
-/// Uploads `body` as a new version of `req.path`.
-pub async fn upload<S, E>(dp: &Arc<DataPath>, req: &UploadRequest, mut body: S) -> Result<UploadReport, RouterError>
+/// Content whose chunks are all durable on their block nodes, not yet part of any
+/// version: what a commit (or a multipart part) records.
+#[derive(Debug, Clone)]
+pub struct StoredContent {
+    pub chunks: Vec<ChunkRef>,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub md5: [u8; 16],
+    pub chunks_uploaded: u64,
+    /// Bytes of new chunk data actually sent to block nodes.
+    pub bytes_transferred: u64,
+}
+
+/// Chunks `body`, stores every chunk not already stored, and returns the chunk list
+/// with the content's SHA-256 and MD5 (the MD5 is S3's ETag).
+pub async fn store_content<S, E>(dp: &Arc<DataPath>, mut body: S) -> Result<StoredContent, RouterError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Into<RouterError>,
 {
-    let placement = dp.view.placement();
-    let shard = placement.shard_for_user(&req.user_id).map_err(|e| RouterError::Unavailable(e.to_string()))?;
     let mut chunker = Some(Chunker::new(dp.config.chunker).map_err(|e| RouterError::InvalidArgument(e.to_string()))?);
     let mut hasher = ContentHasher::default();
+    let mut md5 = Md5::new();
     let mut in_flight = FuturesOrdered::new();
     let mut stored: Vec<StoredChunk> = Vec::new();
     let mut ready = Vec::new();
@@ -154,6 +170,7 @@ where
         match piece {
             Some(Ok(bytes)) => {
                 hasher.update(&bytes);
+                md5.update(&bytes);
                 size += bytes.len() as u64;
                 if let Some(c) = chunker.as_mut() {
                     c.push(&bytes, &mut ready);
@@ -181,42 +198,75 @@ where
     while let Some(r) = in_flight.next().await {
         stored.push(r?);
     }
-    let content_sha256 = hasher.finish();
-    let chunks: Vec<ChunkRef> = stored.iter().map(|c| ChunkRef { hash: c.hash.0, size: c.size }).collect();
-    let cmd = GroupCommand::Shard(ShardCommand::CommitVersion(CommitVersion {
-        user_id: req.user_id.clone(),
-        path: req.path.clone(),
-        size,
-        content_sha256,
-        chunks,
-        device_id: req.device_id.clone(),
-        created_by: req.user_id.clone(),
-        base_version: req.base_version,
-        policy: req.policy,
-        now_ms: crate::datapath::now_ms(),
-    }));
-    let proposed = dp.view.meta.propose(shard, &cmd).await;
-    dp.view.cache.invalidate(&req.user_id);
-    let outcome = match proposed? {
-        (GroupResponse::Shard(Ok(ShardResponse::Committed(c))), _) => c,
-        (GroupResponse::Shard(Err(e)), _) => return Err(e.into()),
-        (other, _) => return Err(RouterError::Metadata(format!("unexpected commit answer {other:?}"))),
-    };
     let chunks_uploaded = stored.iter().filter(|c| c.uploaded).count() as u64;
     let bytes_transferred = stored.iter().filter(|c| c.uploaded).map(|c| c.size).sum();
     dp.counters.chunks_uploaded.inc_by(chunks_uploaded);
     dp.counters.chunks_deduped.inc_by(stored.len() as u64 - chunks_uploaded);
     dp.counters.bytes_uploaded.inc_by(bytes_transferred);
+    Ok(StoredContent {
+        chunks: stored.iter().map(|c| ChunkRef { hash: c.hash.0, size: c.size }).collect(),
+        size,
+        sha256: hasher.finish(),
+        md5: md5.finalize().into(),
+        chunks_uploaded,
+        bytes_transferred,
+    })
+}
+
+/// Uploads `body` as a new version of `req.path`.
+pub async fn upload<S, E>(dp: &Arc<DataPath>, req: &UploadRequest, body: S) -> Result<UploadReport, RouterError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<RouterError>,
+{
+    // Resolve the shard first: no point storing chunks for a user nobody serves.
+    let shard = dp.view.shard_of(&req.user_id)?;
+    let content = store_content(dp, body).await?;
+    let mut meta = req.meta.clone();
+    if meta.etag.is_empty() {
+        meta.etag = hex::encode(content.md5);
+    }
+    let outcome = commit(dp, shard, req, &content, meta).await?;
     Ok(UploadReport {
         path: outcome.path,
         version: outcome.version,
-        size,
-        content_sha256: hex::encode(content_sha256),
-        chunks_total: stored.len() as u64,
-        chunks_uploaded,
-        chunks_deduped: stored.len() as u64 - chunks_uploaded,
-        bytes_transferred,
+        size: content.size,
+        content_sha256: hex::encode(content.sha256),
+        chunks_total: content.chunks.len() as u64,
+        chunks_uploaded: content.chunks_uploaded,
+        chunks_deduped: content.chunks.len() as u64 - content.chunks_uploaded,
+        bytes_transferred: content.bytes_transferred,
         conflict: outcome.conflict,
         conflict_path: outcome.conflict_path,
     })
+}
+
+/// Commits stored content as the next version of `req.path`.
+pub async fn commit(
+    dp: &DataPath,
+    shard: u64,
+    req: &UploadRequest,
+    content: &StoredContent,
+    meta: ObjectMeta,
+) -> Result<CommitOutcome, RouterError> {
+    let cmd = GroupCommand::Shard(ShardCommand::CommitVersion(CommitVersion {
+        user_id: req.user_id.clone(),
+        path: req.path.clone(),
+        size: content.size,
+        content_sha256: content.sha256,
+        chunks: content.chunks.clone(),
+        device_id: req.device_id.clone(),
+        created_by: req.user_id.clone(),
+        base_version: req.base_version,
+        policy: req.policy,
+        now_ms: crate::datapath::now_ms(),
+        meta,
+    }));
+    let proposed = dp.view.meta.propose(shard, &cmd).await;
+    dp.view.cache.invalidate(&req.user_id);
+    match proposed? {
+        (GroupResponse::Shard(Ok(ShardResponse::Committed(c))), _) => Ok(c),
+        (GroupResponse::Shard(Err(e)), _) => Err(e.into()),
+        (other, _) => Err(RouterError::Metadata(format!("unexpected commit answer {other:?}"))),
+    }
 }

@@ -51,6 +51,7 @@ async fn cache_hits_own_writes_and_other_routers_writes() {
         device_id: "other".into(),
         base_version: None,
         policy: Default::default(),
+        meta: Default::default(),
     };
     let body =
         futures::stream::iter(vec![Ok::<_, tessera_router::error::RouterError>(bytes::Bytes::from_static(b"three"))]);

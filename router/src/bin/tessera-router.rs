@@ -14,6 +14,15 @@ struct Args {
     /// Metadata node address (repeat for several).
     #[arg(long)]
     meta: Vec<String>,
+    /// Address of the S3 API (e.g. 0.0.0.0:9000); an empty value turns it off.
+    #[arg(long)]
+    s3_listen: Option<String>,
+    /// File to write the S3 listener's address to once bound.
+    #[arg(long)]
+    s3_addr_file: Option<std::path::PathBuf>,
+    /// Base domain for virtual-hosted-style S3 requests (bucket.DOMAIN).
+    #[arg(long)]
+    s3_domain: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -23,6 +32,15 @@ fn main() -> ExitCode {
         let mut cfg: RouterConfig = args.server.load()?;
         if !args.meta.is_empty() {
             cfg.meta = args.meta;
+        }
+        if let Some(listen) = args.s3_listen {
+            cfg.s3.listen = listen;
+        }
+        if args.s3_addr_file.is_some() {
+            cfg.s3.addr_file = args.s3_addr_file;
+        }
+        if args.s3_domain.is_some() {
+            cfg.s3.domain = args.s3_domain;
         }
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -77,6 +77,7 @@ impl TestCluster {
             device_id: "test".into(),
             base_version: None,
             policy: Default::default(),
+            meta: Default::default(),
         };
         // Feed the data in uneven pieces, as a network stream would.
         let pieces: Vec<Result<Bytes, RouterError>> =
