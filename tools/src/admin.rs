@@ -5,6 +5,7 @@ use serde_json::json;
 use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, NodeKind, User};
 use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
+use tessera_meta::model::{QueryResponse, ShardQuery};
 
 use crate::remote::meta_endpoints;
 
@@ -16,6 +17,15 @@ pub enum AdminCommand {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// A user's change log (what sync clients read), oldest first.
+    Changes {
+        user: String,
+        /// Only events after this cursor.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
 }
 
@@ -69,6 +79,26 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
                 println!("{}", json!({"user_id": u.user_id, "access_key": u.access_key, "secret_key": u.secret_key}));
             } else {
                 println!("user_id:    {}\naccess_key: {}\nsecret_key: {}", u.user_id, u.access_key, u.secret_key);
+            }
+        }
+        AdminCommand::Changes { user, after, limit } => {
+            let view = tessera_router::cluster_view::ClusterView::load(std::sync::Arc::new(meta)).await?;
+            let q = ShardQuery::ReadChanges {
+                user_id: user.clone(),
+                after_cursor: after,
+                limit: limit.max(1),
+                exclude_device: None,
+            };
+            let QueryResponse::Changes(page) = view.shard_query(&user, q, std::time::Duration::ZERO).await? else {
+                anyhow::bail!("unexpected answer to the change-log query");
+            };
+            for e in &page.events {
+                if json {
+                    println!("{}", serde_json::to_string(e)?);
+                } else {
+                    let to = e.new_path.as_deref().map(|p| format!(" -> {p}")).unwrap_or_default();
+                    println!("{:>8} {:?} {}{to} (device {})", e.cursor, e.kind, e.path, e.device_id);
+                }
             }
         }
         AdminCommand::Status => {

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use tessera_block::{BlockConfig, BlockNode};
 use tessera_meta::client::MetaClient;
 use tessera_meta::node::{self as meta_node, MetaConfig};
+use tessera_router::s3::server::S3Config;
 use tessera_router::server::{self as router_server, RouterConfig};
 
-use crate::local_cluster::{create_user, ensure_shard, free_port, register_block, write_env};
+use crate::local_cluster::{create_user, ensure_shard, free_port, register_block, write_env, ClientEnv};
 
 const BLOCK_NODES: u16 = 6;
 
@@ -35,6 +36,9 @@ pub struct DevArgs {
 #[derive(Serialize, Deserialize, Clone)]
 struct DevState {
     router_port: u16,
+    /// 0 in state files written before the router served S3: chosen at start.
+    #[serde(default)]
+    s3_port: u16,
     meta_port: u16,
     block_ports: Vec<u16>,
     user_id: String,
@@ -49,14 +53,23 @@ fn load_state(dir: &Path, port: Option<u16>) -> anyhow::Result<(DevState, bool)>
         if let Some(p) = port {
             s.router_port = p;
         }
+        if s.s3_port == 0 {
+            s.s3_port = free_port()?;
+        }
         return Ok((s, false));
     }
-    let (router_port, meta_port, block_ports) = match port {
-        Some(p) => (p, p + 1, (0..BLOCK_NODES).map(|i| p + 2 + i).collect()),
-        None => (free_port()?, free_port()?, (0..BLOCK_NODES).map(|_| free_port()).collect::<Result<_, _>>()?),
+    let (router_port, s3_port, meta_port, block_ports) = match port {
+        Some(p) => (p, p + 1, p + 2, (0..BLOCK_NODES).map(|i| p + 3 + i).collect()),
+        None => (
+            free_port()?,
+            free_port()?,
+            free_port()?,
+            (0..BLOCK_NODES).map(|_| free_port()).collect::<Result<_, _>>()?,
+        ),
     };
     let (access_key, secret_key) = crate::admin::new_credentials();
-    Ok((DevState { router_port, meta_port, block_ports, user_id: "dev".into(), access_key, secret_key }, true))
+    let state = DevState { router_port, s3_port, meta_port, block_ports, user_id: "dev".into(), access_key, secret_key };
+    Ok((state, true))
 }
 
 fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -97,20 +110,34 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     ensure_shard(&client, &[(1, meta.addr.clone())]).await?;
     if fresh {
         create_user(&client, &state.user_id, "Development user", &state.access_key, &state.secret_key).await?;
-        write_atomic(&dir.join("dev.json"), &serde_json::to_string_pretty(&state)?)?;
     }
+    write_atomic(&dir.join("dev.json"), &serde_json::to_string_pretty(&state)?)?;
 
     let router_cfg = RouterConfig {
         listen: format!("127.0.0.1:{}", state.router_port),
         meta: vec![meta.addr.clone()],
         refresh_ms: 1000,
+        s3: S3Config {
+            listen: format!("127.0.0.1:{}", state.s3_port),
+            // Virtual-hosted style as bucket.localhost:PORT (the port is part of the Host header).
+            domain: Some(format!("localhost:{}", state.s3_port)),
+            ..S3Config::default()
+        },
         ..RouterConfig::default()
     };
     let router = router_server::start(router_cfg, std::future::pending()).await.context("starting the router")?;
     let endpoint = router.endpoint();
-    write_env(&dir, &endpoint, &meta.addr, &state.access_key, &state.secret_key)?;
+    let s3 = router.s3_endpoint().unwrap_or_default();
+    let env = ClientEnv {
+        router: &endpoint,
+        s3: &s3,
+        meta: &meta.addr,
+        access_key: &state.access_key,
+        secret_key: &state.secret_key,
+    };
+    write_env(&dir, &env)?;
     println!(
-        "tessera dev: router {endpoint}, metadata {}, {} block stores (4+2) in {}",
+        "tessera dev: router {endpoint}, S3 {s3}, metadata {}, {} block stores (4+2) in {}",
         meta.addr,
         blocks.len(),
         dir.display()

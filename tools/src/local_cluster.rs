@@ -52,12 +52,22 @@ pub async fn create_user(
     Ok(())
 }
 
+/// The endpoints and credentials a local cluster hands to its clients.
+pub struct ClientEnv<'a> {
+    pub router: &'a str,
+    pub s3: &'a str,
+    pub meta: &'a str,
+    pub access_key: &'a str,
+    pub secret_key: &'a str,
+}
+
 /// Writes `DIR/env`: `export` lines for the CLI and S3 tools (atomically).
-pub fn write_env(dir: &Path, router: &str, meta: &str, access: &str, secret: &str) -> anyhow::Result<()> {
+pub fn write_env(dir: &Path, env: &ClientEnv<'_>) -> anyhow::Result<()> {
+    let ClientEnv { router, s3, meta, access_key: access, secret_key: secret } = env;
     let text = format!(
         "export TESSERA_ENDPOINT={router}\nexport TESSERA_META_ENDPOINT={meta}\nexport TESSERA_ACCESS_KEY={access}\n\
-         export TESSERA_SECRET_KEY={secret}\nexport AWS_ENDPOINT_URL={router}\nexport AWS_ACCESS_KEY_ID={access}\n\
-         export AWS_SECRET_ACCESS_KEY={secret}\nexport AWS_REGION=us-east-1\n"
+         export TESSERA_SECRET_KEY={secret}\nexport TESSERA_S3_ENDPOINT={s3}\nexport AWS_ENDPOINT_URL={s3}\n\
+         export AWS_ACCESS_KEY_ID={access}\nexport AWS_SECRET_ACCESS_KEY={secret}\nexport AWS_REGION=us-east-1\n"
     );
     let path = dir.join("env");
     let tmp = path.with_extension("tmp");

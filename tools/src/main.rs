@@ -101,7 +101,9 @@ enum Command {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Against the native API at TESSERA_ENDPOINT.
-    Native(bench::NativeArgs),
+    Native(bench::native::NativeArgs),
+    /// Load an S3 endpoint (Tessera's or any other store's).
+    S3(bench::s3::S3Args),
 }
 
 fn main() -> ExitCode {
@@ -136,7 +138,8 @@ fn main() -> ExitCode {
             Command::Admin { command } => admin::run(json, command).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Cluster { command } => cluster::run(command).await,
-            Command::Bench { command: BenchCommand::Native(args) } => bench::native(json, args).await,
+            Command::Bench { command: BenchCommand::Native(args) } => bench::native::run(json, args).await,
+            Command::Bench { command: BenchCommand::S3(args) } => bench::s3::run(json, args).await,
         }
     });
     match result {

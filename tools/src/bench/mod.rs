@@ -1,8 +1,14 @@
-//! `tessera bench native`: a load generator for the native API. Bounded by a
-//! count or a duration, it targets only the endpoint it is given and reports
-//! ops/s, MiB/s, latency percentiles, errors and its own CPU time (so a
-//! reader can tell when the client is the bottleneck).
+//! `tessera bench`: load generators for the native API ([`native`]) and for any S3
+//! endpoint ([`s3`]), so Tessera can be measured side by side with other S3 stores.
+//! Runs are bounded by a count or a duration, target only the endpoint given, and
+//! report ops/s, MiB/s, latency percentiles, errors and the client's own CPU time (so
+//! a reader can tell when the client is the bottleneck).
 
+pub mod native;
+pub mod s3;
+mod sigv4;
+
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,12 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use futures::StreamExt;
 use serde_json::json;
-use tessera_proto::api as pb;
-use tessera_router::client::TesseraClient;
-
-use crate::remote::connect;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 pub enum Workload {
@@ -27,8 +28,9 @@ pub enum Workload {
     Dedup,
 }
 
-#[derive(Args, Debug)]
-pub struct NativeArgs {
+/// What every load generator takes.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
     #[arg(long, value_enum)]
     workload: Workload,
     /// Object size: 4KiB, 1MiB, 64MiB, 1GiB, or a byte count.
@@ -68,7 +70,8 @@ fn cpu_seconds() -> f64 {
     }
 }
 
-fn content(size: u64, seed: u64) -> Bytes {
+/// Deterministic pseudo-random content: distinct per seed, so puts are not deduplicated.
+pub fn content(size: u64, seed: u64) -> Bytes {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut v = vec![0u8; size as usize];
     for chunk in v.chunks_mut(8) {
@@ -81,106 +84,115 @@ fn content(size: u64, seed: u64) -> Bytes {
     Bytes::from(v)
 }
 
-async fn put(client: &TesseraClient, path: String, data: Bytes) -> anyhow::Result<()> {
-    let header = pb::PutHeader { path, base_version: None, device_id: "bench".into(), on_conflict: 0 };
-    let pieces: Vec<Bytes> =
-        (0..data.len()).step_by(1 << 20).map(|at| data.slice(at..(at + (1 << 20)).min(data.len()))).collect();
-    client.put(header, futures::stream::iter(pieces)).await?;
-    Ok(())
+/// One operation of a run: which workload, its sequence number and its worker.
+#[derive(Clone, Copy, Debug)]
+pub struct Op {
+    pub workload: Workload,
+    pub seq: u64,
+    pub worker: usize,
 }
 
-async fn get(client: &TesseraClient, path: String) -> anyhow::Result<u64> {
-    let (_, data) = client.get(pb::GetRequest { path, version: None, range_start: None, range_end: None }).await?;
-    let mut data = Box::pin(data);
-    let mut n = 0u64;
-    while let Some(piece) = data.next().await {
-        n += piece?.len() as u64;
-    }
-    Ok(n)
+/// A parsed run: the object size and the bounds.
+pub struct Load {
+    pub workload: Workload,
+    pub size: u64,
+    pub concurrency: usize,
+    limit: u64,
+    deadline: Option<Instant>,
 }
 
-pub async fn native(json: bool, args: NativeArgs) -> anyhow::Result<()> {
-    let size = parse_size(&args.size)?;
-    let client = connect().await?;
-    let run = format!("{:08x}", rand::random::<u32>());
-    let limit = args.count.unwrap_or(if args.duration.is_some() { u64::MAX } else { 200 });
-    let deadline = args.duration.map(|d| Instant::now() + Duration::from_secs(d));
-    let concurrency = args.concurrency.max(1);
-    if args.workload == Workload::Get {
-        for i in 0..concurrency {
-            put(&client, format!("/bench/{run}/seed-{i}"), content(size, i as u64)).await?;
-        }
+impl Load {
+    pub fn new(args: &LoadArgs) -> anyhow::Result<Self> {
+        let limit = args.count.unwrap_or(if args.duration.is_some() { u64::MAX } else { 200 });
+        Ok(Self {
+            workload: args.workload,
+            size: parse_size(&args.size)?,
+            concurrency: args.concurrency.max(1),
+            limit,
+            deadline: args.duration.map(|d| Instant::now() + Duration::from_secs(d)),
+        })
     }
-    let shared = content(size, 42);
-    let next = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let cpu0 = cpu_seconds();
-    let started = Instant::now();
-    let workers = (0..concurrency).map(|w| {
-        let (client, next, errors, run, shared) =
-            (client.clone(), next.clone(), errors.clone(), run.clone(), shared.clone());
-        let workload = args.workload;
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= limit || deadline.is_some_and(|d| Instant::now() >= d) {
-                    return latencies;
-                }
-                let t = Instant::now();
-                let r = match workload {
-                    Workload::Put => put(&client, format!("/bench/{run}/{i}"), content(size, i + 1000)).await,
-                    Workload::Dedup => put(&client, format!("/bench/{run}/{i}"), shared.clone()).await,
-                    Workload::Get => get(&client, format!("/bench/{run}/seed-{}", w)).await.map(|_| ()),
-                };
-                match r {
-                    Ok(()) => latencies.push(t.elapsed()),
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
+
+    /// Runs `op` from `concurrency` workers until the count or the duration is used up,
+    /// then prints the report.
+    pub async fn run<F, Fut>(&self, json: bool, api: &str, op: F) -> anyhow::Result<()>
+    where
+        F: Fn(Op) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send,
+    {
+        let next = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+        let cpu0 = cpu_seconds();
+        let started = Instant::now();
+        let workers = (0..self.concurrency).map(|worker| {
+            let (next, errors, first_error, op) = (next.clone(), errors.clone(), first_error.clone(), op.clone());
+            let (limit, deadline, workload) = (self.limit, self.deadline, self.workload);
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= limit || deadline.is_some_and(|d| Instant::now() >= d) {
+                        return latencies;
+                    }
+                    let t = Instant::now();
+                    match op(Op { workload, seq, worker }).await {
+                        Ok(()) => latencies.push(t.elapsed()),
+                        Err(e) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{e:#}"));
+                        }
                     }
                 }
+            })
+        });
+        let mut latencies: Vec<Duration> = Vec::new();
+        for w in futures::future::join_all(workers).await {
+            latencies.extend(w?);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
+        latencies.sort();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .map(|d| d.as_secs_f64() * 1000.0)
+                .unwrap_or(0.0)
+        };
+        let ops = latencies.len() as f64;
+        let mib = ops * self.size as f64 / (1 << 20) as f64;
+        let errors = errors.load(Ordering::Relaxed);
+        let first_error = first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let report = json!({
+            "api": api,
+            "workload": format!("{:?}", self.workload).to_lowercase(), "size_bytes": self.size,
+            "concurrency": self.concurrency, "ops": latencies.len(), "errors": errors, "seconds": elapsed,
+            "ops_per_sec": ops / elapsed, "mib_per_sec": mib / elapsed,
+            "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99),
+                           "max": latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)},
+            "client_cpu_seconds": cpu,
+            "first_error": first_error,
+        });
+        if json {
+            println!("{report}");
+        } else {
+            println!(
+                "{api} {:?} {} B ×{}: {:.1} ops/s, {:.1} MiB/s, p50 {:.1} ms, p99 {:.1} ms, {errors} errors, client CPU {:.2} s",
+                self.workload,
+                self.size,
+                self.concurrency,
+                ops / elapsed,
+                mib / elapsed,
+                pct(0.5),
+                pct(0.99),
+                cpu
+            );
+            if let Some(e) = first_error {
+                println!("first error: {e}");
             }
-        })
-    });
-    let mut latencies: Vec<Duration> = Vec::new();
-    for w in futures::future::join_all(workers).await {
-        latencies.extend(w?);
+        }
+        Ok(())
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
-    latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
-    };
-    let ops = latencies.len() as f64;
-    let mib = ops * size as f64 / (1 << 20) as f64;
-    let report = json!({
-        "workload": format!("{:?}", args.workload).to_lowercase(), "size_bytes": size, "concurrency": concurrency,
-        "ops": latencies.len(), "errors": errors.load(Ordering::Relaxed), "seconds": elapsed,
-        "ops_per_sec": ops / elapsed, "mib_per_sec": mib / elapsed,
-        "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)},
-        "client_cpu_seconds": cpu,
-    });
-    if json {
-        println!("{report}");
-    } else {
-        println!(
-            "{:?} {} B ×{}: {:.1} ops/s, {:.1} MiB/s, p50 {:.1} ms, p99 {:.1} ms, {} errors, client CPU {:.2} s",
-            args.workload,
-            size,
-            concurrency,
-            ops / elapsed,
-            mib / elapsed,
-            pct(0.5),
-            pct(0.99),
-            errors.load(Ordering::Relaxed),
-            cpu
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! `tessera bench s3`: the load generator for any S3 endpoint (Tessera, MinIO, Garage,
+//! Ceph RGW...), signed with SigV4 and `UNSIGNED-PAYLOAD` so the client spends no time
+//! hashing bodies. Objects go to one bucket (created if missing) under a per-run prefix.
+
+use bytes::Bytes;
+use clap::Args;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::sigv4::{self, Credentials, UNSIGNED_PAYLOAD};
+use super::{content, Load, LoadArgs, Workload};
+
+#[derive(Args, Debug)]
+pub struct S3Args {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// The S3 endpoint, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    access_key: String,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    secret_key: String,
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    #[arg(long, default_value = "tessera-bench")]
+    bucket: String,
+}
+
+#[derive(Clone)]
+struct S3Client {
+    http: Client<HttpConnector, Full<Bytes>>,
+    endpoint: String,
+    host: String,
+    access_key: String,
+    secret_key: String,
+    region: String,
+}
+
+impl S3Client {
+    fn new(args: &S3Args) -> anyhow::Result<Self> {
+        let endpoint = args.endpoint.trim_end_matches('/').to_owned();
+        let host = endpoint
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow::anyhow!("the endpoint must be http://HOST:PORT"))?
+            .to_owned();
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Ok(Self {
+            http: Client::builder(TokioExecutor::new()).build(connector),
+            endpoint,
+            host,
+            access_key: args.access_key.clone(),
+            secret_key: args.secret_key.clone(),
+            region: args.region.clone(),
+        })
+    }
+
+    /// Sends one signed request; returns the status and the number of body bytes read.
+    async fn send(&self, method: &str, path: &str, body: Bytes) -> anyhow::Result<(u16, u64)> {
+        let date = sigv4::amz_date(time::OffsetDateTime::now_utc());
+        let path = sigv4::uri_encode(path, true);
+        let headers = vec![
+            ("host".to_owned(), self.host.clone()),
+            ("x-amz-content-sha256".to_owned(), UNSIGNED_PAYLOAD.to_owned()),
+            ("x-amz-date".to_owned(), date.clone()),
+        ];
+        let creds = Credentials { access_key: &self.access_key, secret_key: &self.secret_key, region: &self.region };
+        let auth = sigv4::authorization(method, &path, &[], &headers, UNSIGNED_PAYLOAD, &creds);
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.endpoint))
+            .header("x-amz-content-sha256", UNSIGNED_PAYLOAD)
+            .header("x-amz-date", date)
+            .header("authorization", auth)
+            .body(Full::new(body))?;
+        let resp = self.http.request(req).await?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Some(data) = frame?.data_ref() {
+                n += data.len() as u64;
+            }
+        }
+        Ok((status, n))
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> anyhow::Result<()> {
+        match self.send("PUT", key, data).await? {
+            (200, _) => Ok(()),
+            (status, _) => anyhow::bail!("PUT {key}: HTTP {status}"),
+        }
+    }
+
+    async fn get(&self, key: &str, size: u64) -> anyhow::Result<()> {
+        match self.send("GET", key, Bytes::new()).await? {
+            (200, n) if n == size => Ok(()),
+            (200, n) => anyhow::bail!("GET {key}: {n} bytes, expected {size}"),
+            (status, _) => anyhow::bail!("GET {key}: HTTP {status}"),
+        }
+    }
+}
+
+pub async fn run(json: bool, args: S3Args) -> anyhow::Result<()> {
+    let load = Load::new(&args.load)?;
+    let client = S3Client::new(&args)?;
+    let bucket = args.bucket.clone();
+    match client.send("PUT", &format!("/{bucket}"), Bytes::new()).await? {
+        (200, _) | (409, _) => {}
+        (status, _) => anyhow::bail!("cannot create bucket {bucket}: HTTP {status}"),
+    }
+    let run = format!("{:08x}", rand::random::<u32>());
+    let size = load.size;
+    if load.workload == Workload::Get {
+        for i in 0..load.concurrency {
+            client.put(&format!("/{bucket}/{run}/seed-{i}"), content(size, i as u64)).await?;
+        }
+    }
+    let shared = content(size, 42);
+    load.run(json, "s3", move |op| {
+        let (client, run, shared, bucket) = (client.clone(), run.clone(), shared.clone(), bucket.clone());
+        async move {
+            match op.workload {
+                Workload::Put => client.put(&format!("/{bucket}/{run}/{}", op.seq), content(size, op.seq + 1000)).await,
+                Workload::Dedup => client.put(&format!("/{bucket}/{run}/{}", op.seq), shared).await,
+                Workload::Get => client.get(&format!("/{bucket}/{run}/seed-{}", op.worker), size).await,
+            }
+        }
+    })
+    .await
+}
