@@ -1,5 +1,6 @@
 //! `MetaCache`: the router's cache of metadata reads (stats, version chunk
-//! lists, folder pages), so repeated lookups do not each go through Raft.
+//! lists, folder pages, bucket settings), so repeated lookups do not each go
+//! through Raft.
 //!
 //! Entries are kept per user and are valid as of a change-log cursor. A
 //! watcher task long-polls the user's change log from that cursor and drops
@@ -50,6 +51,8 @@ fn key_of(q: &ShardQuery) -> Option<String> {
         ShardQuery::ListFolder { path, start_after, limit, include_deleted, .. } => {
             Some(format!("list\0{path}\0{start_after:?}\0{limit}\0{include_deleted}"))
         }
+        // Setting changes are logged, so the watcher drops these like any entry.
+        ShardQuery::BucketConfig { path, .. } => Some(format!("bucket\0{path}")),
         _ => None,
     }
 }

@@ -93,3 +93,71 @@ def send(base_url, method, target, headers, body=b""):
         return resp.status, dict(resp.getheaders()), resp.read()
     finally:
         conn.close()
+
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+def aws_chunked(path, host, data, access, secret, chunk_size=64 * 1024, tamper_chunk=None):
+    """Headers and body of a `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` upload: every chunk
+    carries a signature chained from the request's. `tamper_chunk` flips a byte of
+    that chunk after signing."""
+    when = datetime.datetime.now(datetime.timezone.utc)
+    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+    day = amz_date[:8]
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    chunks = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)] + [b""]
+    encoded_len = sum(len(f"{len(c):x};chunk-signature=") + 64 + 2 + len(c) + 2 for c in chunks)
+    headers = sign_headers(
+        "PUT",
+        path,
+        {},
+        {
+            "host": host,
+            "content-encoding": "aws-chunked",
+            "x-amz-decoded-content-length": str(len(data)),
+            "content-length": str(encoded_len),
+        },
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        access,
+        secret,
+        when,
+    )
+    prev = headers["authorization"].rsplit("Signature=", 1)[1]
+    key = signing_key(secret, day)
+    body = bytearray()
+    for n, chunk in enumerate(chunks):
+        to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, prev, EMPTY_SHA256, hashlib.sha256(chunk).hexdigest()]
+        )
+        prev = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        if n == tamper_chunk and chunk:
+            chunk = bytes([chunk[0] ^ 1]) + chunk[1:]
+        body += f"{len(chunk):x};chunk-signature={prev}\r\n".encode() + chunk + b"\r\n"
+    return headers, bytes(body)
+
+
+def unsigned_trailer(path, host, data, access, secret, trailer_name, trailer_value, chunk_size=64 * 1024):
+    """Headers and body of a `STREAMING-UNSIGNED-PAYLOAD-TRAILER` upload (what current
+    SDKs send with a checksum): unsigned aws-chunked data, then the checksum as a trailer."""
+    chunks = [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+    body = bytearray()
+    for chunk in chunks:
+        body += f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    body += f"0\r\n{trailer_name}:{trailer_value}\r\n\r\n".encode()
+    headers = sign_headers(
+        "PUT",
+        path,
+        {},
+        {
+            "host": host,
+            "content-encoding": "aws-chunked",
+            "x-amz-decoded-content-length": str(len(data)),
+            "x-amz-trailer": trailer_name,
+            "content-length": str(len(body)),
+        },
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        access,
+        secret,
+    )
+    return headers, bytes(body)

@@ -6,8 +6,10 @@ test controls exactly what is sent."""
 import base64
 import datetime
 import hashlib
+import os
 import re
 import socket
+import zlib
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -149,3 +151,60 @@ def test_path_with_encoded_characters(cluster, creds, bucket):
     assert status == 200
     status, _, body = signed(cluster, "GET", f"/{bucket}/{key}", *creds)
     assert (status, body) == (200, b"enc")
+
+
+def test_aws_chunked_signed_payload(cluster, creds, bucket):
+    data = os.urandom(300_000)
+    path = f"/{bucket}/chunked"
+    headers, body = sigv4.aws_chunked(path, host_of(cluster), data, *creds)
+    status, _, resp = sigv4.send(cluster.s3_url, "PUT", path, headers, body)
+    assert status == 200, resp
+    status, _, got = signed(cluster, "GET", path, *creds)
+    assert (status, got) == (200, data)
+    # A chunk changed after signing is refused and the object keeps its content.
+    headers, body = sigv4.aws_chunked(path, host_of(cluster), os.urandom(300_000), *creds, tamper_chunk=2)
+    status, _, resp = sigv4.send(cluster.s3_url, "PUT", path, headers, body)
+    assert status == 403 and error_code(resp) == "SignatureDoesNotMatch", resp
+    status, _, got = signed(cluster, "GET", path, *creds)
+    assert (status, got) == (200, data)
+
+
+def test_unsigned_payload_with_checksum_trailer(cluster, creds, bucket):
+    data = os.urandom(200_000)
+    path = f"/{bucket}/trailer"
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    headers, body = sigv4.unsigned_trailer(path, host_of(cluster), data, *creds, "x-amz-checksum-crc32", crc)
+    status, resp_headers, resp = sigv4.send(cluster.s3_url, "PUT", path, headers, body)
+    assert status == 200, resp
+    status, _, got = signed(cluster, "GET", path, *creds)
+    assert (status, got) == (200, data)
+    # A wrong trailer checksum: BadDigest, and the earlier content stays.
+    wrong = base64.b64encode((zlib.crc32(data) ^ 1).to_bytes(4, "big")).decode()
+    headers, body = sigv4.unsigned_trailer(path, host_of(cluster), os.urandom(1000), *creds, "x-amz-checksum-crc32", wrong)
+    status, _, resp = sigv4.send(cluster.s3_url, "PUT", path, headers, body)
+    assert (status, error_code(resp)) == (400, "BadDigest"), resp
+    status, _, got = signed(cluster, "GET", path, *creds)
+    assert (status, got) == (200, data)
+
+
+def test_entity_too_large_is_refused_before_any_data(cluster, creds, bucket):
+    access, secret = creds
+    path = f"/{bucket}/huge"
+    six_gib = str(6 << 30)
+    headers = sigv4.sign_headers(
+        "PUT", path, {}, {"host": host_of(cluster), "content-length": six_gib}, sigv4.UNSIGNED, access, secret
+    )
+    parts = urlsplit(cluster.s3_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as s:
+        head = f"PUT {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        s.sendall(head.encode())
+        reply = b""
+        while b"</Error>" not in reply:
+            piece = s.recv(65536)
+            if not piece:
+                break
+            reply += piece
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert error_code(reply) == "EntityTooLarge"
+    status, _, _ = signed(cluster, "HEAD", path, *creds)
+    assert status == 404

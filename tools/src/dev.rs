@@ -60,15 +60,13 @@ fn load_state(dir: &Path, port: Option<u16>) -> anyhow::Result<(DevState, bool)>
     }
     let (router_port, s3_port, meta_port, block_ports) = match port {
         Some(p) => (p, p + 1, p + 2, (0..BLOCK_NODES).map(|i| p + 3 + i).collect()),
-        None => (
-            free_port()?,
-            free_port()?,
-            free_port()?,
-            (0..BLOCK_NODES).map(|_| free_port()).collect::<Result<_, _>>()?,
-        ),
+        None => {
+            (free_port()?, free_port()?, free_port()?, (0..BLOCK_NODES).map(|_| free_port()).collect::<Result<_, _>>()?)
+        }
     };
     let (access_key, secret_key) = crate::admin::new_credentials();
-    let state = DevState { router_port, s3_port, meta_port, block_ports, user_id: "dev".into(), access_key, secret_key };
+    let state =
+        DevState { router_port, s3_port, meta_port, block_ports, user_id: "dev".into(), access_key, secret_key };
     Ok((state, true))
 }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::changelog::Origin;
+use super::changelog::{self, ChangeKind, NewEvent, Origin};
 use super::codec::{encode, get_decoded};
 use super::command::Tx;
 use super::kv::KvRead;
@@ -51,11 +51,14 @@ pub(crate) fn create_bucket(tx: &mut Tx<'_>, user: &str, path: &str, origin: Ori
     Ok(entry)
 }
 
+/// Logged as a Modify of the bucket folder: routers drop cached settings on any change
+/// event of the user, so every router sees the new state at once.
 pub(crate) fn set_versioning(
     tx: &mut Tx<'_>,
     user: &str,
     path: &str,
     versioning: BucketVersioning,
+    origin: Origin<'_>,
 ) -> Result<BucketConfig, ModelError> {
     validate_user_id(user)?;
     validate_bucket_path(path)?;
@@ -69,6 +72,7 @@ pub(crate) fn set_versioning(
     }
     config.versioning = versioning;
     tx.kv.put(&keys::bucket(user, path), &encode(&config)?);
+    changelog::append(tx.kv, user, origin, NewEvent::new(ChangeKind::Modify, path))?;
     Ok(config)
 }
 

@@ -157,6 +157,8 @@ pub enum ShardCommand {
         user_id: String,
         path: String,
         versioning: BucketVersioning,
+        device_id: String,
+        now_ms: i64,
     },
     CreateMultipart {
         upload_id: UploadId,
@@ -338,8 +340,8 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
         C::CreateBucket { user_id, path, device_id, now_ms } => {
             R::BucketCreated(buckets::create_bucket(tx, user_id, path, origin(device_id, *now_ms))?)
         }
-        C::SetBucketVersioning { user_id, path, versioning } => {
-            R::BucketConfig(buckets::set_versioning(tx, user_id, path, *versioning)?)
+        C::SetBucketVersioning { user_id, path, versioning, device_id, now_ms } => {
+            R::BucketConfig(buckets::set_versioning(tx, user_id, path, *versioning, origin(device_id, *now_ms))?)
         }
         C::CreateMultipart { upload_id, user_id, path, meta, now_ms } => {
             R::MultipartCreated(multipart::create(tx, *upload_id, user_id, path, meta, *now_ms)?)

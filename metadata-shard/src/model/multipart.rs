@@ -147,7 +147,8 @@ pub fn list_parts(
     }
     let (start, end) = keys::multipart_parts_after(upload_id, after);
     let rows = kv.scan(&start, &end, limit.saturating_add(1))?;
-    let mut parts = rows.iter().map(|(_, v)| decode::<PartRecord>(v, "multipart part")).collect::<Result<Vec<_>, _>>()?;
+    let mut parts =
+        rows.iter().map(|(_, v)| decode::<PartRecord>(v, "multipart part")).collect::<Result<Vec<_>, _>>()?;
     let truncated = parts.len() > limit;
     parts.truncate(limit);
     let next_after = if truncated { parts.last().map(|p| p.part_number) } else { None };

@@ -13,8 +13,9 @@ use http::HeaderMap;
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::Checksum as _;
 use s3s::dto::{Checksum, StreamingBlob};
-use s3s::{s3_error, S3Result, TrailingHeaders};
+use s3s::{s3_error, S3Error, S3ErrorCode, S3Result, TrailingHeaders};
 
+use super::error::to_s3;
 use crate::error::RouterError;
 
 /// What the client said the body hashes to.
@@ -71,37 +72,88 @@ impl ExpectedDigests {
     }
 }
 
+/// The checksums a PutObject or UploadPart input declares in its headers.
+macro_rules! declared_checksum {
+    ($input:expr) => {
+        s3s::dto::Checksum {
+            checksum_crc32: $input.checksum_crc32,
+            checksum_crc32c: $input.checksum_crc32c,
+            checksum_crc64nvme: $input.checksum_crc64nvme,
+            checksum_sha1: $input.checksum_sha1,
+            checksum_sha256: $input.checksum_sha256,
+            ..Default::default()
+        }
+    };
+}
+pub(crate) use declared_checksum;
+
+/// Stores a request body's chunks and checks it against what the client declared;
+/// returns the stored content (not yet part of any version) and the checksums
+/// computed, for the response.
+pub async fn receive(
+    dp: &Arc<crate::datapath::DataPath>,
+    expected: ExpectedDigests,
+    body: Option<StreamingBlob>,
+) -> S3Result<(crate::upload::StoredContent, Checksum)> {
+    let checked = CheckedBody::new(expected);
+    let content = crate::upload::store_content(dp, checked.stream(body)).await.map_err(|e| checked.explain(e))?;
+    let computed = checked.verify(&content.md5)?;
+    Ok((content, computed))
+}
+
 /// A request body being read, with the checksums it must match.
-pub struct CheckedBody {
+struct CheckedBody {
     expected: ExpectedDigests,
     hasher: Arc<Mutex<ChecksumHasher>>,
+    /// Why reading the body failed, as the S3 error the client should see.
+    failure: Arc<Mutex<Option<S3Error>>>,
+}
+
+/// The S3 error for a body that could not be read: a bad aws-chunked signature, or a
+/// body that ended before its length (the stream error's text is all `s3s` exposes).
+fn body_failure(e: &dyn std::fmt::Display) -> S3Error {
+    let text = e.to_string();
+    if text.contains("SignatureMismatch") {
+        s3_error!(SignatureDoesNotMatch, "a chunk signature of the body does not match")
+    } else {
+        S3Error::with_message(S3ErrorCode::IncompleteBody, format!("the request body could not be read: {text}"))
+    }
 }
 
 impl CheckedBody {
-    pub fn new(expected: ExpectedDigests) -> Self {
+    fn new(expected: ExpectedDigests) -> Self {
         let hasher = Arc::new(Mutex::new(expected.hasher()));
-        Self { expected, hasher }
+        Self { expected, hasher, failure: Arc::default() }
+    }
+
+    /// The error to answer when storing the body failed: the body's own failure if
+    /// reading it was the cause, otherwise the storage error.
+    fn explain(&self, e: RouterError) -> S3Error {
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_else(|| to_s3(e))
     }
 
     /// The body as the data path reads it. A missing body is an empty one.
-    pub fn stream(
+    fn stream(
         &self,
         body: Option<StreamingBlob>,
     ) -> impl Stream<Item = Result<Bytes, RouterError>> + Send + Unpin + 'static {
-        let hasher = self.hasher.clone();
+        let (hasher, failure) = (self.hasher.clone(), self.failure.clone());
         let body = body.map(|b| b.boxed()).unwrap_or_else(|| futures::stream::empty().boxed());
         body.map(move |piece| match piece {
             Ok(bytes) => {
                 hasher.lock().unwrap_or_else(|p| p.into_inner()).update(&bytes);
                 Ok(bytes)
             }
-            Err(e) => Err(RouterError::InvalidArgument(format!("request body could not be read: {e}"))),
+            Err(e) => {
+                failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(body_failure(&e));
+                Err(RouterError::InvalidArgument(format!("request body could not be read: {e}")))
+            }
         })
     }
 
     /// Compares what was sent with what the client declared; `md5` is the body's MD5.
     /// Returns the checksums computed, for the response.
-    pub fn verify(self, md5: &[u8; 16]) -> S3Result<Checksum> {
+    fn verify(self, md5: &[u8; 16]) -> S3Result<Checksum> {
         if let Some(declared) = &self.expected.content_md5 {
             let raw = base64::engine::general_purpose::STANDARD
                 .decode(declared.trim())

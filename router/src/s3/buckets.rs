@@ -15,7 +15,10 @@ use crate::error::RouterError;
 const ROOT_PAGE: usize = 1000;
 
 impl S3Gateway {
-    pub(super) async fn list_buckets_op(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    pub(super) async fn list_buckets_op(
+        &self,
+        req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
         let user = self.user(&req).await?;
         let mut buckets = Vec::new();
         let mut after = None;
@@ -46,7 +49,10 @@ impl S3Gateway {
         }))
     }
 
-    pub(super) async fn create_bucket_op(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    pub(super) async fn create_bucket_op(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
         let user = self.user(&req).await?;
         let bucket = req.input.bucket;
         let cmd = ShardCommand::CreateBucket {
@@ -60,18 +66,26 @@ impl S3Gateway {
             Err(RouterError::AlreadyExists(_)) => {
                 Err(s3_error!(BucketAlreadyOwnedByYou, "you already have a bucket named {bucket:?}"))
             }
-            Err(RouterError::WrongKind(_)) => Err(s3_error!(BucketAlreadyExists, "a file named {bucket:?} is in the way")),
+            Err(RouterError::WrongKind(_)) => {
+                Err(s3_error!(BucketAlreadyExists, "a file named {bucket:?} is in the way"))
+            }
             Err(e) => Err(to_s3(e)),
         }
     }
 
-    pub(super) async fn head_bucket_op(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    pub(super) async fn head_bucket_op(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
         let user = self.user(&req).await?;
         self.bucket(&user, &req.input.bucket).await?;
         Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(self.region.clone()), ..Default::default() }))
     }
 
-    pub(super) async fn delete_bucket_op(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+    pub(super) async fn delete_bucket_op(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
         let user = self.user(&req).await?;
         let bucket = req.input.bucket;
         self.bucket(&user, &bucket).await?;
@@ -134,21 +148,35 @@ impl S3Gateway {
         let versioning = match req.input.versioning_configuration.status.as_ref().map(|s| s.as_str()) {
             Some(BucketVersioningStatus::ENABLED) => BucketVersioning::Enabled,
             Some(BucketVersioningStatus::SUSPENDED) => BucketVersioning::Suspended,
-            other => return Err(s3_error!(MalformedXML, "versioning status must be Enabled or Suspended, not {other:?}")),
+            other => {
+                return Err(s3_error!(MalformedXML, "versioning status must be Enabled or Suspended, not {other:?}"))
+            }
         };
-        let cmd = ShardCommand::SetBucketVersioning { user_id: user.clone(), path: names::bucket_path(&bucket), versioning };
+        let cmd = ShardCommand::SetBucketVersioning {
+            user_id: user.clone(),
+            path: names::bucket_path(&bucket),
+            versioning,
+            device_id: S3_DEVICE.into(),
+            now_ms: now_ms(),
+        };
         crate::ops::command(&self.dp, &user, cmd).await.or_s3()?;
         Ok(S3Response::new(PutBucketVersioningOutput::default()))
     }
 
-    pub(super) async fn get_bucket_acl_op(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+    pub(super) async fn get_bucket_acl_op(
+        &self,
+        req: S3Request<GetBucketAclInput>,
+    ) -> S3Result<S3Response<GetBucketAclOutput>> {
         let user = self.user(&req).await?;
         self.bucket(&user, &req.input.bucket).await?;
         let (owner, grants) = private_acl(&user);
         Ok(S3Response::new(GetBucketAclOutput { owner: Some(owner), grants: Some(grants) }))
     }
 
-    pub(super) async fn get_object_acl_op(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+    pub(super) async fn get_object_acl_op(
+        &self,
+        req: S3Request<GetObjectAclInput>,
+    ) -> S3Result<S3Response<GetObjectAclOutput>> {
         let user = self.user(&req).await?;
         let i = &req.input;
         self.bucket(&user, &i.bucket).await?;

@@ -165,13 +165,18 @@ impl S3Gateway {
             next_continuation_token: page.next.as_deref().map(encode_token),
             start_after: enc.opt(i.start_after),
             contents: Some(contents),
-            common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc.key(p)) }).collect()),
+            common_prefixes: Some(
+                page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc.key(p)) }).collect(),
+            ),
             encoding_type: i.encoding_type,
             ..Default::default()
         }))
     }
 
-    pub(super) async fn list_objects_op(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    pub(super) async fn list_objects_op(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
         let user = self.user(&req).await?;
         let i = req.input;
         self.bucket(&user, &i.bucket).await?;
@@ -181,8 +186,11 @@ impl S3Gateway {
         let prefix = i.prefix.clone().unwrap_or_default();
         let page = self.key_page(&user, &i.bucket, &prefix, delimiter, i.marker.as_deref(), limit, false).await?;
         let owner = Owner { id: Some(user.clone()), display_name: Some(user) };
-        let contents =
-            page.objects.iter().map(|e| Object { owner: Some(owner.clone()), ..Self::object_of(&i.bucket, e, &enc) }).collect();
+        let contents = page
+            .objects
+            .iter()
+            .map(|e| Object { owner: Some(owner.clone()), ..Self::object_of(&i.bucket, e, &enc) })
+            .collect();
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(i.bucket),
             prefix: Some(enc.key(prefix)),
@@ -192,7 +200,9 @@ impl S3Gateway {
             is_truncated: Some(page.next.is_some()),
             next_marker: enc.opt(page.next),
             contents: Some(contents),
-            common_prefixes: Some(page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc.key(p)) }).collect()),
+            common_prefixes: Some(
+                page.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc.key(p)) }).collect(),
+            ),
             encoding_type: i.encoding_type,
             ..Default::default()
         }))
@@ -270,15 +280,27 @@ impl S3Gateway {
             is_truncated: Some(truncated),
             next_key_marker: enc.opt(next_key),
             next_version_id_marker: next_version,
-            versions: Some(out.versions.into_iter().map(|mut v| {
-                v.key = enc.opt(v.key);
-                v
-            }).collect()),
-            delete_markers: Some(out.markers.into_iter().map(|mut m| {
-                m.key = enc.opt(m.key);
-                m
-            }).collect()),
-            common_prefixes: Some(out.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc.key(p)) }).collect()),
+            versions: Some(
+                out.versions
+                    .into_iter()
+                    .map(|mut v| {
+                        v.key = enc.opt(v.key);
+                        v
+                    })
+                    .collect(),
+            ),
+            delete_markers: Some(
+                out.markers
+                    .into_iter()
+                    .map(|mut m| {
+                        m.key = enc.opt(m.key);
+                        m
+                    })
+                    .collect(),
+            ),
+            common_prefixes: Some(
+                out.prefixes.into_iter().map(|p| CommonPrefix { prefix: Some(enc.key(p)) }).collect(),
+            ),
             encoding_type: i.encoding_type,
             ..Default::default()
         }))

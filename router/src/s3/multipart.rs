@@ -14,7 +14,7 @@ use tessera_meta::model::{
     ShardQuery, UploadId,
 };
 
-use super::body::{CheckedBody, ExpectedDigests};
+use super::body::{self, ExpectedDigests};
 use super::error::{to_s3, OrS3};
 use super::names::{self, timestamp};
 use super::objects::{Resolved, StoredHeaders, MAX_PUT_BYTES};
@@ -139,7 +139,10 @@ impl S3Gateway {
         }
     }
 
-    pub(super) async fn upload_part_op(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    pub(super) async fn upload_part_op(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
         let user = self.user(&req).await?;
         let i = req.input;
         let number = part_number(i.part_number)?;
@@ -147,18 +150,9 @@ impl S3Gateway {
             return Err(s3_error!(EntityTooLarge, "a part is at most 5 GiB"));
         }
         let (upload_id, _) = self.upload_of(&user, &i.bucket, &i.key, &i.upload_id).await?;
-        let checksum = Checksum {
-            checksum_crc32: i.checksum_crc32,
-            checksum_crc32c: i.checksum_crc32c,
-            checksum_crc64nvme: i.checksum_crc64nvme,
-            checksum_sha1: i.checksum_sha1,
-            checksum_sha256: i.checksum_sha256,
-            ..Default::default()
-        };
-        let checked =
-            CheckedBody::new(ExpectedDigests::from_request(&req.headers, req.trailing_headers, i.content_md5, checksum));
-        let content = upload::store_content(&self.dp, checked.stream(i.body)).await.or_s3()?;
-        let computed = checked.verify(&content.md5)?;
+        let checksum = body::declared_checksum!(i);
+        let expected = ExpectedDigests::from_request(&req.headers, req.trailing_headers, i.content_md5, checksum);
+        let (content, computed) = body::receive(&self.dp, expected, i.body).await?;
         self.put_part(&user, upload_id, number, &content).await?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(hex::encode(content.md5))),
@@ -183,8 +177,9 @@ impl S3Gateway {
         let range = match i.copy_source_range.as_deref() {
             Some(r) => {
                 let parsed = Range::parse(r).map_err(|_| s3_error!(InvalidArgument, "bad x-amz-copy-source-range"))?;
-                let range =
-                    parsed.check(source.size).map_err(|_| s3_error!(InvalidRange, "the range is outside the source"))?;
+                let range = parsed
+                    .check(source.size)
+                    .map_err(|_| s3_error!(InvalidRange, "the range is outside the source"))?;
                 Some((range.start, range.end))
             }
             None => None,
@@ -285,7 +280,9 @@ impl S3Gateway {
         let user = self.user(&req).await?;
         let i = req.input;
         let (upload_id, _) = self.upload_of(&user, &i.bucket, &i.key, &i.upload_id).await?;
-        match crate::ops::command(&self.dp, &user, ShardCommand::AbortMultipart { upload_id, user_id: user.clone() }).await {
+        match crate::ops::command(&self.dp, &user, ShardCommand::AbortMultipart { upload_id, user_id: user.clone() })
+            .await
+        {
             Ok(_) => Ok(S3Response::new(AbortMultipartUploadOutput::default())),
             Err(RouterError::NotFound(_)) => Err(s3_error!(NoSuchUpload, "the upload was completed or aborted")),
             Err(e) => Err(to_s3(e)),
@@ -396,7 +393,8 @@ impl S3Gateway {
             })
             .collect();
         let truncated = page.next_after.is_some();
-        let (next_key, next_id) = page.next_after.map(|(p, id)| (names::key_of(&i.bucket, &p), hex::encode(id))).unzip();
+        let (next_key, next_id) =
+            page.next_after.map(|(p, id)| (names::key_of(&i.bucket, &p), hex::encode(id))).unzip();
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(i.bucket),
             prefix: i.prefix,

@@ -8,7 +8,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use tessera_meta::model::versions::ConflictPolicy;
 use tessera_meta::model::{BucketVersioning, Entry, ObjectMeta, QueryResponse, ShardCommand, ShardQuery};
 
-use super::body::{CheckedBody, ExpectedDigests};
+use super::body::{self, ExpectedDigests};
 use super::error::{to_s3, OrS3};
 use super::names::{self, etag, timestamp, VersionRef};
 use super::{S3Gateway, S3_DEVICE};
@@ -183,7 +183,10 @@ impl S3Gateway {
                 return Err(s3_error!(InvalidArgument, "a key ending in '/' names a folder and takes no data"));
             }
             crate::ops::mkdir(&self.dp, &user, &path, S3_DEVICE).await.or_s3()?;
-            return Ok(S3Response::new(PutObjectOutput { e_tag: Some(ETag::Strong(EMPTY_MD5.into())), ..Default::default() }));
+            return Ok(S3Response::new(PutObjectOutput {
+                e_tag: Some(ETag::Strong(EMPTY_MD5.into())),
+                ..Default::default()
+            }));
         }
         let (base_version, policy) =
             self.write_preconditions(&user, &path, input.if_match.as_ref(), input.if_none_match.as_ref()).await?;
@@ -197,19 +200,10 @@ impl S3Gateway {
             metadata: input.metadata,
         }
         .into_meta();
-        let checksum = Checksum {
-            checksum_crc32: input.checksum_crc32,
-            checksum_crc32c: input.checksum_crc32c,
-            checksum_crc64nvme: input.checksum_crc64nvme,
-            checksum_sha1: input.checksum_sha1,
-            checksum_sha256: input.checksum_sha256,
-            ..Default::default()
-        };
-        let checked =
-            CheckedBody::new(ExpectedDigests::from_request(&req.headers, req.trailing_headers, input.content_md5, checksum));
+        let checksum = body::declared_checksum!(input);
+        let expected = ExpectedDigests::from_request(&req.headers, req.trailing_headers, input.content_md5, checksum);
         let shard = self.dp.view.shard_of(&user).or_s3()?;
-        let content = upload::store_content(&self.dp, checked.stream(input.body)).await.or_s3()?;
-        let computed = checked.verify(&content.md5)?;
+        let (content, computed) = body::receive(&self.dp, expected, input.body).await?;
         meta.etag = hex::encode(content.md5);
         let up = UploadRequest {
             user_id: user.clone(),
@@ -286,7 +280,9 @@ impl S3Gateway {
         }
         let size = r.file.size;
         let range = match &i.range {
-            Some(range) => Some(range.check(size).map_err(|_| s3_error!(InvalidRange, "the range is outside the object"))?),
+            Some(range) => {
+                Some(range.check(size).map_err(|_| s3_error!(InvalidRange, "the range is outside the object"))?)
+            }
             None => None,
         };
         let (start, end) = range.as_ref().map(|r| (r.start, r.end)).unwrap_or((0, size));
@@ -316,7 +312,10 @@ impl S3Gateway {
         }))
     }
 
-    pub(super) async fn head_object_op(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    pub(super) async fn head_object_op(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         let user = self.user(&req).await?;
         let i = &req.input;
         let r = self.resolve(&user, &i.bucket, &i.key, i.version_id.as_deref()).await?;
@@ -380,6 +379,10 @@ impl S3Gateway {
             Err(e) => return Err(to_s3(e)),
         };
         let Some(entry) = entry else { return Ok(DeleteObjectOutput::default()) };
+        if names::is_folder_key(key) && !entry.is_folder() {
+            // "x/" names a folder marker, never the object "x".
+            return Ok(DeleteObjectOutput::default());
+        }
         if entry.is_folder() {
             self.delete_folder_marker(user, &entry).await?;
             return Ok(DeleteObjectOutput::default());
@@ -500,7 +503,10 @@ impl S3Gateway {
         self.resolve(user, bucket, key, version_id.as_deref()).await
     }
 
-    pub(super) async fn copy_object_op(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    pub(super) async fn copy_object_op(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
         let user = self.user(&req).await?;
         let i = req.input;
         let versioning = self.versioning(&user, &i.bucket).await?;

@@ -98,7 +98,7 @@ pub struct Load {
     pub size: u64,
     pub concurrency: usize,
     limit: u64,
-    deadline: Option<Instant>,
+    duration: Option<Duration>,
 }
 
 impl Load {
@@ -109,7 +109,7 @@ impl Load {
             size: parse_size(&args.size)?,
             concurrency: args.concurrency.max(1),
             limit,
-            deadline: args.duration.map(|d| Instant::now() + Duration::from_secs(d)),
+            duration: args.duration.map(Duration::from_secs),
         })
     }
 
@@ -125,9 +125,11 @@ impl Load {
         let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
         let cpu0 = cpu_seconds();
         let started = Instant::now();
+        // The clock starts here, after any objects a workload needs were written.
+        let deadline = self.duration.map(|d| started + d);
         let workers = (0..self.concurrency).map(|worker| {
             let (next, errors, first_error, op) = (next.clone(), errors.clone(), first_error.clone(), op.clone());
-            let (limit, deadline, workload) = (self.limit, self.deadline, self.workload);
+            let (limit, workload) = (self.limit, self.workload);
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 loop {

@@ -44,11 +44,15 @@ pub async fn run(json: bool, args: NativeArgs) -> anyhow::Result<()> {
         }
     }
     let shared = content(size, 42);
+    // Content new to the cluster on every run, so "put" never measures dedup hits.
+    let fresh: u64 = rand::random();
     load.run(json, "native", move |op| {
         let (client, run, shared) = (client.clone(), run.clone(), shared.clone());
         async move {
             match op.workload {
-                Workload::Put => put(&client, format!("/bench/{run}/{}", op.seq), content(size, op.seq + 1000)).await,
+                Workload::Put => {
+                    put(&client, format!("/bench/{run}/{}", op.seq), content(size, fresh.wrapping_add(op.seq))).await
+                }
                 Workload::Dedup => put(&client, format!("/bench/{run}/{}", op.seq), shared).await,
                 Workload::Get => get(&client, format!("/bench/{run}/seed-{}", op.worker)).await.map(|_| ()),
             }

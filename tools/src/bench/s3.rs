@@ -58,8 +58,8 @@ impl S3Client {
         })
     }
 
-    /// Sends one signed request; returns the status and the number of body bytes read.
-    async fn send(&self, method: &str, path: &str, body: Bytes) -> anyhow::Result<(u16, u64)> {
+    /// A request to `path` with its SigV4 headers, ready for a body.
+    fn signed(&self, method: &str, path: &str) -> anyhow::Result<http::request::Builder> {
         let date = sigv4::amz_date(time::OffsetDateTime::now_utc());
         let path = sigv4::uri_encode(path, true);
         let headers = vec![
@@ -69,13 +69,17 @@ impl S3Client {
         ];
         let creds = Credentials { access_key: &self.access_key, secret_key: &self.secret_key, region: &self.region };
         let auth = sigv4::authorization(method, &path, &[], &headers, UNSIGNED_PAYLOAD, &creds);
-        let req = http::Request::builder()
+        Ok(http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.endpoint))
             .header("x-amz-content-sha256", UNSIGNED_PAYLOAD)
             .header("x-amz-date", date)
-            .header("authorization", auth)
-            .body(Full::new(body))?;
+            .header("authorization", auth))
+    }
+
+    /// Sends one signed request; returns the status and the number of body bytes read.
+    async fn send(&self, method: &str, path: &str, body: Bytes) -> anyhow::Result<(u16, u64)> {
+        let req = self.signed(method, path)?.body(Full::new(body))?;
         let resp = self.http.request(req).await?;
         let status = resp.status().as_u16();
         let mut body = resp.into_body();
@@ -93,6 +97,14 @@ impl S3Client {
             (200, _) => Ok(()),
             (status, _) => anyhow::bail!("PUT {key}: HTTP {status}"),
         }
+    }
+
+    /// Whether `key` exists with `size` bytes.
+    async fn has(&self, key: &str, size: u64) -> anyhow::Result<bool> {
+        let req = self.signed("HEAD", key)?.body(Full::new(Bytes::new()))?;
+        let resp = self.http.request(req).await?;
+        let len = resp.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        Ok(resp.status() == http::StatusCode::OK && len == Some(size))
     }
 
     async fn get(&self, key: &str, size: u64) -> anyhow::Result<()> {
@@ -114,19 +126,28 @@ pub async fn run(json: bool, args: S3Args) -> anyhow::Result<()> {
     }
     let run = format!("{:08x}", rand::random::<u32>());
     let size = load.size;
+    // Objects for gets are kept across runs, so a run with `--count 0` can write them
+    // first and the measured run (and its CPU figures) covers reads only.
     if load.workload == Workload::Get {
         for i in 0..load.concurrency {
-            client.put(&format!("/{bucket}/{run}/seed-{i}"), content(size, i as u64)).await?;
+            let key = format!("/{bucket}/seed/{size}/{i}");
+            if !client.has(&key, size).await? {
+                client.put(&key, content(size, i as u64)).await?;
+            }
         }
     }
     let shared = content(size, 42);
+    // Content new to the cluster on every run, so "put" never measures dedup hits.
+    let fresh: u64 = rand::random();
     load.run(json, "s3", move |op| {
         let (client, run, shared, bucket) = (client.clone(), run.clone(), shared.clone(), bucket.clone());
         async move {
             match op.workload {
-                Workload::Put => client.put(&format!("/{bucket}/{run}/{}", op.seq), content(size, op.seq + 1000)).await,
+                Workload::Put => {
+                    client.put(&format!("/{bucket}/{run}/{}", op.seq), content(size, fresh.wrapping_add(op.seq))).await
+                }
                 Workload::Dedup => client.put(&format!("/{bucket}/{run}/{}", op.seq), shared).await,
-                Workload::Get => client.get(&format!("/{bucket}/{run}/seed-{}", op.worker), size).await,
+                Workload::Get => client.get(&format!("/{bucket}/seed/{size}/{}", op.worker), size).await,
             }
         }
     })

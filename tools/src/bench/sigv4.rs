@@ -98,10 +98,7 @@ mod tests {
         ]
         .map(|(n, v)| (n.to_owned(), v.to_owned()));
         let auth = authorization("GET", "/test.txt", &[], &headers, empty, &creds);
-        assert!(
-            auth.ends_with("Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
-            "{auth}"
-        );
+        assert!(auth.ends_with("Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"), "{auth}");
         let may_24 = time::OffsetDateTime::from_unix_timestamp(1_369_353_600).unwrap();
         assert_eq!(amz_date(may_24), "20130524T000000Z");
         assert_eq!(uri_encode("a b/ü+", true), "a%20b/%C3%BC%2B");

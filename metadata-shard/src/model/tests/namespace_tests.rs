@@ -255,9 +255,8 @@ fn object_listing_pages_equal_brute_force() {
     build_tree(&mut kv);
     assert!(live_files(&kv).len() > 2000, "{}", live_files(&kv).len());
     assert!(files(&kv, true).len() > live_files(&kv).len());
-    for (prefix, include_deleted) in ["/", "/a", "/a/", "/a-b/", "/photos/2", "/ä/", "/nothing"]
-        .into_iter()
-        .flat_map(|p| [(p, false), (p, true)])
+    for (prefix, include_deleted) in
+        ["/", "/a", "/a/", "/a-b/", "/photos/2", "/ä/", "/nothing"].into_iter().flat_map(|p| [(p, false), (p, true)])
     {
         let files = files(&kv, include_deleted);
         for delimiter in [None, Some('/')] {

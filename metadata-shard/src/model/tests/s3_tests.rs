@@ -7,7 +7,8 @@ const UPLOAD: UploadId = [7; 16];
 
 fn create_upload(kv: &mut MemKv, id: UploadId, path: &str) -> MultipartUpload {
     let meta = ObjectMeta { content_type: Some("text/plain".into()), ..ObjectMeta::default() };
-    let cmd = ShardCommand::CreateMultipart { upload_id: id, user_id: ALICE.into(), path: path.into(), meta, now_ms: T0 };
+    let cmd =
+        ShardCommand::CreateMultipart { upload_id: id, user_id: ALICE.into(), path: path.into(), meta, now_ms: T0 };
     match run(kv, cmd) {
         ShardResponse::MultipartCreated(u) => u,
         other => panic!("unexpected {other:?}"),
@@ -55,13 +56,24 @@ fn buckets_are_created_once_and_keep_their_versioning_state() {
         device_id: "s3".into(),
         now_ms: T0,
     };
-    let set = |v| ShardCommand::SetBucketVersioning { user_id: ALICE.into(), path: "/photos".into(), versioning: v };
+    let set = |v| ShardCommand::SetBucketVersioning {
+        user_id: ALICE.into(),
+        path: "/photos".into(),
+        versioning: v,
+        device_id: "s3".into(),
+        now_ms: T0,
+    };
     assert!(matches!(run(&mut kv, create("/photos")), ShardResponse::BucketCreated(e) if e.is_folder()));
     assert!(matches!(try_run(&mut kv, create("/photos")), Err(ModelError::AlreadyExists(_))));
     assert!(matches!(try_run(&mut kv, create("/a/b")), Err(ModelError::InvalidArgument(_))));
     assert_eq!(buckets::bucket_config(&kv, ALICE, "/photos").unwrap().versioning, BucketVersioning::Unversioned);
+    let before = all_changes(&kv, ALICE, 0).len();
     run(&mut kv, set(BucketVersioning::Enabled));
     assert_eq!(buckets::bucket_config(&kv, ALICE, "/photos").unwrap().versioning, BucketVersioning::Enabled);
+    // Logged, so routers drop cached settings.
+    let changes = all_changes(&kv, ALICE, 0);
+    assert_eq!(changes.len(), before + 1);
+    assert_eq!((changes[before].kind, changes[before].path.as_str()), (ChangeKind::Modify, "/photos"));
     assert!(matches!(try_run(&mut kv, set(BucketVersioning::Unversioned)), Err(ModelError::InvalidArgument(_))));
     run(&mut kv, set(BucketVersioning::Suspended));
     // Another user's bucket of the same name is another bucket.
