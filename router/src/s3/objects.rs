@@ -70,43 +70,64 @@ fn parts_count(meta: &ObjectMeta) -> Option<i32> {
     (!meta.part_sizes.is_empty()).then(|| i32::try_from(meta.part_sizes.len()).unwrap_or(i32::MAX))
 }
 
-/// The entity tag and time a condition is checked against.
-pub struct Validators<'a> {
-    pub etag: &'a ETag,
-    pub last_modified_ms: i64,
-}
-
-/// RFC 9110 §13.2.2 order: If-Match, else If-Unmodified-Since (412); then
-/// If-None-Match, else If-Modified-Since (304 for reads).
-pub fn check_conditions(
-    v: &Validators<'_>,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
-) -> S3Result<()> {
-    let matches = |c: &ETagCondition| c.is_any() || c.as_etag().is_some_and(|e| e.value() == v.etag.value());
-    // HTTP dates have one-second resolution.
-    let modified_s = v.last_modified_ms / 1000;
-    match (if_match, if_unmodified_since) {
-        (Some(c), _) if !matches(c) => return Err(s3_error!(PreconditionFailed, "If-Match does not match")),
-        (None, Some(t)) if modified_s > names::millis(t) / 1000 => {
-            return Err(s3_error!(PreconditionFailed, "modified since If-Unmodified-Since"));
-        }
-        _ => {}
-    }
-    match (if_none_match, if_modified_since) {
-        (Some(c), _) if matches(c) => Err(s3_error!(NotModified)),
-        (None, Some(t)) if modified_s <= names::millis(t) / 1000 => Err(s3_error!(NotModified)),
-        _ => Ok(()),
-    }
-}
-
 /// The version a read asks for, with its bucket's versioning state.
 pub(super) struct Resolved {
     pub file: FileVersion,
     pub etag: ETag,
     pub versioning: BucketVersioning,
+}
+
+impl Resolved {
+    /// Conditional-request headers against this version, in RFC 9110 §13.2.2 order:
+    /// If-Match, else If-Unmodified-Since (412); then If-None-Match, else
+    /// If-Modified-Since (304 for reads).
+    pub fn check_conditions(
+        &self,
+        if_match: Option<&ETagCondition>,
+        if_none_match: Option<&ETagCondition>,
+        if_modified_since: Option<&Timestamp>,
+        if_unmodified_since: Option<&Timestamp>,
+    ) -> S3Result<()> {
+        let matches = |c: &ETagCondition| c.is_any() || c.as_etag().is_some_and(|e| e.value() == self.etag.value());
+        // HTTP dates have one-second resolution.
+        let modified_s = self.file.modified_at_ms / 1000;
+        match (if_match, if_unmodified_since) {
+            (Some(c), _) if !matches(c) => return Err(s3_error!(PreconditionFailed, "If-Match does not match")),
+            (None, Some(t)) if modified_s > names::millis(t) / 1000 => {
+                return Err(s3_error!(PreconditionFailed, "modified since If-Unmodified-Since"));
+            }
+            _ => {}
+        }
+        match (if_none_match, if_modified_since) {
+            (Some(c), _) if matches(c) => Err(s3_error!(NotModified)),
+            (None, Some(t)) if modified_s <= names::millis(t) / 1000 => Err(s3_error!(NotModified)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A GetObject or HeadObject output with the headers both carry for a version
+/// (`$r`: a `Resolved`), plus the fields given.
+macro_rules! object_output {
+    ($output:ident, $r:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+        let meta = &$r.file.meta;
+        $output {
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some($r.etag.clone()),
+            last_modified: Some(timestamp($r.file.modified_at_ms)),
+            content_type: Some(meta.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
+            content_encoding: meta.content_encoding.clone(),
+            content_disposition: meta.content_disposition.clone(),
+            content_language: meta.content_language.clone(),
+            cache_control: meta.cache_control.clone(),
+            expires: expires_of(meta),
+            metadata: user_metadata(meta),
+            parts_count: parts_count(meta),
+            version_id: S3Gateway::shown_version($r.versioning, $r.file.version),
+            $($field: $value,)*
+            ..Default::default()
+        }
+    }};
 }
 
 impl S3Gateway {
@@ -267,9 +288,7 @@ impl S3Gateway {
         let user = self.user(&req).await?;
         let i = &req.input;
         let r = self.resolve(&user, &i.bucket, &i.key, i.version_id.as_deref()).await?;
-        let validators = Validators { etag: &r.etag, last_modified_ms: r.file.modified_at_ms };
-        check_conditions(
-            &validators,
+        r.check_conditions(
             i.if_match.as_ref(),
             i.if_none_match.as_ref(),
             i.if_modified_since.as_ref(),
@@ -287,29 +306,14 @@ impl S3Gateway {
         };
         let (start, end) = range.as_ref().map(|r| (r.start, r.end)).unwrap_or((0, size));
         let content_range = range.as_ref().map(|r| format!("bytes {}-{}/{size}", r.start, r.end.saturating_sub(1)));
-        let meta = r.file.meta.clone();
-        let version_id = Self::shown_version(r.versioning, r.file.version);
-        let modified = r.file.modified_at_ms;
-        let body = download::stream_file(self.dp.clone(), r.file, Some((start, end)));
-        Ok(S3Response::new(GetObjectOutput {
-            // s3s wants a Sync stream; the download stream is only Send.
-            body: Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(body))),
+        let mut out = object_output!(GetObjectOutput, r, {
             content_length: i64::try_from(end - start).ok(),
-            content_range,
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(r.etag),
-            last_modified: Some(timestamp(modified)),
-            content_type: Some(meta.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
-            content_encoding: meta.content_encoding.clone(),
-            content_disposition: meta.content_disposition.clone(),
-            content_language: meta.content_language.clone(),
-            cache_control: meta.cache_control.clone(),
-            expires: expires_of(&meta),
-            metadata: user_metadata(&meta),
-            parts_count: parts_count(&meta),
-            version_id,
-            ..Default::default()
-        }))
+            content_range: content_range,
+        });
+        let body = download::stream_file(self.dp.clone(), r.file, Some((start, end)));
+        // s3s wants a Sync stream; the download stream is only Send.
+        out.body = Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(body)));
+        Ok(S3Response::new(out))
     }
 
     pub(super) async fn head_object_op(
@@ -319,31 +323,15 @@ impl S3Gateway {
         let user = self.user(&req).await?;
         let i = &req.input;
         let r = self.resolve(&user, &i.bucket, &i.key, i.version_id.as_deref()).await?;
-        let validators = Validators { etag: &r.etag, last_modified_ms: r.file.modified_at_ms };
-        check_conditions(
-            &validators,
+        r.check_conditions(
             i.if_match.as_ref(),
             i.if_none_match.as_ref(),
             i.if_modified_since.as_ref(),
             i.if_unmodified_since.as_ref(),
         )?;
-        let meta = &r.file.meta;
-        Ok(S3Response::new(HeadObjectOutput {
+        Ok(S3Response::new(object_output!(HeadObjectOutput, r, {
             content_length: i64::try_from(r.file.size).ok(),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(r.etag.clone()),
-            last_modified: Some(timestamp(r.file.modified_at_ms)),
-            content_type: Some(meta.content_type.clone().unwrap_or_else(|| "binary/octet-stream".into())),
-            content_encoding: meta.content_encoding.clone(),
-            content_disposition: meta.content_disposition.clone(),
-            content_language: meta.content_language.clone(),
-            cache_control: meta.cache_control.clone(),
-            expires: expires_of(meta),
-            metadata: user_metadata(meta),
-            parts_count: parts_count(meta),
-            version_id: Self::shown_version(r.versioning, r.file.version),
-            ..Default::default()
-        }))
+        })))
     }
 
     pub(super) async fn delete_object_op(
@@ -511,17 +499,16 @@ impl S3Gateway {
         let i = req.input;
         let versioning = self.versioning(&user, &i.bucket).await?;
         let path = names::object_path(&i.bucket, &i.key)?;
-        let Resolved { file: source, etag: source_etag, versioning: source_versioning } =
-            self.copy_source(&user, &i.copy_source).await?;
-        let validators = Validators { etag: &source_etag, last_modified_ms: source.modified_at_ms };
-        check_conditions(
-            &validators,
-            i.copy_source_if_match.as_ref(),
-            i.copy_source_if_none_match.as_ref(),
-            i.copy_source_if_modified_since.as_ref(),
-            i.copy_source_if_unmodified_since.as_ref(),
-        )
-        .map_err(|e| if *e.code() == s3s::S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e })?;
+        let resolved = self.copy_source(&user, &i.copy_source).await?;
+        resolved
+            .check_conditions(
+                i.copy_source_if_match.as_ref(),
+                i.copy_source_if_none_match.as_ref(),
+                i.copy_source_if_modified_since.as_ref(),
+                i.copy_source_if_unmodified_since.as_ref(),
+            )
+            .map_err(|e| if *e.code() == s3s::S3ErrorCode::NotModified { s3_error!(PreconditionFailed) } else { e })?;
+        let Resolved { file: source, etag: source_etag, versioning: source_versioning } = resolved;
         let replace = i.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         if source.path == path && !replace {
             return Err(s3_error!(
