@@ -1,6 +1,9 @@
 //! `BlockClient`: typed access to one block node over gRPC, used by routers,
 //! tools, tests and benchmarks.
 
+use std::future::Future;
+use std::time::Duration;
+
 use bytes::Bytes;
 use tessera_proto::block::block_store_client::BlockStoreClient;
 use tessera_proto::block::{self as pb, get_fragment_response, put_fragment_request};
@@ -29,11 +32,31 @@ pub fn wire_key(key: &FragmentKey) -> pb::FragmentKey {
     pb::FragmentKey { chunk_hash: Bytes::copy_from_slice(key.chunk.as_bytes()), index: key.index.into() }
 }
 
+/// Deadline of small requests (presence, stats, deletes, Bloom filters). A node
+/// that does not answer in time counts as down: a hung or partitioned node must
+/// not stall an upload, a read or a repair forever.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline of one fragment transfer (≤ 64 MiB) either way.
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn within<T>(limit: Duration, what: &str, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Status::deadline_exceeded(format!("{what}: no answer within {} s", limit.as_secs()))),
+    }
+}
+
 /// Fragments are megabytes: large flow-control windows and frames keep
 /// transfers from stalling on HTTP/2 bookkeeping.
 fn tuned_endpoint(endpoint: String) -> Result<Endpoint, tonic::transport::Error> {
     Ok(Endpoint::from_shared(endpoint)?
         .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(3))
+        // Pings find a peer that stopped answering (frozen process, lost
+        // route) even on an idle connection, so the next call does not hang.
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true)
         .initial_stream_window_size(8 << 20)
         .initial_connection_window_size(32 << 20)
         .max_frame_size(1 << 20))
@@ -78,12 +101,17 @@ impl BlockClient {
             messages.push(pb::PutFragmentRequest { part: Some(put_fragment_request::Part::Data(data.slice(at..end))) });
             at = end;
         }
-        let resp = self.inner.clone().put_fragment(futures::stream::iter(messages)).await?;
+        let mut inner = self.inner.clone();
+        let resp = within(TRANSFER_TIMEOUT, "put fragment", inner.put_fragment(futures::stream::iter(messages))).await?;
         Ok(resp.into_inner().already_present)
     }
 
     /// Reads a fragment, verifying its checksum on arrival too.
     pub async fn get_fragment(&self, key: &FragmentKey) -> Result<(FragmentCode, Vec<u8>), Status> {
+        within(TRANSFER_TIMEOUT, "get fragment", self.fetch_fragment(key)).await
+    }
+
+    async fn fetch_fragment(&self, key: &FragmentKey) -> Result<(FragmentCode, Vec<u8>), Status> {
         let mut stream =
             self.inner.clone().get_fragment(pb::GetFragmentRequest { key: Some(wire_key(key)) }).await?.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::data_loss("empty fragment stream"))?;
@@ -118,7 +146,8 @@ impl BlockClient {
     pub async fn batch_has(&self, hashes: &[ChunkHash]) -> Result<Vec<Vec<u8>>, Status> {
         let req =
             pb::BatchHasRequest { chunk_hashes: hashes.iter().map(|h| Bytes::copy_from_slice(h.as_bytes())).collect() };
-        let resp = self.inner.clone().batch_has(req).await?.into_inner();
+        let mut inner = self.inner.clone();
+        let resp = within(CONTROL_TIMEOUT, "batch has", inner.batch_has(req)).await?.into_inner();
         if resp.chunks.len() != hashes.len() {
             return Err(Status::new(Code::Internal, "BatchHas answered a different number of chunks"));
         }
@@ -131,13 +160,16 @@ impl BlockClient {
 
     pub async fn delete(&self, keys: &[FragmentKey]) -> Result<pb::DeleteFragmentsResponse, Status> {
         let req = pb::DeleteFragmentsRequest { keys: keys.iter().map(wire_key).collect() };
-        Ok(self.inner.clone().delete_fragments(req).await?.into_inner())
+        let mut inner = self.inner.clone();
+        Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())
     }
 
     pub async fn stats(&self) -> Result<pb::StatsResponse, Status> {
-        Ok(self.inner.clone().stats(pb::StatsRequest {}).await?.into_inner())
+        let mut inner = self.inner.clone();
+        Ok(within(CONTROL_TIMEOUT, "stats", inner.stats(pb::StatsRequest {})).await?.into_inner())
     }
 
+    /// Reads and verifies every fragment: minutes on a full node, so no deadline.
     pub async fn scrub(&self) -> Result<pb::ScrubResponse, Status> {
         Ok(self.inner.clone().scrub(pb::ScrubRequest {}).await?.into_inner())
     }
@@ -148,7 +180,8 @@ impl BlockClient {
         incarnation: &str,
     ) -> Result<pb::GetBloomResponse, Status> {
         let req = pb::GetBloomRequest { since_sequence, incarnation: incarnation.to_owned() };
-        Ok(self.inner.clone().get_bloom(req).await?.into_inner())
+        let mut inner = self.inner.clone();
+        Ok(within(CONTROL_TIMEOUT, "get bloom", inner.get_bloom(req)).await?.into_inner())
     }
 
     /// Raw generated client, for protocol-level tests.

@@ -16,6 +16,7 @@ pub mod error;
 pub mod meta_cache;
 pub mod ops;
 pub mod placement;
+pub mod repair;
 pub mod s3;
 pub mod server;
 pub mod sessions;

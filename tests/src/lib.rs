@@ -5,6 +5,7 @@
 //! process it started when the guard is dropped (also on test failure).
 
 pub mod linearizability;
+pub mod local_cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

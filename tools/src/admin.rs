@@ -3,7 +3,8 @@
 use clap::Subcommand;
 use serde_json::json;
 use tessera_meta::client::MetaClient;
-use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, NodeKind, User};
+use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, ClusterResponse, NodeInfo, NodeKind, User};
+use tessera_router::repair::Mode;
 use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
 use tessera_meta::model::{QueryResponse, ShardQuery};
 
@@ -18,6 +19,26 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Scrub every block node, then rebuild missing or corrupt fragments of every
+    /// referenced chunk onto their placement nodes.
+    Repair {
+        /// Skip the scrub (only fragments that are absent get rebuilt).
+        #[arg(long)]
+        no_scrub: bool,
+        #[command(flatten)]
+        args: crate::maintenance::RepairArgs,
+    },
+    /// Move fragments whose placement changed (after adding or removing block
+    /// nodes) and delete the copies left behind, never dropping below full redundancy.
+    Rebalance {
+        #[command(flatten)]
+        args: crate::maintenance::RepairArgs,
+    },
+    /// Block node membership.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
     /// A user's change log (what sync clients read), oldest first.
     Changes {
         user: String,
@@ -27,6 +48,22 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+}
+
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Register a block node (or change its address or zone); placement changes
+    /// at once, run `rebalance` to move existing fragments.
+    Add {
+        id: String,
+        /// host:port the node listens on.
+        addr: String,
+        #[arg(long, default_value = "")]
+        zone: String,
+    },
+    /// Remove a block node from placement; run `rebalance` to rebuild its
+    /// fragments elsewhere before retiring the machine.
+    Remove { id: String },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +99,19 @@ pub async fn create_user(meta: &MetaClient, name: &str) -> anyhow::Result<User> 
     }
 }
 
+/// Proposes a membership change; returns the placement epoch after it.
+async fn cluster_command(meta: &MetaClient, cmd: ClusterCommand) -> anyhow::Result<u64> {
+    match meta.propose(0, &GroupCommand::Cluster(cmd)).await? {
+        (GroupResponse::Cluster(Ok(ClusterResponse::Epoch(e))), _) => Ok(e),
+        (GroupResponse::Cluster(Ok(_)), _) => cluster(meta, ClusterQuery::Epoch).await.and_then(|a| match a {
+            ClusterAnswer::Epoch(e) => Ok(e),
+            other => anyhow::bail!("unexpected answer {other:?}"),
+        }),
+        (GroupResponse::Cluster(Err(e)), _) => anyhow::bail!("{}", e.message),
+        (other, _) => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
 async fn cluster(meta: &MetaClient, q: ClusterQuery) -> anyhow::Result<ClusterAnswer> {
     match meta.query(0, &GroupQuery::Cluster(q)).await? {
         GroupAnswer::Cluster(a) => Ok(a),
@@ -73,6 +123,21 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
     let endpoints = meta_endpoints()?;
     let meta = MetaClient::new(endpoints.clone());
     match command {
+        AdminCommand::Repair { no_scrub, args } => {
+            return crate::maintenance::run(meta, Mode::Repair, !no_scrub, args, json).await;
+        }
+        AdminCommand::Rebalance { args } => {
+            return crate::maintenance::run(meta, Mode::Rebalance, false, args, json).await;
+        }
+        AdminCommand::Node { command: NodeCommand::Add { id, addr, zone } } => {
+            let info = NodeInfo { kind: NodeKind::Block, id: id.clone(), addr, zone };
+            let epoch = cluster_command(&meta, ClusterCommand::RegisterNode(info)).await?;
+            println!("block node {id} registered; placement epoch {epoch}");
+        }
+        AdminCommand::Node { command: NodeCommand::Remove { id } } => {
+            let epoch = cluster_command(&meta, ClusterCommand::RemoveNode { kind: NodeKind::Block, id: id.clone() }).await?;
+            println!("block node {id} removed; placement epoch {epoch}; run `tessera admin rebalance`");
+        }
         AdminCommand::User { command: UserCommand::Create { name } } => {
             let u = create_user(&meta, &name).await?;
             if json {

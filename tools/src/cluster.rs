@@ -1,7 +1,9 @@
 //! `tessera cluster up|down`: a real multi-process cluster on 127.0.0.1 —
 //! separate `tessera-meta`, `tessera-block` and `tessera-router` processes
 //! with generated TOML configs (readable examples for operators). `up` on an
-//! existing dir restarts the same processes on the same ports and data.
+//! existing dir starts whichever of its processes are not running (after a
+//! crash, a kill or a `down`) on the same ports and data, and adds block nodes
+//! when `--block` asks for more than the cluster has.
 //! `DIR/cluster.json` lists every process (kind, id, pid, address, data dir,
 //! config); `down` stops exactly those.
 
@@ -19,7 +21,8 @@ use crate::local_cluster::{create_user, ensure_shard, free_port, register_block,
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
-    /// Start (or restart) the cluster in DIR.
+    /// Start the cluster in DIR, or the processes of it that are not running;
+    /// a larger --block adds block nodes.
     Up {
         #[arg(long)]
         dir: PathBuf,
@@ -84,6 +87,19 @@ fn spawn(dir: &Path, bin: &str, name: &str, config: &Path) -> anyhow::Result<u32
     Ok(child.id())
 }
 
+/// Starts process `id` of `kind` (logging as `name`) unless the one recorded in
+/// `running` is still alive; returns its pid once it has written its address file.
+fn launch(dir: &Path, running: &[ProcessEntry], kind: &str, id: &str, name: &str, config: &Path) -> anyhow::Result<u32> {
+    let home = config.parent().unwrap_or(dir);
+    if let Some(p) = running.iter().find(|p| p.kind == kind && p.id == id && ours(p)) {
+        return Ok(p.pid);
+    }
+    let _ = std::fs::remove_file(home.join("addr"));
+    let pid = spawn(dir, &format!("tessera-{kind}"), name, config)?;
+    wait_for_file(&home.join("addr"), name)?;
+    Ok(pid)
+}
+
 fn wait_for_file(path: &Path, what: &str) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -102,9 +118,7 @@ fn wait_for_file(path: &Path, what: &str) -> anyhow::Result<String> {
 async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
-    if dir.join("cluster.json").exists() && any_running(&dir)? {
-        bail!("a cluster is already running in {} (tessera cluster down --dir ...)", dir.display());
-    }
+    let running = if dir.join("cluster.json").exists() { read_processes(&dir)? } else { Vec::new() };
     let layout_path = dir.join("layout.json");
     let (mut layout, fresh) = match std::fs::read_to_string(&layout_path) {
         Ok(text) => (serde_json::from_str::<Layout>(&text)?, false),
@@ -122,6 +136,10 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32) -> anyhow::R
             (layout, true)
         }
     };
+    // Growing: new block nodes get fresh ports; nothing ever shrinks here.
+    while layout.block_ports.len() < block_n as usize {
+        layout.block_ports.push(free_port()?);
+    }
     let mut procs = Vec::new();
     let meta_addrs: Vec<String> = layout.meta_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     for (i, addr) in meta_addrs.iter().enumerate() {
@@ -136,9 +154,7 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32) -> anyhow::R
             home.join("data").display()
         );
         std::fs::write(&cfg, text)?;
-        let _ = std::fs::remove_file(home.join("addr"));
-        let pid = spawn(&dir, "tessera-meta", &format!("meta-{id}"), &cfg)?;
-        wait_for_file(&home.join("addr"), &format!("meta-{id}"))?;
+        let pid = launch(&dir, &running, "meta", &id.to_string(), &format!("meta-{id}"), &cfg)?;
         procs.push(ProcessEntry {
             kind: "meta".into(),
             id: id.to_string(),
@@ -180,9 +196,7 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32) -> anyhow::R
                 home.join("data").display()
             ),
         )?;
-        let _ = std::fs::remove_file(home.join("addr"));
-        let pid = spawn(&dir, "tessera-block", &name, &cfg)?;
-        wait_for_file(&home.join("addr"), &name)?;
+        let pid = launch(&dir, &running, "block", &name, &name, &cfg)?;
         register_block(&meta, &name, &addr, &format!("zone-{i}")).await?;
         procs.push(ProcessEntry {
             kind: "block".into(),
@@ -218,9 +232,7 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32) -> anyhow::R
                 home.join("addr").display()
             ),
         )?;
-        let _ = std::fs::remove_file(home.join("addr"));
-        let pid = spawn(&dir, "tessera-router", &name, &cfg)?;
-        wait_for_file(&home.join("addr"), &name)?;
+        let pid = launch(&dir, &running, "router", &name, &name, &cfg)?;
         procs.push(ProcessEntry {
             kind: "router".into(),
             id: name,
@@ -266,10 +278,6 @@ fn ours(p: &ProcessEntry) -> bool {
     std::fs::read(format!("/proc/{}/cmdline", p.pid))
         .map(|c| String::from_utf8_lossy(&c).contains(&format!("tessera-{}", p.kind)))
         .unwrap_or(false)
-}
-
-fn any_running(dir: &Path) -> anyhow::Result<bool> {
-    Ok(read_processes(dir)?.iter().any(ours))
 }
 
 fn stop(dir: &Path) -> anyhow::Result<()> {

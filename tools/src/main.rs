@@ -12,6 +12,7 @@ mod cluster;
 mod dev;
 mod files;
 mod local_cluster;
+mod maintenance;
 mod remote;
 mod resumable;
 

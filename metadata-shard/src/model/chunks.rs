@@ -78,6 +78,33 @@ pub fn refcounts(kv: &dyn KvRead, hashes: &[Hash32]) -> Result<Vec<(Hash32, u64)
     hashes.iter().map(|h| Ok((*h, refcount(kv, h)?))).collect()
 }
 
+/// One page of the shard's referenced chunks, in hash order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRefPage {
+    /// (hash, reference count), every count ≥ 1.
+    pub items: Vec<(Hash32, u64)>,
+    pub has_more: bool,
+}
+
+/// Referenced chunks with a hash above `after`, at most `limit`: what repair and
+/// rebalance walk to find every chunk the shard needs.
+pub fn chunk_refs_after(kv: &dyn KvRead, after: Option<&Hash32>, limit: usize) -> Result<ChunkRefPage, ModelError> {
+    let (start, end) = keys::chunk_refs_after(after);
+    let mut rows = kv.scan(&start, &end, limit.saturating_add(1))?;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let items = rows
+        .into_iter()
+        .map(|(key, value)| {
+            let hash: Hash32 =
+                key.get(1..).and_then(|b| b.try_into().ok()).ok_or_else(|| ModelError::Corrupt("chunk-ref key".into()))?;
+            let count = super::codec::decode_u64(&value, "chunk refcount")?;
+            Ok((hash, count))
+        })
+        .collect::<Result<_, ModelError>>()?;
+    Ok(ChunkRefPage { items, has_more })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZeroRef {
     pub cursor: u64,

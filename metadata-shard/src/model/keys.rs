@@ -130,6 +130,20 @@ pub fn chunk_ref(hash: &Hash32) -> Vec<u8> {
     tagged(CHUNK_REF, &[hash])
 }
 
+/// Range of the reference counts of chunks whose hash is above `after` (all when `None`).
+pub fn chunk_refs_after(after: Option<&Hash32>) -> (Vec<u8>, Vec<u8>) {
+    let start = match after {
+        // The smallest key above chunk_ref(after): the same bytes with a 0 appended.
+        Some(hash) => {
+            let mut k = chunk_ref(hash);
+            k.push(0);
+            k
+        }
+        None => vec![CHUNK_REF],
+    };
+    (start, prefix_end(&[CHUNK_REF]))
+}
+
 pub fn zero_ref(seq: u64) -> Vec<u8> {
     tagged(ZERO_REF, &[&seq.to_be_bytes()])
 }

@@ -40,7 +40,7 @@ mod tests;
 pub use access::{AccessDecision, Action};
 pub use buckets::{BucketConfig, BucketVersioning};
 pub use changelog::{ChangeEvent, ChangeKind, ChangePage};
-pub use chunks::{ZeroRef, ZeroRefPage};
+pub use chunks::{ChunkRefPage, ZeroRef, ZeroRefPage};
 pub use command::{apply, ShardCommand, ShardResponse};
 pub use error::{ModelError, ModelResult};
 pub use kv::{KvError, KvPairs, KvRead, KvWrite, MemKv, Overlay};

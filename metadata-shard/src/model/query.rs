@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::access::{self, AccessDecision, Action};
 use super::buckets::{self, BucketConfig};
 use super::changelog::{self, ChangePage};
-use super::chunks::{self, ZeroRefPage};
+use super::chunks::{self, ChunkRefPage, ZeroRefPage};
 use super::kv::KvRead;
 use super::links::{self, Link};
 use super::listing::{self, FolderPage, ObjectPage};
@@ -62,6 +62,11 @@ pub enum ShardQuery {
     },
     ZeroRefsAfter {
         after_cursor: u64,
+        limit: usize,
+    },
+    /// Referenced chunks in hash order, after `after` (repair and rebalance walk these).
+    ListChunks {
+        after: Option<Hash32>,
         limit: usize,
     },
     Session {
@@ -139,6 +144,7 @@ pub enum QueryResponse {
     Version(VersionRecord),
     RefCounts(Vec<(Hash32, u64)>),
     ZeroRefs(ZeroRefPage),
+    Chunks(ChunkRefPage),
     Session(UploadSession),
     MissingChunks(Vec<Hash32>),
     Shares(Vec<Share>),
@@ -176,6 +182,7 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
         Q::GetVersion { user_id, file, version } => R::Version(versions::get_version(kv, user_id, file, *version)?),
         Q::RefCounts { hashes } => R::RefCounts(chunks::refcounts(kv, hashes)?),
         Q::ZeroRefsAfter { after_cursor, limit } => R::ZeroRefs(chunks::zero_refs_after(kv, *after_cursor, *limit)?),
+        Q::ListChunks { after, limit } => R::Chunks(chunks::chunk_refs_after(kv, after.as_ref(), (*limit).max(1))?),
         Q::Session { session_id, user_id } => R::Session(sessions::get_session(kv, session_id, user_id)?),
         Q::MissingChunks { session_id, user_id } => {
             R::MissingChunks(sessions::get_session(kv, session_id, user_id)?.missing())

@@ -264,3 +264,30 @@ fn commit_validates_sizes_and_targets() {
         commit_with(&mut kv, commit_cmd("/new", &[chunk(1)], 1, Some(4), "d"), ConflictPolicy::Reject).unwrap();
     assert_eq!((created.version, created.conflict), (1, false));
 }
+
+#[test]
+fn chunk_listing_pages_through_every_referenced_chunk_once_in_hash_order() {
+    let mut kv = MemKv::new();
+    for n in 0..25u64 {
+        commit(&mut kv, &format!("/f{n}"), &[chunk(n), chunk(n + 100), chunk(n)], n);
+    }
+    delete(&mut kv, "/f3");
+    run(&mut kv, ShardCommand::PurgeDeleted { user_id: ALICE.into(), path: "/f3".into() });
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = chunks::chunk_refs_after(&kv, after.as_ref(), 7).unwrap();
+        assert!(page.items.len() <= 7);
+        seen.extend(page.items.iter().copied());
+        after = page.items.last().map(|(h, _)| *h);
+        if !page.has_more {
+            break;
+        }
+    }
+    let mut expected: Vec<(Hash32, u64)> =
+        (0..25u64).filter(|n| *n != 3).flat_map(|n| [(hash(n), 2), (hash(n + 100), 1)]).collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every live chunk once, with its count, purged ones gone");
+    let q = query(&kv, &ShardQuery::ListChunks { after: None, limit: 0 }).unwrap();
+    assert!(matches!(q, QueryResponse::Chunks(p) if p.items.len() == 1 && p.has_more), "limit 0 means one");
+}

@@ -1,0 +1,269 @@
+//! One chunk's convergence to its placement: find what is missing, copy or
+//! rebuild it, and (rebalance) delete copies outside the placement afterwards.
+
+use bytes::Bytes;
+use tessera_block::client::FragmentCode;
+use tessera_block::FragmentKey;
+use tessera_proto::ChunkHash;
+
+use super::{CorruptSet, Mode};
+use crate::codec::hash::hash_chunk;
+use crate::datapath::DataPath;
+use crate::placement::{BlockNodeInfo, Placement};
+
+/// Which fragments every block node holds, for one page of chunks.
+pub(crate) struct Holdings {
+    /// Per block node (placement order): `None` when the node did not answer,
+    /// else per chunk row the fragment indices held.
+    by_node: Vec<(String, Option<Vec<Vec<u8>>>)>,
+}
+
+impl Holdings {
+    pub async fn fetch(dp: &DataPath, placement: &Placement, hashes: &[ChunkHash]) -> Self {
+        let pool = &dp.view.pool;
+        let asks = placement.block_nodes().iter().map(|node| async move {
+            let client = pool.client(node).ok()?;
+            match client.batch_has(hashes).await {
+                Ok(held) => Some(held),
+                Err(e) => {
+                    tracing::warn!(node = %node.id, error = %e.message(), "block node did not answer during repair");
+                    None
+                }
+            }
+        });
+        let answers = futures::future::join_all(asks).await;
+        Self { by_node: placement.block_nodes().iter().map(|n| n.id.clone()).zip(answers).collect() }
+    }
+
+    pub fn unreachable(&self) -> impl Iterator<Item = &str> {
+        self.by_node.iter().filter(|(_, h)| h.is_none()).map(|(id, _)| id.as_str())
+    }
+
+    /// `None` when the node did not answer; else whether it holds `index` of row `row`.
+    fn holds(&self, node_id: &str, row: usize, index: u8) -> Option<bool> {
+        let (_, held) = self.by_node.iter().find(|(id, _)| id == node_id)?;
+        held.as_ref().map(|h| h.get(row).is_some_and(|idx| idx.contains(&index)))
+    }
+
+    /// Reachable nodes holding `index` of row `row`.
+    fn holders(&self, row: usize, index: u8) -> impl Iterator<Item = &str> {
+        self.by_node
+            .iter()
+            .filter(move |(_, h)| h.as_ref().is_some_and(|h| h.get(row).is_some_and(|idx| idx.contains(&index))))
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Healthy { removed: u64 },
+    Repaired { copied: u64, rebuilt: u64, removed: u64, bytes: u64 },
+    /// What could be fixed was; a placement node is down.
+    WaitingForNode { copied: u64, rebuilt: u64, bytes: u64 },
+    Absent,
+    Lost { available: usize },
+    Failed(String),
+}
+
+pub(crate) struct ChunkJob<'a> {
+    pub dp: &'a DataPath,
+    pub placement: &'a Placement,
+    pub holdings: &'a Holdings,
+    pub corrupt: &'a CorruptSet,
+    pub row: usize,
+    pub hash: ChunkHash,
+    pub mode: Mode,
+}
+
+impl ChunkJob<'_> {
+    fn node(&self, id: &str) -> Option<&BlockNodeInfo> {
+        self.placement.block_nodes().iter().find(|n| n.id == id)
+    }
+
+    fn is_corrupt(&self, node_id: &str, index: u8) -> bool {
+        self.corrupt.contains(&(node_id.to_owned(), FragmentKey::new(self.hash, index)))
+    }
+
+    /// Healthy copies of fragment `index`, placement node first.
+    fn sources(&self, index: u8, target: &str) -> Vec<&BlockNodeInfo> {
+        let mut ids: Vec<&str> =
+            self.holdings.holders(self.row, index).filter(|id| !self.is_corrupt(id, index)).collect();
+        ids.sort_by_key(|id| *id != target);
+        ids.into_iter().filter_map(|id| self.node(id)).collect()
+    }
+
+    async fn fetch(&self, node: &BlockNodeInfo, index: u8) -> Option<(FragmentCode, Vec<u8>)> {
+        let client = self.dp.view.pool.client(node).ok()?;
+        match client.get_fragment(&FragmentKey::new(self.hash, index)).await {
+            Ok(found) => Some(found),
+            Err(e) => {
+                tracing::debug!(node = %node.id, chunk = %self.hash, index, error = %e.message(), "repair source failed");
+                None
+            }
+        }
+    }
+
+    async fn put(&self, node: &BlockNodeInfo, index: u8, code: FragmentCode, data: Bytes) -> Result<(), String> {
+        let client = self.dp.view.pool.client(node).map_err(|e| e.to_string())?;
+        client.put_fragment(&FragmentKey::new(self.hash, index), code, data).await.map_err(|e| {
+            format!("chunk {} fragment {index}: block node {} refused the copy: {}", self.hash, node.id, e.message())
+        })?;
+        self.dp.view.pool.note_stored(node, &self.hash);
+        Ok(())
+    }
+
+    pub async fn run(self) -> Outcome {
+        let n = self.dp.fragments_per_chunk();
+        let k = self.dp.config.data_shards;
+        let targets: Vec<BlockNodeInfo> = match self.placement.nodes_for_chunk(&self.hash, n) {
+            Ok(t) => t.into_iter().cloned().collect(),
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let mut missing = Vec::new();
+        let mut waiting = false;
+        for (i, target) in targets.iter().enumerate() {
+            let index = i as u8;
+            match self.holdings.holds(&target.id, self.row, index) {
+                None => waiting = true,
+                Some(true) if !self.is_corrupt(&target.id, index) => {}
+                Some(_) => missing.push(index),
+            }
+        }
+        let available: Vec<u8> = (0..n as u8).filter(|&i| !self.sources(i, "").is_empty()).collect();
+        if available.is_empty() {
+            return Outcome::Absent;
+        }
+        if missing.is_empty() && !waiting {
+            return Outcome::Healthy { removed: self.remove_strays(&targets).await };
+        }
+        if available.len() < k {
+            return Outcome::Lost { available: available.len() };
+        }
+        let (mut copied, mut rebuilt, mut bytes) = (0u64, 0u64, 0u64);
+        let mut to_rebuild = Vec::new();
+        // A copy of the very fragment elsewhere is cheaper than decoding.
+        for &index in &missing {
+            let target = &targets[index as usize];
+            let mut done = false;
+            for source in self.sources(index, &target.id).into_iter().filter(|s| s.id != target.id) {
+                let Some((code, data)) = self.fetch(source, index).await else { continue };
+                let len = data.len() as u64;
+                if self.put(target, index, code, Bytes::from(data)).await.is_ok() {
+                    copied += 1;
+                    bytes += len;
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
+                to_rebuild.push(index);
+            }
+        }
+        if !to_rebuild.is_empty() {
+            match self.rebuild(&targets, &to_rebuild).await {
+                Ok((count, written)) => {
+                    rebuilt += count;
+                    bytes += written;
+                }
+                Err(message) => return Outcome::Failed(message),
+            }
+        }
+        if waiting {
+            return Outcome::WaitingForNode { copied, rebuilt, bytes };
+        }
+        let removed = self.remove_strays(&targets).await;
+        Outcome::Repaired { copied, rebuilt, removed, bytes }
+    }
+
+    /// Decodes the chunk from any k healthy fragments, checks its hash, and writes
+    /// fragments `indices` to their placement nodes.
+    async fn rebuild(&self, targets: &[BlockNodeInfo], indices: &[u8]) -> Result<(u64, u64), String> {
+        let n = self.dp.fragments_per_chunk();
+        let k = self.dp.config.data_shards;
+        let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut code = None;
+        let mut have = 0;
+        for index in 0..n as u8 {
+            if have >= k {
+                break;
+            }
+            if indices.contains(&index) {
+                continue;
+            }
+            for source in self.sources(index, &targets[index as usize].id) {
+                if let Some((c, data)) = self.fetch(source, index).await {
+                    if usize::from(c.data_shards) != k || usize::from(c.data_shards) + usize::from(c.parity_shards) != n {
+                        return Err(format!(
+                            "chunk {}: fragment {index} is coded {}+{}, the cluster uses {k}+{}",
+                            self.hash,
+                            c.data_shards,
+                            c.parity_shards,
+                            n - k
+                        ));
+                    }
+                    code = Some(c);
+                    slots[index as usize] = Some(data);
+                    have += 1;
+                    break;
+                }
+            }
+        }
+        let Some(code) = code.filter(|_| have >= k) else {
+            return Err(format!("chunk {}: only {have} of the {k} fragments needed could be read", self.hash));
+        };
+        let erasure = self.dp.code.clone();
+        let hash = self.hash;
+        let chunk_len = usize::try_from(code.chunk_len).map_err(|_| "chunk length does not fit in memory".to_owned())?;
+        let fragments = tokio::task::spawn_blocking(move || -> Result<Vec<Option<Vec<u8>>>, String> {
+            let mut slots = slots;
+            erasure.rebuild_all(&mut slots).map_err(|e| format!("chunk {hash}: {e}"))?;
+            // Decoding the data fragments must give back the content address;
+            // anything else means a source was wrong and nothing is written.
+            let mut data: Vec<u8> = slots[..erasure.data_shards()].iter().flatten().flatten().copied().collect();
+            data.truncate(chunk_len);
+            if hash_chunk(&data) != hash {
+                return Err(format!("chunk {hash}: rebuilt data does not match its hash; nothing written"));
+            }
+            Ok(slots)
+        })
+        .await
+        .map_err(|e| format!("rebuild task failed: {e}"))??;
+        let (mut count, mut bytes) = (0u64, 0u64);
+        for &index in indices {
+            let Some(Some(fragment)) = fragments.get(index as usize) else { continue };
+            let target = &targets[index as usize];
+            if self.holdings.holds(&target.id, self.row, index).is_none() {
+                continue; // node down: left for a later pass
+            }
+            bytes += fragment.len() as u64;
+            self.put(target, index, code, Bytes::from(fragment.clone())).await?;
+            count += 1;
+        }
+        Ok((count, bytes))
+    }
+
+    /// Rebalance only: deletes copies held outside the placement. Called once every
+    /// placement node holds its fragment.
+    async fn remove_strays(&self, targets: &[BlockNodeInfo]) -> u64 {
+        if self.mode != Mode::Rebalance {
+            return 0;
+        }
+        let mut removed = 0;
+        for node in self.placement.block_nodes() {
+            let strays: Vec<FragmentKey> = (0..targets.len() as u8)
+                .filter(|&i| targets[i as usize].id != node.id)
+                .filter(|&i| self.holdings.holds(&node.id, self.row, i) == Some(true))
+                .map(|i| FragmentKey::new(self.hash, i))
+                .collect();
+            if strays.is_empty() {
+                continue;
+            }
+            let Ok(client) = self.dp.view.pool.client(node) else { continue };
+            match client.delete(&strays).await {
+                Ok(r) => removed += r.deleted,
+                Err(e) => tracing::warn!(node = %node.id, chunk = %self.hash, error = %e.message(), "stray copy not deleted"),
+            }
+        }
+        removed
+    }
+}

@@ -1,0 +1,150 @@
+//! A `tessera cluster up` cluster (separate meta, block and router processes)
+//! driven through the `tessera` CLI, as an operator would, with the fault
+//! injection the cluster tests need: kill -9, stop/continue (a node that hangs
+//! instead of dying), restart.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::{binary, read_env_file};
+
+/// Stopped with `tessera cluster down` when dropped (then SIGKILL for anything
+/// left, so a failed test never leaves processes behind).
+pub struct LocalCluster {
+    pub dir: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        // A stopped (SIGSTOP) process would ignore SIGTERM until continued.
+        for p in self.processes().unwrap_or_default() {
+            let _ = signal(p.1, "CONT");
+        }
+        if let Ok(bin) = binary("tessera") {
+            let _ = Command::new(bin).args(["cluster", "down", "--dir"]).arg(&self.dir).output();
+        }
+    }
+}
+
+/// Runs the CLI with `env` (a cluster's `env` file), e.g. from another thread.
+pub fn tessera_with(env: &HashMap<String, String>, args: &[&str]) -> Output {
+    let bin = binary("tessera").expect("tessera binary");
+    Command::new(bin).args(args).envs(env).output().expect("running tessera")
+}
+
+fn signal(pid: i64, name: &str) -> Result<()> {
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()?;
+    if !status.success() {
+        bail!("kill -{name} {pid} failed");
+    }
+    Ok(())
+}
+
+impl LocalCluster {
+    /// `tessera cluster up --dir DIR EXTRA...`.
+    pub fn up(dir: &Path, extra: &[&str]) -> Result<Self> {
+        let mut cluster = Self { dir: dir.to_path_buf(), env: HashMap::new() };
+        cluster.start(extra)?;
+        Ok(cluster)
+    }
+
+    /// `tessera cluster up` again: starts whatever is not running (and adds block
+    /// nodes when `extra` asks for more).
+    pub fn start(&mut self, extra: &[&str]) -> Result<()> {
+        let out = Command::new(binary("tessera")?).args(["cluster", "up", "--dir"]).arg(&self.dir).args(extra).output()?;
+        if !out.status.success() {
+            bail!("cluster up failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        self.env = read_env_file(&self.dir.join("env"))?;
+        Ok(())
+    }
+
+    /// Runs the CLI with the cluster's environment.
+    pub fn tessera(&self, args: &[&str]) -> Output {
+        tessera_with(&self.env, args)
+    }
+
+    /// Runs the CLI and returns stdout; fails with stderr if it exits non-zero.
+    pub fn tessera_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.tessera(args);
+        if !out.status.success() {
+            bail!("tessera {args:?} failed: {}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// (id, pid, kind) of every process in `cluster.json`.
+    pub fn processes(&self) -> Result<Vec<(String, i64, String)>> {
+        let text = std::fs::read_to_string(self.dir.join("cluster.json"))?;
+        let procs: serde_json::Value = serde_json::from_str(&text)?;
+        procs
+            .as_array()
+            .ok_or_else(|| anyhow!("cluster.json is not a list"))?
+            .iter()
+            .map(|p| {
+                Ok((
+                    p["id"].as_str().context("id")?.to_owned(),
+                    p["pid"].as_i64().context("pid")?,
+                    p["kind"].as_str().context("kind")?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    fn pid(&self, kind: &str, id: &str) -> Result<i64> {
+        self.processes()?
+            .into_iter()
+            .find(|(i, _, k)| i == id && k == kind)
+            .map(|(_, pid, _)| pid)
+            .ok_or_else(|| anyhow!("no {kind} process {id} in cluster.json"))
+    }
+
+    /// kill -9 of process `id` of `kind` (`meta` ids are "1", "2", …; blocks "block-0"…).
+    pub fn kill9(&self, kind: &str, id: &str) -> Result<()> {
+        signal(self.pid(kind, id)?, "KILL")
+    }
+
+    /// kill -9 of every process of the cluster at once (a power cut).
+    pub fn kill9_all(&self) -> Result<()> {
+        for (_, pid, _) in self.processes()? {
+            let _ = signal(pid, "KILL");
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then waits (≤ 30 s) until the process has exited: a clean stop.
+    pub fn stop(&self, kind: &str, id: &str) -> Result<()> {
+        let pid = self.pid(kind, id)?;
+        signal(pid, "TERM")?;
+        crate::poll_until(std::time::Duration::from_secs(30), "a clean stop", || {
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| !s.split_whitespace().nth(2).is_some_and(|state| state == "Z"))
+                .unwrap_or(false);
+            (!alive).then_some(())
+        })
+    }
+
+    /// SIGSTOP: the process keeps its sockets but answers nothing, like a node
+    /// behind a dead link.
+    pub fn freeze(&self, kind: &str, id: &str) -> Result<()> {
+        signal(self.pid(kind, id)?, "STOP")
+    }
+
+    pub fn thaw(&self, kind: &str, id: &str) -> Result<()> {
+        signal(self.pid(kind, id)?, "CONT")
+    }
+
+    /// The data dir of a process (`DIR/<name>/data`).
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("data")
+    }
+
+    /// `tessera admin status --json`.
+    pub fn status(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.tessera_ok(&["--json", "admin", "status"])?)?)
+    }
+}
