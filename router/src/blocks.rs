@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tessera_block::bloom::BloomMirror;
 use tessera_block::BlockClient;
@@ -16,10 +17,16 @@ use tessera_proto::ChunkHash;
 
 use crate::placement::BlockNodeInfo;
 
+/// How long a node that failed at the transport level is tried last. The
+/// routers' periodic Bloom refresh asks every node, which renews or clears it.
+const SUSPECT_FOR: Duration = Duration::from_secs(30);
+
 #[derive(Default)]
 pub struct BlockPool {
     clients: Mutex<HashMap<String, BlockClient>>,
     mirrors: Mutex<HashMap<String, Arc<Mutex<BloomMirror>>>>,
+    /// Nodes that recently timed out or refused connections, until when.
+    suspects: Mutex<HashMap<String, Instant>>,
 }
 
 impl BlockPool {
@@ -32,6 +39,28 @@ impl BlockPool {
         let c = BlockClient::connect_lazy(node.endpoint.clone())?;
         clients.insert(node.endpoint.clone(), c.clone());
         Ok(c)
+    }
+
+    /// Records the result of a call to `node`: transport failures (no answer, no
+    /// connection) make it a suspect for a few seconds, so reads go to other
+    /// fragments first instead of waiting on it; any answer clears that.
+    pub fn note_result<T>(&self, node: &BlockNodeInfo, result: &Result<T, tonic::Status>) {
+        use tonic::Code;
+        let mut suspects = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown) => {
+                suspects.insert(node.endpoint.clone(), Instant::now() + SUSPECT_FOR);
+            }
+            _ => {
+                suspects.remove(&node.endpoint);
+            }
+        }
+    }
+
+    /// True while `node` is a suspect (see [`note_result`](Self::note_result)).
+    pub fn is_suspect(&self, node: &BlockNodeInfo) -> bool {
+        let suspects = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
+        suspects.get(&node.endpoint).is_some_and(|until| *until > Instant::now())
     }
 
     /// False only when `node` certainly does not hold `chunk` (per its mirror);
@@ -64,7 +93,9 @@ impl BlockPool {
             }
             None => (None, String::new()),
         };
-        let resp = client.get_bloom(since, &incarnation).await?;
+        let resp = client.get_bloom(since, &incarnation).await;
+        self.note_result(node, &resp);
+        let resp = resp?;
         match resp.content {
             Some(Content::Snapshot(bytes)) => {
                 let mirror = BloomMirror::from_snapshot(resp.incarnation, resp.sequence, &bytes)

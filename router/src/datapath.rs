@@ -35,6 +35,8 @@ impl Default for DataPathConfig {
 pub struct DataPathCounters {
     pub chunks_uploaded: Counter,
     pub chunks_deduped: Counter,
+    /// Fragments written to a fallback node because their placement node failed.
+    pub fragments_displaced: Counter,
     pub bytes_uploaded: Counter,
     pub bytes_downloaded: Counter,
     /// Chunks rebuilt from parity because data fragments were missing or corrupt.
@@ -52,6 +54,11 @@ impl DataPathCounters {
         r.register("uploaded_bytes", "Bytes of new chunk data sent", self.bytes_uploaded.clone());
         r.register("downloaded_bytes", "Bytes of chunk data read", self.bytes_downloaded.clone());
         r.register("degraded_reads", "Chunks rebuilt from parity fragments", self.degraded_reads.clone());
+        r.register(
+            "fragments_displaced",
+            "Fragments written to a fallback node because their placement node failed (rebalance moves them back)",
+            self.fragments_displaced.clone(),
+        );
         r.register(
             "bloom_false_positives",
             "Bloom maybe answers the exact check refuted",
@@ -83,6 +90,20 @@ impl DataPath {
 
     pub fn fragments_per_chunk(&self) -> usize {
         self.config.data_shards + self.config.parity_shards
+    }
+
+    /// Every block node in placement order for `hash`: the first k+m hold fragments
+    /// 0..k+m, the rest are the fallbacks (in order) for a placement node that
+    /// cannot take its fragment.
+    pub fn chunk_ranking(&self, hash: &ChunkHash) -> Result<Vec<BlockNodeInfo>, RouterError> {
+        let placement = self.view.placement();
+        let all = placement.block_nodes().len().max(self.fragments_per_chunk());
+        Ok(placement
+            .nodes_for_chunk(hash, all)
+            .map_err(|e| RouterError::Unavailable(e.to_string()))?
+            .into_iter()
+            .cloned()
+            .collect())
     }
 
     /// The block nodes holding fragments 0..k+m of `hash` under the current

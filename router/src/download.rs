@@ -1,26 +1,22 @@
 //! Download: a version's chunk list → each chunk rebuilt from any k of its
 //! fragments → SHA-256 checked → streamed in order with read-ahead.
 //!
-//! Data fragments are asked for first; missing, corrupt or unreachable ones
-//! are replaced by parity fragments (a degraded read). Fragments are looked
-//! for on the chunk's placement nodes first and, failing that, on every
-//! block node (placement may have changed since the chunk was written).
-//! A chunk that cannot be rebuilt, or whose hash does not match, ends the
-//! stream with an error: wrong bytes are never returned.
+//! Each chunk is read by [`crate::chunk_read`] (degraded and hedged reads live
+//! there). A chunk that cannot be rebuilt, or whose hash does not match, ends
+//! the stream with an error: wrong bytes are never returned.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tessera_block::FragmentKey;
 use tessera_meta::model::versions::FileRef;
 use tessera_meta::model::{EntryKind, ObjectMeta, QueryResponse, ShardQuery};
 use tessera_proto::ChunkHash;
 
-use crate::codec::hash::{hash_chunk, CompositeHasher, ContentHasher};
+pub use crate::chunk_read::read_chunk;
+use crate::codec::hash::{CompositeHasher, ContentHasher};
 use crate::datapath::DataPath;
 use crate::error::RouterError;
-use crate::placement::BlockNodeInfo;
 
 /// A file version as the download path needs it.
 #[derive(Debug, Clone)]
@@ -108,80 +104,6 @@ pub async fn resolve(
         modified_at_ms: record.created_at_ms,
         meta: record.meta,
     })
-}
-
-async fn fetch_fragment(dp: &DataPath, node: &BlockNodeInfo, key: FragmentKey) -> Option<Vec<u8>> {
-    let client = dp.view.pool.client(node).ok()?;
-    match client.get_fragment(&key).await {
-        Ok((_, data)) => Some(data),
-        Err(e) => {
-            tracing::debug!(node = %node.id, chunk = %key.chunk, index = key.index, error = %e.message(), "fragment unavailable");
-            None
-        }
-    }
-}
-
-/// Rebuilds one chunk and checks its hash.
-pub async fn read_chunk(dp: &DataPath, hash: ChunkHash, size: u64) -> Result<Bytes, RouterError> {
-    let k = dp.config.data_shards;
-    let n = dp.fragments_per_chunk();
-    let placement = dp.view.placement();
-    let nodes = dp.chunk_nodes(&hash)?;
-    let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
-    // Data fragments first, in parallel.
-    let first = (0..k).map(|i| fetch_fragment(dp, &nodes[i], FragmentKey::new(hash, i as u8)));
-    for (i, f) in futures::future::join_all(first).await.into_iter().enumerate() {
-        slots[i] = f;
-    }
-    let mut have = slots.iter().filter(|s| s.is_some()).count();
-    if have < k {
-        let parity = (k..n).map(|i| fetch_fragment(dp, &nodes[i], FragmentKey::new(hash, i as u8)));
-        for (j, f) in futures::future::join_all(parity).await.into_iter().enumerate() {
-            slots[k + j] = f;
-        }
-        have = slots.iter().filter(|s| s.is_some()).count();
-    }
-    if have < k {
-        // Placement may have moved since the chunk was written: ask everyone.
-        for node in placement.block_nodes() {
-            if have >= k {
-                break;
-            }
-            let Ok(client) = dp.view.pool.client(node) else { continue };
-            let Ok(held) = client.batch_has(&[hash]).await else { continue };
-            for idx in held.into_iter().flatten() {
-                let i = idx as usize;
-                if i < n && slots[i].is_none() && have < k {
-                    if let Some(f) = fetch_fragment(dp, node, FragmentKey::new(hash, idx)).await {
-                        slots[i] = Some(f);
-                        have += 1;
-                    }
-                }
-            }
-        }
-    }
-    if have < k {
-        return Err(RouterError::Unavailable(format!(
-            "chunk {hash}: only {have} of the {k} fragments needed are reachable"
-        )));
-    }
-    let degraded = slots[..k].iter().any(Option::is_none);
-    let code = dp.code.clone();
-    let chunk_len = usize::try_from(size).map_err(|_| RouterError::Integrity("chunk too large".into()))?;
-    let data = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, RouterError> {
-        let data = code.decode(slots, chunk_len).map_err(|e| RouterError::Integrity(e.to_string()))?;
-        if hash_chunk(&data) != hash {
-            return Err(RouterError::Integrity(format!("chunk {hash} does not match its hash")));
-        }
-        Ok(data)
-    })
-    .await
-    .map_err(|e| RouterError::Unavailable(format!("decoder task failed: {e}")))??;
-    if degraded {
-        dp.counters.degraded_reads.inc();
-    }
-    dp.counters.bytes_downloaded.inc_by(size);
-    Ok(Bytes::from(data))
 }
 
 /// Streams `file` (or bytes `range.0..range.1` of it) in order, reading up to

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod blocks;
+pub mod chunk_read;
 pub mod client;
 pub mod cluster_view;
 pub mod codec;

@@ -6,7 +6,8 @@
 //! fragments) are in flight. A version is committed only after every
 //! fragment of every new chunk is acknowledged durable by its node.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
@@ -61,16 +62,19 @@ struct StoredChunk {
 
 /// Which of the chunk's placement nodes hold their fragment (index = fragment
 /// number). Bloom mirrors answer first: a "no" is certain; every "maybe" is
-/// confirmed with an exact `BatchHas`. Unreachable nodes count as missing.
+/// confirmed with an exact `BatchHas`. Unreachable and suspect nodes count as
+/// missing (their fragment is then written to a fallback node).
 pub async fn present_fragments(dp: &DataPath, hash: ChunkHash, nodes: &[BlockNodeInfo]) -> Vec<bool> {
     let pool = &dp.view.pool;
     let checks = nodes.iter().enumerate().map(|(i, node)| async move {
         dp.counters.bloom_checks.inc();
-        if !pool.may_hold(node, &hash) {
+        if !pool.may_hold(node, &hash) || pool.is_suspect(node) {
             return false;
         }
         let Ok(client) = pool.client(node) else { return false };
-        match client.batch_has(&[hash]).await {
+        let result = client.batch_has(&[hash]).await;
+        pool.note_result(node, &result);
+        match result {
             Ok(held) => {
                 let present = held.first().is_some_and(|idx| idx.contains(&(i as u8)));
                 if !present {
@@ -84,12 +88,21 @@ pub async fn present_fragments(dp: &DataPath, hash: ChunkHash, nodes: &[BlockNod
     futures::future::join_all(checks).await
 }
 
-/// Makes sure every fragment of `chunk` is on its node; returns whether any
-/// data had to be sent.
+/// Makes sure every fragment of `chunk` is on a distinct block node; returns
+/// whether any data had to be sent.
+///
+/// A fragment goes to its placement node; when that node fails (or recently
+/// failed: a suspect), it goes to the next fallback node of the chunk's
+/// ranking instead, so writes keep full redundancy while a node is out as long
+/// as the cluster has spare nodes. Reads find displaced fragments, and
+/// `tessera admin rebalance` moves them back. With no spare left the upload
+/// fails: a chunk is never reported stored with fewer fragments than the code
+/// promises.
 pub async fn store_chunk(dp: &DataPath, hash: ChunkHash, data: Bytes) -> Result<bool, RouterError> {
-    let nodes = dp.chunk_nodes(&hash)?;
+    let ranking = dp.chunk_ranking(&hash)?;
+    let (nodes, fallbacks) = ranking.split_at(dp.fragments_per_chunk());
     let pool = &dp.view.pool;
-    let present = present_fragments(dp, hash, &nodes).await;
+    let present = present_fragments(dp, hash, nodes).await;
     let missing: Vec<usize> = present.iter().enumerate().filter(|(_, p)| !**p).map(|(i, _)| i).collect();
     if missing.is_empty() {
         return Ok(false);
@@ -105,25 +118,48 @@ pub async fn store_chunk(dp: &DataPath, hash: ChunkHash, data: Bytes) -> Result<
         parity_shards: dp.config.parity_shards as u8,
         chunk_len,
     };
+    let spares: Mutex<VecDeque<&BlockNodeInfo>> =
+        Mutex::new(fallbacks.iter().filter(|n| !pool.is_suspect(n)).collect());
+    let next_spare = || spares.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
     let puts = missing.iter().map(|&i| {
-        let node = &nodes[i];
         let fragment = fragments[i].clone();
+        let key = FragmentKey::new(hash, i as u8);
+        let next_spare = &next_spare;
         async move {
-            let client = pool.client(node).map_err(|e| RouterError::Unavailable(e.to_string()))?;
-            client.put_fragment(&FragmentKey::new(hash, i as u8), fc, fragment).await.map_err(|s| {
-                RouterError::Unavailable(format!(
-                    "block node {} ({}) did not store fragment {i} of chunk {hash}: {}",
-                    node.id,
-                    node.endpoint,
-                    s.message()
-                ))
-            })?;
-            pool.note_stored(node, &hash);
-            Ok::<(), RouterError>(())
+            let mut target = &nodes[i];
+            if pool.is_suspect(target) {
+                target = next_spare().unwrap_or(target);
+            }
+            loop {
+                let client = pool.client(target).map_err(|e| RouterError::Unavailable(e.to_string()))?;
+                let result = client.put_fragment(&key, fc, fragment.clone()).await;
+                pool.note_result(target, &result);
+                match result {
+                    Ok(_) => {
+                        pool.note_stored(target, &hash);
+                        if target.id != nodes[i].id {
+                            dp.counters.fragments_displaced.inc();
+                        }
+                        return Ok::<(), RouterError>(());
+                    }
+                    Err(s) => {
+                        tracing::warn!(node = %target.id, chunk = %hash, index = i, error = %s.message(), "fragment not stored; trying a fallback node");
+                        match next_spare() {
+                            Some(spare) => target = spare,
+                            None => {
+                                return Err(RouterError::Unavailable(format!(
+                                    "block node {} ({}) did not store fragment {i} of chunk {hash} and no other node can take it: {}",
+                                    target.id,
+                                    target.endpoint,
+                                    s.message()
+                                )))
+                            }
+                        }
+                    }
+                }
+            }
         }
     });
-    // Full redundancy or failure: a chunk is never reported stored with fewer
-    // fragments than the code promises.
     for r in futures::future::join_all(puts).await {
         r?;
     }

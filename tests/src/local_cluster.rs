@@ -22,7 +22,7 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         // A stopped (SIGSTOP) process would ignore SIGTERM until continued.
         for p in self.processes().unwrap_or_default() {
-            let _ = signal(p.1, "CONT");
+            let _ = Command::new("kill").args(["-CONT", &p.1.to_string()]).stderr(std::process::Stdio::null()).status();
         }
         if let Ok(bin) = binary("tessera") {
             let _ = Command::new(bin).args(["cluster", "down", "--dir"]).arg(&self.dir).output();
@@ -111,7 +111,7 @@ impl LocalCluster {
     /// kill -9 of every process of the cluster at once (a power cut).
     pub fn kill9_all(&self) -> Result<()> {
         for (_, pid, _) in self.processes()? {
-            let _ = signal(pid, "KILL");
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(std::process::Stdio::null()).status();
         }
         Ok(())
     }

@@ -23,7 +23,9 @@ impl Holdings {
         let pool = &dp.view.pool;
         let asks = placement.block_nodes().iter().map(|node| async move {
             let client = pool.client(node).ok()?;
-            match client.batch_has(hashes).await {
+            let result = client.batch_has(hashes).await;
+            pool.note_result(node, &result);
+            match result {
                 Ok(held) => Some(held),
                 Err(e) => {
                     tracing::warn!(node = %node.id, error = %e.message(), "block node did not answer during repair");

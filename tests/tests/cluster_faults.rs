@@ -1,0 +1,273 @@
+//! Faults on a `tessera cluster up` cluster with a load running: metadata
+//! leaders killed with kill -9 during writes, a power cut (every process
+//! killed at once), block nodes killed during uploads and downloads, and a
+//! block node that hangs (SIGSTOP: sockets open, no answers) instead of dying.
+//! Every test checks that nothing acknowledged was lost, bit for bit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tessera_tests::local_cluster::{tessera_with, LocalCluster};
+use tessera_tests::{poll_until, TestRng};
+
+type Env = HashMap<String, String>;
+
+/// An acknowledged write: path, version, content.
+#[derive(Clone, Debug)]
+struct Acked {
+    path: String,
+    version: u64,
+    data: Vec<u8>,
+    /// When the write was started and when it was acknowledged.
+    started: Instant,
+    at: Instant,
+}
+
+fn put(env: &Env, dir: &Path, remote: &str, data: &[u8]) -> Result<u64, String> {
+    let local = dir.join(remote.replace('/', "_"));
+    std::fs::write(&local, data).unwrap();
+    let out = tessera_with(env, &["--json", "put", local.to_str().unwrap(), remote]);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    report["version"].as_u64().ok_or_else(|| format!("no version in {report}"))
+}
+
+fn get(env: &Env, dir: &Path, remote: &str, version: Option<u64>) -> Result<Vec<u8>, String> {
+    let local = dir.join(format!("got{}", remote.replace('/', "_")));
+    let v = version.map(|v| v.to_string());
+    let mut args = vec!["get", remote, local.to_str().unwrap()];
+    if let Some(v) = &v {
+        args.extend(["--version", v]);
+    }
+    let out = tessera_with(env, &args);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    std::fs::read(&local).map_err(|e| e.to_string())
+}
+
+/// Every acknowledged version reads back bit-exact.
+fn check_acked(env: &Env, dir: &Path, acked: &[Acked]) {
+    for a in acked {
+        let back = get(env, dir, &a.path, Some(a.version)).unwrap_or_else(|e| panic!("{} v{}: {e}", a.path, a.version));
+        assert!(back == a.data, "{} v{} came back different", a.path, a.version);
+    }
+}
+
+/// A background writer: new files and overwrites of a few hot paths, small
+/// enough that one write is one chunk; records what was acknowledged.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<Acked>>>,
+    failures: Arc<Mutex<Vec<(Instant, String)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(env: Env, dir: PathBuf, seed: u64) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, acked, failures) = (stop.clone(), acked.clone(), failures.clone());
+            std::fs::create_dir_all(&dir).unwrap();
+            std::thread::spawn(move || {
+                let mut rng = TestRng::new(seed);
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let path = if i % 3 == 0 { format!("/hot/h{}", i % 4) } else { format!("/load/w{i}") };
+                    let len = 20_000 + rng.below(200_000) as usize;
+                    let data = rng.bytes(len);
+                    let started = Instant::now();
+                    match put(&env, &dir, &path, &data) {
+                        Ok(version) => {
+                            acked.lock().unwrap().push(Acked { path, version, data, started, at: Instant::now() })
+                        }
+                        Err(e) => failures.lock().unwrap().push((Instant::now(), e)),
+                    }
+                }
+            })
+        };
+        Self { stop, acked, failures, thread: Some(thread) }
+    }
+
+    fn acked_count(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Waits until `more` further writes are acknowledged; returns the time from
+    /// `since` to the acknowledgement of the first write started after it.
+    fn wait_for_acks(&self, since: Instant, more: usize, within: Duration) -> Duration {
+        let start = self.acked_count();
+        poll_until(within, "writes to resume", || (self.acked_count() >= start + more).then_some(())).unwrap();
+        let acked = self.acked.lock().unwrap();
+        acked.iter().find(|a| a.started > since).map(|a| a.at - since).unwrap_or_default()
+    }
+
+    fn finish(mut self) -> (Vec<Acked>, Vec<(Instant, String)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        (self.acked.lock().unwrap().clone(), self.failures.lock().unwrap().clone())
+    }
+}
+
+/// Node id of the leader of `group` as the live metadata nodes report it, once
+/// it is not `not`.
+fn leader_of(cluster: &LocalCluster, group: u64, not: Option<&str>) -> String {
+    poll_until(Duration::from_secs(20), "a leader", || {
+        let status = cluster.status().ok()?;
+        status["raft_groups"].as_array()?.iter().find_map(|g| {
+            let leader = g["leader"].as_u64().map(|l| l.to_string())?;
+            (g["group"].as_u64() == Some(group) && Some(leader.as_str()) != not).then_some(leader)
+        })
+    })
+    .unwrap()
+}
+
+#[test]
+fn killing_the_metadata_leaders_during_writes_loses_nothing_acknowledged() {
+    let work = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let writer = Writer::start(cluster.env.clone(), work.path().join("w"), 11);
+    writer.wait_for_acks(Instant::now(), 10, Duration::from_secs(60));
+    for group in [1u64, 0] {
+        let leader = leader_of(&cluster, group, None);
+        let killed_at = Instant::now();
+        cluster.kill9("meta", &leader).unwrap();
+        let recovery = writer.wait_for_acks(killed_at, 5, Duration::from_secs(60));
+        eprintln!("group {group}: leader {leader} killed; a write started after the kill was acknowledged {recovery:?} after it");
+        let new_leader = leader_of(&cluster, group, Some(&leader));
+        eprintln!("group {group}: node {new_leader} leads now");
+        cluster.start(&[]).unwrap();
+        writer.wait_for_acks(Instant::now(), 5, Duration::from_secs(60));
+    }
+    let (acked, failures) = writer.finish();
+    eprintln!("{} writes acknowledged, {} failed during the kills", acked.len(), failures.len());
+    check_acked(&cluster.env, work.path(), &acked);
+}
+
+#[test]
+fn a_power_cut_loses_nothing_acknowledged() {
+    let work = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let writer = Writer::start(cluster.env.clone(), work.path().join("w"), 12);
+    writer.wait_for_acks(Instant::now(), 15, Duration::from_secs(60));
+    cluster.kill9_all().unwrap();
+    let (acked, _) = writer.finish();
+    cluster.start(&[]).unwrap();
+    check_acked(&cluster.env, work.path(), &acked);
+    // And the cluster takes writes again.
+    let v = put(&cluster.env, work.path(), "/after/power", b"back").unwrap();
+    assert_eq!(get(&cluster.env, work.path(), "/after/power", Some(v)).unwrap(), b"back");
+}
+
+#[test]
+fn two_block_nodes_killed_during_uploads_and_downloads() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let mut rng = TestRng::new(13);
+    let mut before = Vec::new();
+    for i in 0..3 {
+        let data = rng.bytes(2_000_000 + i * 1_000_000);
+        let path = format!("/before/f{i}");
+        let version = put(&cluster.env, work.path(), &path, &data).unwrap();
+        before.push(Acked { path, version, data, started: Instant::now(), at: Instant::now() });
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (env, stop, files, dir) = (cluster.env.clone(), stop.clone(), before.clone(), work.path().join("r"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !stop.load(Ordering::Relaxed) {
+                check_acked(&env, &dir, &files);
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let writer = Writer::start(cluster.env.clone(), work.path().join("w"), 14);
+    writer.wait_for_acks(Instant::now(), 5, Duration::from_secs(60));
+    cluster.kill9("block", "block-1").unwrap();
+    cluster.kill9("block", "block-4").unwrap();
+    // With 6 nodes and 4+2 coding there is no spare: new chunks cannot get full
+    // redundancy, so uploads must fail clearly rather than be acknowledged.
+    let killed_at = Instant::now();
+    let failed = poll_until(Duration::from_secs(60), "an upload to fail", || {
+        writer.failures.lock().unwrap().iter().find(|(at, _)| *at > killed_at).map(|(_, e)| e.clone())
+    })
+    .unwrap();
+    assert!(failed.contains("unavailable"), "{failed}");
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.join().expect("reads stayed correct while nodes died");
+    assert!(reads > 0);
+    let (acked, _) = writer.finish();
+    let late: Vec<&Acked> = acked.iter().filter(|a| a.at > killed_at + Duration::from_secs(1)).collect();
+    assert!(late.is_empty(), "uploads acknowledged without full redundancy: {late:?}");
+    check_acked(&cluster.env, work.path(), &acked);
+    check_acked(&cluster.env, work.path(), &before);
+}
+
+#[test]
+fn a_hung_block_node_is_routed_around_and_heals_after_it_returns() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::up(&work.path().join("c"), &["--block", "7"]).unwrap();
+    let mut rng = TestRng::new(15);
+    let mut files = Vec::new();
+    for i in 0..3 {
+        let data = rng.bytes(1_500_000 + i * 1_100_000);
+        let path = format!("/before/f{i}");
+        let version = put(&cluster.env, work.path(), &path, &data).unwrap();
+        files.push(Acked { path, version, data, started: Instant::now(), at: Instant::now() });
+    }
+    cluster.freeze("block", "block-3").unwrap();
+    let t = Instant::now();
+    check_acked(&cluster.env, work.path(), &files);
+    eprintln!("reads with a hung node took {:?}", t.elapsed());
+    // With a spare node, writes keep full redundancy on a fallback node.
+    for i in 0..3 {
+        let data = rng.bytes(1_500_000 + i * 900_000);
+        let path = format!("/during/f{i}");
+        let version = put(&cluster.env, work.path(), &path, &data).expect("uploads while a node hangs");
+        files.push(Acked { path, version, data, started: Instant::now(), at: Instant::now() });
+    }
+    cluster.thaw("block", "block-3").unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&cluster.tessera_ok(&["--json", "admin", "rebalance"]).unwrap()).unwrap();
+    assert!(report["fragments_copied"].as_u64().unwrap() > 0, "displaced fragments move back: {report}");
+    assert_eq!(report["fragments_copied"], report["fragments_removed"], "{report}");
+    // Full redundancy of what was written during the outage: two more failures are fine.
+    cluster.kill9("block", "block-0").unwrap();
+    cluster.kill9("block", "block-5").unwrap();
+    check_acked(&cluster.env, work.path(), &files);
+}
+
+#[test]
+fn a_hung_block_node_without_spares_fails_uploads_clearly_and_reads_go_on() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let data = TestRng::new(16).bytes(3_000_000);
+    let version = put(&cluster.env, work.path(), "/a", &data).unwrap();
+    let files = [Acked { path: "/a".into(), version, data: data.clone(), started: Instant::now(), at: Instant::now() }];
+    cluster.freeze("block", "block-2").unwrap();
+    check_acked(&cluster.env, work.path(), &files);
+    let err = put(&cluster.env, work.path(), "/b", &data[..2_500_000]).expect_err("no node can take the fragment");
+    assert!(err.contains("unavailable"), "{err}");
+    let out = cluster.tessera(&["stat", "/b"]);
+    assert!(!out.status.success(), "a failed upload is not visible");
+    cluster.thaw("block", "block-2").unwrap();
+    let v = poll_until(Duration::from_secs(60), "uploads to work again", || {
+        put(&cluster.env, work.path(), "/b", &data[..2_500_000]).ok()
+    })
+    .unwrap();
+    assert_eq!(get(&cluster.env, work.path(), "/b", Some(v)).unwrap(), &data[..2_500_000]);
+}
