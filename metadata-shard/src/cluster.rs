@@ -61,6 +61,32 @@ pub enum ClusterCommand {
     PutShardGroup(ShardGroup),
     RemoveShardGroup { group_id: u64 },
     CreateUser(User),
+    /// Keeps the outcome of the latest repair or rebalance pass.
+    RecordRepair(RepairRecord),
+}
+
+/// The outcome of the latest repair or rebalance pass (by a router's background
+/// job or `tessera admin repair|rebalance`): what `tessera admin status` reports
+/// as under-replicated.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct RepairRecord {
+    pub finished_at_ms: i64,
+    /// Who ran it ("router 127.0.0.1:7000", "cli").
+    pub by: String,
+    /// "repair" or "rebalance".
+    pub mode: String,
+    pub duration_ms: u64,
+    pub chunks_examined: u64,
+    pub chunks_repaired: u64,
+    /// Chunks left with fewer fragments on their placement nodes than the code
+    /// promises (a node unreachable, or too few fragments left).
+    pub under_replicated: u64,
+    pub chunks_lost: u64,
+    pub fragments_rebuilt: u64,
+    pub fragments_copied: u64,
+    pub fragments_removed: u64,
+    pub corrupt_fragments: u64,
+    pub nodes_unreachable: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -72,6 +98,7 @@ pub enum ClusterResponse {
 }
 
 const EPOCH: &[u8] = b"epoch";
+const LAST_REPAIR: &[u8] = b"repair/last";
 
 fn node_key(kind: NodeKind, id: &str) -> Vec<u8> {
     format!("node/{}/{id}", kind.tag()).into_bytes()
@@ -168,6 +195,10 @@ pub fn apply(
                 Ok(ClusterResponse::Done)
             }
         }
+        ClusterCommand::RecordRepair(record) => json(record).map(|bytes| {
+            writes.insert(LAST_REPAIR.to_vec(), Some(bytes));
+            ClusterResponse::Done
+        }),
         ClusterCommand::CreateUser(u) => {
             if u.user_id.is_empty() || u.access_key.is_empty() || u.secret_key.len() < 8 {
                 Err(ApplyError::new(
@@ -219,6 +250,7 @@ pub enum ClusterQuery {
     Nodes(NodeKind),
     Epoch,
     ShardMap,
+    LastRepair,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -227,6 +259,7 @@ pub enum ClusterAnswer {
     Nodes(Vec<NodeInfo>),
     Epoch(u64),
     ShardMap(Vec<ShardGroup>),
+    LastRepair(Option<RepairRecord>),
 }
 
 /// Every shard group, by id.
@@ -245,5 +278,6 @@ pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, ro
         ClusterQuery::Nodes(kind) => ClusterAnswer::Nodes(nodes(view, *kind)?),
         ClusterQuery::Epoch => ClusterAnswer::Epoch(epoch(view)?),
         ClusterQuery::ShardMap => ClusterAnswer::ShardMap(shard_map(view)?),
+        ClusterQuery::LastRepair => ClusterAnswer::LastRepair(read::<RepairRecord>(view, LAST_REPAIR)?.ok().flatten()),
     })
 }

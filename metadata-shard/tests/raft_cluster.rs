@@ -257,14 +257,7 @@ async fn a_shard_group_moves_a_replica_while_serving_writes() {
 }
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let code = resp.split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
-    (code, resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    tessera_tests::http_get(addr, path).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

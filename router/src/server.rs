@@ -31,6 +31,7 @@ pub struct RouterConfig {
     pub refresh_ms: u64,
     pub datapath: DataPathConfig,
     pub s3: S3Config,
+    pub repair: crate::repair::background::RepairConfig,
 }
 
 impl Default for RouterConfig {
@@ -42,6 +43,7 @@ impl Default for RouterConfig {
             refresh_ms: 2000,
             datapath: DataPathConfig::default(),
             s3: S3Config::default(),
+            repair: Default::default(),
         }
     }
 }
@@ -54,6 +56,7 @@ pub struct RunningRouter {
     server: listener::ServerHandle,
     s3: Option<S3Listener>,
     refresh: tokio::task::JoinHandle<()>,
+    repair: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningRouter {
@@ -71,6 +74,9 @@ impl RunningRouter {
             s3.stop().await;
         }
         self.refresh.abort();
+        if let Some(repair) = self.repair.take() {
+            repair.abort();
+        }
         served
     }
 
@@ -97,6 +103,8 @@ pub async fn start(
     dp.counters.register(&mut registry);
     crate::datapath::DataPathCounters::register_cache(&view.cache, &mut registry);
     let auth = Arc::new(Authenticator::new(meta));
+    let repair_metrics = crate::repair::background::RepairMetrics::default();
+    repair_metrics.register(&mut registry);
     let s3_metrics = S3Metrics::default();
     s3_metrics.register(&mut registry);
     let api = ApiService { dp: dp.clone(), auth: auth.clone() };
@@ -126,7 +134,8 @@ pub async fn start(
     listener::announce(addr, cfg.addr_file.as_deref())?;
     tracing::info!(%addr, "router listening");
     let refresh = view.spawn_refresh(Duration::from_millis(cfg.refresh_ms.max(100)));
-    Ok(RunningRouter { addr, s3_addr, dp, server, s3, refresh })
+    let repair = crate::repair::background::spawn(dp.clone(), cfg.repair.clone(), repair_metrics, format!("router {addr}"));
+    Ok(RunningRouter { addr, s3_addr, dp, server, s3, refresh, repair })
 }
 
 impl tessera_proto::config::ListenerConfig for RouterConfig {

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::collections::HashMap;
 
 use tessera_tests::local_cluster::{tessera_with, LocalCluster};
-use tessera_tests::TestRng;
+use std::time::Duration;
+
+use tessera_tests::{http_get, metric, poll_until, TestRng};
 
 type Files = Vec<(String, Vec<u8>)>;
 
@@ -179,4 +181,40 @@ fn an_added_node_gets_its_share_by_rebalance_during_reads_and_a_removed_one_is_r
     cluster.kill9("block", "block-1").unwrap();
     cluster.kill9("block", "block-6").unwrap();
     read_back(&cluster.env, work.path(), &files).expect("after removing a node and losing two more");
+}
+
+#[test]
+fn the_background_repair_heals_a_lost_disk_and_status_tells_the_story() {
+    let work = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::up(&work.path().join("c"), &["--repair-interval", "1"]).unwrap();
+    let files = put_files(&cluster, work.path(), "bg", 5, 3);
+    cluster.kill9("block", "block-2").unwrap();
+    std::fs::remove_dir_all(cluster.data_dir("block-2")).unwrap();
+    // While the node is down, status shows it and the passes count its chunks.
+    let status = poll_until(Duration::from_secs(60), "status to show the node down and chunks under-replicated", || {
+        let s = cluster.status().ok()?;
+        let down = s["summary"]["block_nodes_down"] == 1;
+        (down && s["summary"]["under_replicated_chunks"].as_u64()? > 0).then_some(s)
+    })
+    .unwrap();
+    assert!(status["block_nodes"].as_array().unwrap().iter().any(|b| b["id"] == "block-2" && b["up"] == false));
+    let restarted_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    cluster.start(&[]).unwrap();
+    let record = poll_until(Duration::from_secs(120), "a background pass that leaves nothing under-replicated", || {
+        let s = cluster.status().ok()?;
+        let r = s["last_repair"].clone();
+        let fresh = r["finished_at_ms"].as_u64()? > restarted_ms + 500;
+        (fresh && r["under_replicated"] == 0 && s["summary"]["block_nodes_down"] == 0).then_some(r)
+    })
+    .unwrap();
+    assert!(record["by"].as_str().unwrap().starts_with("router"), "{record}");
+    let (code, metrics) = http_get(&cluster.env["TESSERA_ENDPOINT"], "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(metric(&metrics, "tessera_router_repair_fragments_rebuilt_total").unwrap() > 0.0, "{metrics}");
+    assert!(metric(&metrics, "tessera_router_repair_passes_total").unwrap() >= 2.0);
+    assert_eq!(metric(&metrics, "tessera_router_repair_under_replicated_chunks"), Some(0.0));
+
+    cluster.kill9("block", "block-0").unwrap();
+    cluster.kill9("block", "block-5").unwrap();
+    read_back(&cluster.env, work.path(), &files).expect("the background repair restored full redundancy");
 }

@@ -12,7 +12,7 @@ use crate::remote::meta_endpoints;
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
-    /// Cluster at a glance: metadata groups and leaders, block nodes, shards.
+    /// Cluster at a glance: nodes up/down, group leaders, capacity, under-replicated chunks.
     Status,
     /// Users.
     User {
@@ -112,7 +112,7 @@ async fn cluster_command(meta: &MetaClient, cmd: ClusterCommand) -> anyhow::Resu
     }
 }
 
-async fn cluster(meta: &MetaClient, q: ClusterQuery) -> anyhow::Result<ClusterAnswer> {
+pub async fn cluster(meta: &MetaClient, q: ClusterQuery) -> anyhow::Result<ClusterAnswer> {
     match meta.query(0, &GroupQuery::Cluster(q)).await? {
         GroupAnswer::Cluster(a) => Ok(a),
         other => anyhow::bail!("unexpected answer {other:?}"),
@@ -167,65 +167,11 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::Status => {
-            let mut groups = Vec::new();
-            for addr in &endpoints {
-                match meta.status(addr).await {
-                    Ok(s) => {
-                        for g in s.groups {
-                            groups.push(json!({
-                                "node": s.node_id, "addr": addr, "group": g.group_id, "state": g.state,
-                                "term": g.term, "leader": g.leader, "voters": g.voters,
-                                "last_log_index": g.last_log_index, "last_applied": g.last_applied,
-                            }));
-                        }
-                    }
-                    Err(e) => groups.push(json!({"addr": addr, "error": e.to_string()})),
-                }
-            }
-            let ClusterAnswer::Nodes(blocks) = cluster(&meta, ClusterQuery::Nodes(NodeKind::Block)).await? else {
-                anyhow::bail!("unexpected answer to the node query");
-            };
-            let ClusterAnswer::ShardMap(shards) = cluster(&meta, ClusterQuery::ShardMap).await? else {
-                anyhow::bail!("unexpected answer to the shard map query");
-            };
-            let ClusterAnswer::Epoch(epoch) = cluster(&meta, ClusterQuery::Epoch).await? else {
-                anyhow::bail!("unexpected answer to the epoch query");
-            };
-            let mut block_json = Vec::new();
-            for b in &blocks {
-                let url = if b.addr.starts_with("http") { b.addr.clone() } else { format!("http://{}", b.addr) };
-                let stats = match tessera_block::BlockClient::connect(url).await {
-                    Ok(c) => c.stats().await.ok(),
-                    Err(_) => None,
-                };
-                block_json.push(match stats {
-                    Some(s) => json!({"id": b.id, "addr": b.addr, "zone": b.zone, "up": true,
-                        "fragments": s.fragments, "bytes": s.fragment_bytes, "disk_free": s.disk_free_bytes}),
-                    None => json!({"id": b.id, "addr": b.addr, "zone": b.zone, "up": false}),
-                });
-            }
-            let shard_json: Vec<_> = shards
-                .iter()
-                .map(|s| json!({"group": s.group_id, "replicas": s.replicas, "vnodes": s.vnodes}))
-                .collect();
-            let status =
-                json!({"epoch": epoch, "raft_groups": groups, "block_nodes": block_json, "shards": shard_json});
+            let status = crate::status::collect(&meta, &endpoints).await?;
             if json {
                 println!("{status}");
             } else {
-                println!("placement epoch {epoch}");
-                println!("raft groups:");
-                for g in &groups {
-                    println!("  {g}");
-                }
-                println!("block nodes:");
-                for b in &block_json {
-                    println!("  {b}");
-                }
-                println!("shards:");
-                for s in &shard_json {
-                    println!("  {s}");
-                }
+                crate::status::print(&status);
             }
         }
     }

@@ -15,6 +15,7 @@ mod local_cluster;
 mod maintenance;
 mod remote;
 mod resumable;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -66,6 +66,7 @@ pub async fn run(meta: MetaClient, mode: Mode, scrub: bool, args: RepairArgs, js
     if bar.is_none() && scrub {
         eprintln!("scrubbing every block node…");
     }
+    let started = Instant::now();
     let mut last_line = Instant::now();
     let report = repair::run(&dp, &options, |p| match &bar {
         Some(bar) => bar.set_message(summary(p)),
@@ -78,6 +79,9 @@ pub async fn run(meta: MetaClient, mode: Mode, scrub: bool, args: RepairArgs, js
     .await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if let Err(e) = repair::record(&dp, &report, "tessera admin", started.elapsed()).await {
+        eprintln!("warning: the outcome was not recorded in the cluster group: {e}");
     }
     if json {
         println!("{}", serde_json::to_string(&report)?);

@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -67,14 +66,4 @@ pub async fn put(client: &BlockClient, key: &FragmentKey, data: &[u8]) -> Result
     client.put_fragment(key, code(data.len()), Bytes::copy_from_slice(data)).await
 }
 
-/// Plain HTTP/1.1 GET on loopback; returns (status code, body).
-pub fn http_get(addr: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let code = resp.split_whitespace().nth(1).unwrap_or("0").parse()?;
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((code, body))
-}
+pub use tessera_tests::http_get;

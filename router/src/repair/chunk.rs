@@ -28,7 +28,7 @@ impl Holdings {
             match result {
                 Ok(held) => Some(held),
                 Err(e) => {
-                    tracing::warn!(node = %node.id, error = %e.message(), "block node did not answer during repair");
+                    tracing::debug!(node = %node.id, error = %e.message(), "block node did not answer during repair");
                     None
                 }
             }

@@ -18,6 +18,7 @@
 //! Nothing here changes metadata, so a repair can be stopped at any moment and
 //! run again; a second run over a healthy cluster writes nothing.
 
+pub mod background;
 mod chunk;
 
 use std::collections::HashSet;
@@ -26,7 +27,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::Serialize;
 use tessera_block::FragmentKey;
-use tessera_meta::command::{GroupAnswer, GroupQuery};
+use tessera_meta::cluster::{ClusterCommand, RepairRecord};
+use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery};
 use tessera_meta::model::{QueryResponse, ShardQuery};
 use tessera_proto::ChunkHash;
 
@@ -217,7 +219,10 @@ pub async fn run(
             for node in holdings.unreachable() {
                 unreachable.insert(node.to_owned());
             }
-            let outcomes = futures::stream::iter(hashes.iter().enumerate().map(|(row, hash)| {
+            // Built in a loop, not a closure: a closure here makes the pass's future
+            // fail the `Send` check of `tokio::spawn` (higher-ranked lifetimes).
+            let mut jobs = Vec::with_capacity(hashes.len());
+            for (row, hash) in hashes.iter().enumerate() {
                 let job = chunk::ChunkJob {
                     dp,
                     placement: &placement,
@@ -227,11 +232,10 @@ pub async fn run(
                     hash: *hash,
                     mode: options.mode,
                 };
-                job.run()
-            }))
-            .buffer_unordered(options.parallel.max(1))
-            .collect::<Vec<_>>()
-            .await;
+                jobs.push(job.run());
+            }
+            let outcomes: Vec<chunk::Outcome> =
+                futures::stream::iter(jobs).buffer_unordered(options.parallel.max(1)).collect().await;
             for outcome in outcomes {
                 progress.absorb(outcome);
             }
@@ -249,4 +253,34 @@ pub async fn run(
         report(&progress);
     }
     Ok(progress)
+}
+
+/// Keeps the outcome of a pass in the cluster group (what `tessera admin status`
+/// shows as under-replicated).
+pub async fn record(
+    dp: &DataPath,
+    progress: &RepairProgress,
+    by: &str,
+    took: std::time::Duration,
+) -> Result<(), RouterError> {
+    let record = RepairRecord {
+        finished_at_ms: crate::datapath::now_ms(),
+        by: by.to_owned(),
+        mode: match progress.mode {
+            Some(Mode::Rebalance) => "rebalance".into(),
+            _ => "repair".into(),
+        },
+        duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        chunks_examined: progress.chunks_examined,
+        chunks_repaired: progress.chunks_repaired,
+        under_replicated: progress.chunks_waiting_for_node + progress.chunks_lost,
+        chunks_lost: progress.chunks_lost,
+        fragments_rebuilt: progress.fragments_rebuilt,
+        fragments_copied: progress.fragments_copied,
+        fragments_removed: progress.fragments_removed,
+        corrupt_fragments: progress.corrupt_fragments,
+        nodes_unreachable: progress.nodes_unreachable.clone(),
+    };
+    dp.view.meta.propose(0, &GroupCommand::Cluster(ClusterCommand::RecordRepair(record))).await?;
+    Ok(())
 }
