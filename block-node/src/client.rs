@@ -8,6 +8,8 @@ use bytes::Bytes;
 use tessera_proto::block::block_store_client::BlockStoreClient;
 use tessera_proto::block::{self as pb, get_fragment_response, put_fragment_request};
 use tessera_proto::ChunkHash;
+use tessera_proto::request_id::{propagate, Propagate};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -23,9 +25,13 @@ pub struct FragmentCode {
     pub chunk_len: u64,
 }
 
+type Intercepted = InterceptedService<Channel, Propagate>;
+
+/// Every call carries the current request id (see `tessera_proto::request_id`).
 #[derive(Clone)]
 pub struct BlockClient {
-    inner: BlockStoreClient<Channel>,
+    inner: BlockStoreClient<Intercepted>,
+    channel: Channel,
 }
 
 pub fn wire_key(key: &FragmentKey) -> pb::FragmentKey {
@@ -77,9 +83,10 @@ impl BlockClient {
 
     pub fn from_channel(channel: Channel) -> Self {
         Self {
-            inner: BlockStoreClient::new(channel)
+            inner: BlockStoreClient::with_interceptor(channel.clone(), propagate as Propagate)
                 .max_decoding_message_size(MAX_RESPONSE)
                 .max_encoding_message_size(MAX_REQUEST),
+            channel,
         }
     }
 
@@ -186,6 +193,8 @@ impl BlockClient {
 
     /// Raw generated client, for protocol-level tests.
     pub fn raw(&self) -> BlockStoreClient<Channel> {
-        self.inner.clone()
+        BlockStoreClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_RESPONSE)
+            .max_encoding_message_size(MAX_REQUEST)
     }
 }

@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 
 use tessera_proto::raft as pb;
 use tessera_proto::raft::meta_admin_client::MetaAdminClient;
+use tessera_proto::request_id::{propagate, Propagate};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// A `MetaAdmin` client whose calls carry the current request id.
+pub type AdminClient = MetaAdminClient<InterceptedService<Channel, Propagate>>;
 use tonic::{Code, Status};
 
 use crate::admin::LEADER_ADDR;
@@ -62,10 +67,10 @@ impl MetaClient {
         }
     }
 
-    fn client(&self, addr: &str) -> Result<MetaAdminClient<Channel>, Status> {
+    fn client(&self, addr: &str) -> Result<AdminClient, Status> {
         self.channels
             .channel(addr)
-            .map(MetaAdminClient::new)
+            .map(|c| MetaAdminClient::with_interceptor(c, propagate as Propagate))
             .map_err(|e| Status::unavailable(format!("bad address {addr}: {e}")))
     }
 
@@ -81,7 +86,7 @@ impl MetaClient {
     /// Runs `call` against the group's leader, following redirects.
     pub async fn with_leader<T, F, Fut>(&self, group: GroupId, call: F) -> Result<T, ClientError>
     where
-        F: Fn(MetaAdminClient<Channel>) -> Fut,
+        F: Fn(AdminClient) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let started = Instant::now();

@@ -50,8 +50,13 @@ pub fn observability_routes(registry: Arc<Registry>, health: HealthCheck) -> axu
             get(move || {
                 let registry = registry.clone();
                 async move {
+                    use prometheus_client::encoding::text::{encode_eof, encode_registry};
                     let mut body = String::new();
-                    match prometheus_client::encoding::text::encode(&mut body, &registry) {
+                    let rpc = crate::request_id::rpc_registry();
+                    let encoded = encode_registry(&mut body, &registry)
+                        .and_then(|()| encode_registry(&mut body, &rpc))
+                        .and_then(|()| encode_eof(&mut body));
+                    match encoded {
                         Ok(()) => {
                             (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
                                 .into_response()
@@ -83,7 +88,7 @@ pub async fn serve(
     http: axum::Router,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let router = grpc.into_axum_router().merge(http);
+    let router = grpc.into_axum_router().layer(axum::middleware::from_fn(crate::request_id::layer)).merge(http);
     tonic::transport::Server::builder()
         .accept_http1(true)
         .tcp_nodelay(true)

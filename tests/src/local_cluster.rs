@@ -16,6 +16,8 @@ use crate::{binary, read_env_file};
 pub struct LocalCluster {
     pub dir: PathBuf,
     pub env: HashMap<String, String>,
+    /// Environment of the cluster's processes (e.g. `RUST_LOG`).
+    process_env: Vec<(String, String)>,
 }
 
 impl Drop for LocalCluster {
@@ -47,7 +49,13 @@ fn signal(pid: i64, name: &str) -> Result<()> {
 impl LocalCluster {
     /// `tessera cluster up --dir DIR EXTRA...`.
     pub fn up(dir: &Path, extra: &[&str]) -> Result<Self> {
-        let mut cluster = Self { dir: dir.to_path_buf(), env: HashMap::new() };
+        Self::up_with_env(dir, extra, &[])
+    }
+
+    /// As [`up`](Self::up), with extra environment for every process.
+    pub fn up_with_env(dir: &Path, extra: &[&str], process_env: &[(&str, &str)]) -> Result<Self> {
+        let process_env = process_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut cluster = Self { dir: dir.to_path_buf(), env: HashMap::new(), process_env };
         cluster.start(extra)?;
         Ok(cluster)
     }
@@ -55,7 +63,12 @@ impl LocalCluster {
     /// `tessera cluster up` again: starts whatever is not running (and adds block
     /// nodes when `extra` asks for more).
     pub fn start(&mut self, extra: &[&str]) -> Result<()> {
-        let out = Command::new(binary("tessera")?).args(["cluster", "up", "--dir"]).arg(&self.dir).args(extra).output()?;
+        let out = Command::new(binary("tessera")?)
+            .args(["cluster", "up", "--dir"])
+            .arg(&self.dir)
+            .args(extra)
+            .envs(self.process_env.iter().map(|(k, v)| (k, v)))
+            .output()?;
         if !out.status.success() {
             bail!("cluster up failed: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -75,6 +88,23 @@ impl LocalCluster {
             bail!("tessera {args:?} failed: {}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The address (host:port) of process `id` of `kind`.
+    pub fn address(&self, kind: &str, id: &str) -> Result<String> {
+        let text = std::fs::read_to_string(self.dir.join("cluster.json"))?;
+        let procs: serde_json::Value = serde_json::from_str(&text)?;
+        procs
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["kind"] == kind && p["id"] == id))
+            .and_then(|p| p["address"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no {kind} process {id} in cluster.json"))
+    }
+
+    /// The log of process `name` (`DIR/logs/<name>.log`).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join("logs").join(format!("{name}.log"))).unwrap_or_default()
     }
 
     /// (id, pid, kind) of every process in `cluster.json`.

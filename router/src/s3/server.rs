@@ -116,10 +116,12 @@ async fn handle(
     req: http::Request<Incoming>,
 ) -> Result<http::Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
-    let request_id = hex::encode(rand::random::<[u8; 8]>());
+    let request_id = tessera_proto::request_id::new_id();
     let method = req.method().to_string();
-    let span = tracing::debug_span!("s3", %request_id, %method, path = %req.uri().path());
-    let mut resp = match service.call(req.map(Body::from)).instrument(span).await {
+    // The same id goes to metadata and block nodes with every call made for this request.
+    let span = tracing::info_span!("request", id = %request_id, s3 = %method, path = %req.uri().path());
+    let call = service.call(req.map(Body::from)).instrument(span.clone());
+    let mut resp = match tessera_proto::request_id::scope(request_id.clone(), call).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::warn!(error = ?e, "S3 request could not be served");
@@ -135,6 +137,9 @@ async fn handle(
     if let Ok(v) = http::HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
+    span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served"));
+    // GET bodies are produced while hyper polls them, after this returns.
+    let resp = resp.map(|body| Body::http_body_unsync(tessera_proto::request_id::ScopedBody::new(body, request_id, span)));
     metrics.requests.get_or_create(&RequestLabels { method, status: resp.status().as_u16() }).inc();
     metrics.latency.observe(started.elapsed().as_secs_f64());
     Ok(resp)
