@@ -45,6 +45,9 @@ fn every_process_serves_prometheus_metrics() {
     cluster.tessera_ok(&["put", local.to_str().unwrap(), "/m"]).unwrap();
     cluster.tessera_ok(&["put", local.to_str().unwrap(), "/m2"]).unwrap();
     cluster.tessera_ok(&["get", "/m", work.path().join("back").to_str().unwrap()]).unwrap();
+    // An anonymous S3 request: refused, and counted.
+    let (code, _) = http_get(&cluster.env["TESSERA_S3_ENDPOINT"], "/").unwrap();
+    assert_eq!(code, 403);
 
     let get = |addr: &str| {
         let (code, body) = http_get(addr, "/metrics").unwrap();
@@ -64,6 +67,7 @@ fn every_process_serves_prometheus_metrics() {
         "per-RPC counts on the router"
     );
     assert!(router.contains("tessera_rpc_request_seconds_bucket{"), "per-RPC latency histograms");
+    assert!(router.lines().any(|l| l.starts_with("tessera_router_s3_requests_total{") && l.contains("403")));
 
     let block = get(&cluster.address("block", "block-0").unwrap());
     assert!(metric(&block, "tessera_block_fragments").unwrap() >= 1.0, "{block}");
@@ -73,5 +77,24 @@ fn every_process_serves_prometheus_metrics() {
     for group in [0, 1] {
         assert!(metric(&meta, &format!("tessera_meta_raft_term{{group=\"{group}\"}}")).unwrap() >= 1.0, "{meta}");
         assert!(metric(&meta, &format!("tessera_meta_raft_commit_index{{group=\"{group}\"}}")).is_some());
+    }
+
+    // The Grafana dashboard in docs/ only queries metrics the processes serve.
+    let served = format!("{router}{block}{meta}");
+    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/tessera-dashboard.json")).unwrap();
+    let mut names: Vec<&str> = dashboard
+        .match_indices("tessera_")
+        .map(|(at, _)| {
+            let rest = &dashboard[at..];
+            &rest[..rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())]
+        })
+        .filter(|n| *n != "tessera_cluster")
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() > 20, "{names:?}");
+    for name in names {
+        let base = ["_total", "_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        assert!(served.contains(&format!("# TYPE {base} ")), "the dashboard queries {name}, which no process serves");
     }
 }

@@ -90,6 +90,17 @@ fn spawn(dir: &Path, bin: &str, name: &str, config: &Path) -> anyhow::Result<u32
     Ok(child.id())
 }
 
+/// Writes `cluster.json`: the processes started so far, plus the recorded ones
+/// not reached yet, so `down` can stop a cluster whose `up` failed half-way.
+fn record(dir: &Path, procs: &[ProcessEntry], earlier: &[ProcessEntry]) -> anyhow::Result<()> {
+    let mut all = procs.to_vec();
+    all.extend(earlier.iter().filter(|e| !procs.iter().any(|p| p.kind == e.kind && p.id == e.id)).cloned());
+    let tmp = dir.join("cluster.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&all)?)?;
+    std::fs::rename(&tmp, dir.join("cluster.json"))?;
+    Ok(())
+}
+
 /// Starts process `id` of `kind` (logging as `name`) unless the one recorded in
 /// `running` is still alive; returns its pid once it has written its address file.
 fn launch(dir: &Path, running: &[ProcessEntry], kind: &str, id: &str, name: &str, config: &Path) -> anyhow::Result<u32> {
@@ -166,6 +177,7 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32, repair_inter
             data_dir: home.join("data"),
             config: cfg,
         });
+        record(&dir, &procs, &running)?;
     }
     let meta = Arc::new(MetaClient::new(meta_addrs.clone()));
     // Wait until every metadata node is a voter of the cluster group.
@@ -209,6 +221,7 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32, repair_inter
             data_dir: home.join("data"),
             config: cfg,
         });
+        record(&dir, &procs, &running)?;
     }
     let replicas: Vec<(u64, String)> = meta_addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.clone())).collect();
     ensure_shard(&meta, &replicas).await?;
@@ -246,8 +259,9 @@ async fn start(dir: &Path, meta_n: u32, block_n: u32, routers: u32, repair_inter
             data_dir: home.clone(),
             config: cfg,
         });
+        record(&dir, &procs, &running)?;
     }
-    std::fs::write(dir.join("cluster.json"), serde_json::to_string_pretty(&procs)?)?;
+    record(&dir, &procs, &[])?;
     let router = procs.iter().find(|p| p.kind == "router").map(|p| format!("http://{}", p.address)).unwrap_or_default();
     let s3 = layout.s3_ports.first().map(|p| format!("http://127.0.0.1:{p}")).unwrap_or_default();
     std::fs::write(&layout_path, serde_json::to_string_pretty(&layout)?)?;

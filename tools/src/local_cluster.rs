@@ -11,7 +11,18 @@ use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery};
 
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    // The kernel may hand the same free port out twice in a row; a cluster's
+    // processes must not share one.
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..100 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no new free port on 127.0.0.1")
 }
 
 /// Registers (or updates) a block node in the cluster group.
