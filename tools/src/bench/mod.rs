@@ -26,6 +26,23 @@ pub enum Workload {
     Get,
     /// The same content uploaded again and again (dedup hits).
     Dedup,
+    /// 70% gets of objects written first, 30% puts of new content.
+    Mixed,
+    /// Multipart uploads (S3), resumable upload sessions (native), in parts of
+    /// `--part-size`.
+    Multipart,
+    /// Listings of one page of up to 1000 keys from a prefix of 1000 small objects.
+    List,
+    /// Native only: modify 1% of a file and upload it again through a session
+    /// (only the changed chunks travel).
+    DeltaSync,
+}
+
+impl Workload {
+    /// Whether operation `seq` of a mixed run is a put (3 in 10).
+    pub fn mixed_is_put(seq: u64) -> bool {
+        seq % 10 < 3
+    }
 }
 
 /// What every load generator takes.
@@ -44,6 +61,9 @@ pub struct LoadArgs {
     /// ...or after this many operations (default 200).
     #[arg(long)]
     count: Option<u64>,
+    /// Part size of the multipart workload (S3 needs at least 5 MiB but for the last).
+    #[arg(long, default_value = "8MiB")]
+    part_size: String,
 }
 
 pub fn parse_size(s: &str) -> anyhow::Result<u64> {
@@ -84,6 +104,14 @@ pub fn content(size: u64, seed: u64) -> Bytes {
     Bytes::from(v)
 }
 
+/// `data` with 1% of its bytes (one contiguous run at a position drawn from
+/// `seed`) replaced by new content: the edit of a delta-sync operation.
+pub fn edit_one_percent(data: &mut [u8], seed: u64) {
+    let len = (data.len() / 100).max(1).min(data.len());
+    let at = (seed.wrapping_mul(0x2545_F491_4F6C_DD1D) % (data.len() - len + 1) as u64) as usize;
+    data[at..at + len].copy_from_slice(&content(len as u64, seed ^ 0xD17A));
+}
+
 /// One operation of a run: which workload, its sequence number and its worker.
 #[derive(Clone, Copy, Debug)]
 pub struct Op {
@@ -96,9 +124,12 @@ pub struct Op {
 pub struct Load {
     pub workload: Workload,
     pub size: u64,
+    pub part_size: u64,
     pub concurrency: usize,
     limit: u64,
     duration: Option<Duration>,
+    /// Bytes the operations actually sent, when a workload tracks it (delta sync).
+    pub sent: Arc<AtomicU64>,
 }
 
 impl Load {
@@ -107,9 +138,11 @@ impl Load {
         Ok(Self {
             workload: args.workload,
             size: parse_size(&args.size)?,
+            part_size: parse_size(&args.part_size)?.max(1),
             concurrency: args.concurrency.max(1),
             limit,
             duration: args.duration.map(Duration::from_secs),
+            sent: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -162,17 +195,20 @@ impl Load {
                 .unwrap_or(0.0)
         };
         let ops = latencies.len() as f64;
-        let mib = ops * self.size as f64 / (1 << 20) as f64;
+        // A listing moves no object data; its size argument means nothing.
+        let size = if self.workload == Workload::List { 0 } else { self.size };
+        let mib = ops * size as f64 / (1 << 20) as f64;
         let errors = errors.load(Ordering::Relaxed);
         let first_error = first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let report = json!({
             "api": api,
-            "workload": format!("{:?}", self.workload).to_lowercase(), "size_bytes": self.size,
+            "workload": format!("{:?}", self.workload).to_lowercase(), "size_bytes": size,
             "concurrency": self.concurrency, "ops": latencies.len(), "errors": errors, "seconds": elapsed,
             "ops_per_sec": ops / elapsed, "mib_per_sec": mib / elapsed,
             "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99),
                            "max": latencies.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)},
             "client_cpu_seconds": cpu,
+            "bytes_sent": self.sent.load(Ordering::Relaxed),
             "first_error": first_error,
         });
         if json {
@@ -181,7 +217,7 @@ impl Load {
             println!(
                 "{api} {:?} {} B ×{}: {:.1} ops/s, {:.1} MiB/s, p50 {:.1} ms, p99 {:.1} ms, {errors} errors, client CPU {:.2} s",
                 self.workload,
-                self.size,
+                size,
                 self.concurrency,
                 ops / elapsed,
                 mib / elapsed,
@@ -189,6 +225,10 @@ impl Load {
                 pct(0.99),
                 cpu
             );
+            let sent = self.sent.load(Ordering::Relaxed);
+            if sent > 0 {
+                println!("bytes sent: {sent} ({:.2}% of the bytes uploaded)", 100.0 * sent as f64 / (ops * self.size as f64).max(1.0));
+            }
             if let Some(e) = first_error {
                 println!("first error: {e}");
             }
@@ -209,5 +249,21 @@ mod tests {
         assert_eq!(parse_size("123").unwrap(), 123);
         assert!(parse_size("5XB").is_err());
         assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn a_delta_edit_changes_one_percent_in_one_place() {
+        let before = content(1 << 20, 1).to_vec();
+        let mut after = before.clone();
+        edit_one_percent(&mut after, 99);
+        let changed: Vec<usize> = (0..before.len()).filter(|&i| before[i] != after[i]).collect();
+        let (first, last) = (changed[0], *changed.last().unwrap());
+        assert!(last - first < (1 << 20) / 100, "one contiguous run");
+        assert!(changed.len() > (1 << 20) / 100 - 100, "about 1% of the bytes: {}", changed.len());
+    }
+
+    #[test]
+    fn mixed_runs_are_three_puts_in_ten() {
+        assert_eq!((0..1000).filter(|&s| Workload::mixed_is_put(s)).count(), 300);
     }
 }
