@@ -21,7 +21,34 @@ fn raw_limits(c: &mut Criterion) {
     g.sample_size(10);
     let mut dst = vec![0u8; data.len()];
     g.bench_function("memcpy_64MiB", |b| b.iter(|| dst.copy_from_slice(black_box(&data))));
+    g.bench_function("loopback_tcp_64MiB", |b| b.iter(|| loopback_transfer(black_box(&data))));
     g.finish();
+}
+
+/// Sends `data` over a fresh TCP connection on 127.0.0.1 to a thread that reads
+/// it all: the ceiling for anything Tessera moves between its processes.
+fn loopback_transfer(data: &[u8]) -> usize {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let reader = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0;
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    });
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect");
+    conn.set_nodelay(true).expect("nodelay");
+    for piece in data.chunks(1 << 20) {
+        conn.write_all(piece).expect("write");
+    }
+    drop(conn);
+    reader.join().expect("reader")
 }
 
 fn sha256(c: &mut Criterion) {

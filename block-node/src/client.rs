@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tessera_proto::block::block_store_client::BlockStoreClient;
 use tessera_proto::block::{self as pb, get_fragment_response, put_fragment_request};
-use tessera_proto::ChunkHash;
 use tessera_proto::request_id::{propagate, Propagate};
+use tessera_proto::ChunkHash;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -109,7 +109,8 @@ impl BlockClient {
             at = end;
         }
         let mut inner = self.inner.clone();
-        let resp = within(TRANSFER_TIMEOUT, "put fragment", inner.put_fragment(futures::stream::iter(messages))).await?;
+        let resp =
+            within(TRANSFER_TIMEOUT, "put fragment", inner.put_fragment(futures::stream::iter(messages))).await?;
         Ok(resp.into_inner().already_present)
     }
 

@@ -57,9 +57,14 @@ pub struct User {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ClusterCommand {
     RegisterNode(NodeInfo),
-    RemoveNode { kind: NodeKind, id: String },
+    RemoveNode {
+        kind: NodeKind,
+        id: String,
+    },
     PutShardGroup(ShardGroup),
-    RemoveShardGroup { group_id: u64 },
+    RemoveShardGroup {
+        group_id: u64,
+    },
     CreateUser(User),
     /// Keeps the outcome of the latest repair or rebalance pass.
     RecordRepair(RepairRecord),

@@ -48,7 +48,9 @@ impl BlockPool {
         use tonic::Code;
         let mut suspects = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
         match result {
-            Err(s) if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown) => {
+            Err(s)
+                if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown) =>
+            {
                 suspects.insert(node.endpoint.clone(), Instant::now() + SUSPECT_FOR);
             }
             _ => {

@@ -134,7 +134,8 @@ pub async fn start(
     listener::announce(addr, cfg.addr_file.as_deref())?;
     tracing::info!(%addr, "router listening");
     let refresh = view.spawn_refresh(Duration::from_millis(cfg.refresh_ms.max(100)));
-    let repair = crate::repair::background::spawn(dp.clone(), cfg.repair.clone(), repair_metrics, format!("router {addr}"));
+    let repair =
+        crate::repair::background::spawn(dp.clone(), cfg.repair.clone(), repair_metrics, format!("router {addr}"));
     Ok(RunningRouter { addr, s3_addr, dp, server, s3, refresh, repair })
 }
 

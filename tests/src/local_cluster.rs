@@ -85,7 +85,11 @@ impl LocalCluster {
     pub fn tessera_ok(&self, args: &[&str]) -> Result<String> {
         let out = self.tessera(args);
         if !out.status.success() {
-            bail!("tessera {args:?} failed: {}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+            bail!(
+                "tessera {args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }

@@ -6,8 +6,21 @@ use tessera_tests::local_cluster::LocalCluster;
 
 fn bench(cluster: &LocalCluster, api: &str, workload: &str, size: &str, count: u64) -> serde_json::Value {
     let count = count.to_string();
-    let args =
-        ["--json", "bench", api, "--workload", workload, "--size", size, "--concurrency", "2", "--count", &count, "--part-size", "5MiB"];
+    let args = [
+        "--json",
+        "bench",
+        api,
+        "--workload",
+        workload,
+        "--size",
+        size,
+        "--concurrency",
+        "2",
+        "--count",
+        &count,
+        "--part-size",
+        "5MiB",
+    ];
     let out = cluster.tessera_ok(&args).unwrap();
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(report["errors"], 0, "{api} {workload}: {report}");

@@ -29,7 +29,9 @@ fn a_request_id_follows_a_write_through_every_process() {
         served(&cluster.log("router-0")).into_iter().find(|(_, p)| p.ends_with("/Put")).map(|(id, _)| id)
     })
     .unwrap();
-    let seen_in = |name: &str| served(&cluster.log(name)).into_iter().filter(|(i, _)| *i == id).map(|(_, p)| p).collect::<Vec<_>>();
+    let seen_in = |name: &str| {
+        served(&cluster.log(name)).into_iter().filter(|(i, _)| *i == id).map(|(_, p)| p).collect::<Vec<_>>()
+    };
     let block_calls: Vec<String> = (0..6).flat_map(|i| seen_in(&format!("block-{i}"))).collect();
     assert!(block_calls.iter().any(|p| p.ends_with("/PutFragment")), "block nodes saw {block_calls:?} for {id}");
     let meta_calls: Vec<String> = (1..=3).flat_map(|i| seen_in(&format!("meta-{i}"))).collect();
@@ -59,7 +61,11 @@ fn every_process_serves_prometheus_metrics() {
     assert!(metric(&router, "tessera_router_chunks_uploaded_total").unwrap() >= 1.0, "{router}");
     assert!(metric(&router, "tessera_router_chunks_deduped_total").unwrap() >= 1.0, "the second put deduplicates");
     assert!(metric(&router, "tessera_router_downloaded_bytes_total").unwrap() >= 600_000.0);
-    for name in ["tessera_router_bloom_false_positives_total", "tessera_router_degraded_reads_total", "tessera_router_repair_passes_total"] {
+    for name in [
+        "tessera_router_bloom_false_positives_total",
+        "tessera_router_degraded_reads_total",
+        "tessera_router_repair_passes_total",
+    ] {
         assert!(metric(&router, name).is_some(), "{name} missing");
     }
     assert!(
@@ -73,15 +79,24 @@ fn every_process_serves_prometheus_metrics() {
     assert!(metric(&block, "tessera_block_fragments").unwrap() >= 1.0, "{block}");
     assert!(block.lines().any(|l| l.starts_with("tessera_rpc_requests_total{") && l.contains("PutFragment")));
 
-    let meta = get(&cluster.address("meta", "1").unwrap());
+    // Raft gauges are refreshed periodically: wait until both groups show a term.
+    let meta_addr = cluster.address("meta", "1").unwrap();
+    let meta = poll_until(Duration::from_secs(10), "Raft gauges of both groups", || {
+        let body = get(&meta_addr);
+        let elected =
+            |g: u32| metric(&body, &format!("tessera_meta_raft_term{{group=\"{g}\"}}")).is_some_and(|t| t >= 1.0);
+        (elected(0) && elected(1)).then_some(body)
+    })
+    .unwrap();
     for group in [0, 1] {
-        assert!(metric(&meta, &format!("tessera_meta_raft_term{{group=\"{group}\"}}")).unwrap() >= 1.0, "{meta}");
         assert!(metric(&meta, &format!("tessera_meta_raft_commit_index{{group=\"{group}\"}}")).is_some());
     }
 
     // The Grafana dashboard in docs/ only queries metrics the processes serve.
     let served = format!("{router}{block}{meta}");
-    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/tessera-dashboard.json")).unwrap();
+    let dashboard =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana/tessera-dashboard.json"))
+            .unwrap();
     let mut names: Vec<&str> = dashboard
         .match_indices("tessera_")
         .map(|(at, _)| {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
-use tessera_tests::local_cluster::{tessera_with, LocalCluster};
 use std::time::Duration;
+use tessera_tests::local_cluster::{tessera_with, LocalCluster};
 
 use tessera_tests::{http_get, metric, poll_until, TestRng};
 
@@ -191,12 +191,13 @@ fn the_background_repair_heals_a_lost_disk_and_status_tells_the_story() {
     cluster.kill9("block", "block-2").unwrap();
     std::fs::remove_dir_all(cluster.data_dir("block-2")).unwrap();
     // While the node is down, status shows it and the passes count its chunks.
-    let status = poll_until(Duration::from_secs(60), "status to show the node down and chunks under-replicated", || {
-        let s = cluster.status().ok()?;
-        let down = s["summary"]["block_nodes_down"] == 1;
-        (down && s["summary"]["under_replicated_chunks"].as_u64()? > 0).then_some(s)
-    })
-    .unwrap();
+    let status =
+        poll_until(Duration::from_secs(60), "status to show the node down and chunks under-replicated", || {
+            let s = cluster.status().ok()?;
+            let down = s["summary"]["block_nodes_down"] == 1;
+            (down && s["summary"]["under_replicated_chunks"].as_u64()? > 0).then_some(s)
+        })
+        .unwrap();
     assert!(status["block_nodes"].as_array().unwrap().iter().any(|b| b["id"] == "block-2" && b["up"] == false));
     let restarted_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     cluster.start(&[]).unwrap();

@@ -4,9 +4,9 @@ use clap::Subcommand;
 use serde_json::json;
 use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, ClusterResponse, NodeInfo, NodeKind, User};
-use tessera_router::repair::Mode;
 use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
 use tessera_meta::model::{QueryResponse, ShardQuery};
+use tessera_router::repair::Mode;
 
 use crate::remote::meta_endpoints;
 
@@ -135,7 +135,8 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
             println!("block node {id} registered; placement epoch {epoch}");
         }
         AdminCommand::Node { command: NodeCommand::Remove { id } } => {
-            let epoch = cluster_command(&meta, ClusterCommand::RemoveNode { kind: NodeKind::Block, id: id.clone() }).await?;
+            let epoch =
+                cluster_command(&meta, ClusterCommand::RemoveNode { kind: NodeKind::Block, id: id.clone() }).await?;
             println!("block node {id} removed; placement epoch {epoch}; run `tessera admin rebalance`");
         }
         AdminCommand::User { command: UserCommand::Create { name } } => {

@@ -103,7 +103,14 @@ fn record(dir: &Path, procs: &[ProcessEntry], earlier: &[ProcessEntry]) -> anyho
 
 /// Starts process `id` of `kind` (logging as `name`) unless the one recorded in
 /// `running` is still alive; returns its pid once it has written its address file.
-fn launch(dir: &Path, running: &[ProcessEntry], kind: &str, id: &str, name: &str, config: &Path) -> anyhow::Result<u32> {
+fn launch(
+    dir: &Path,
+    running: &[ProcessEntry],
+    kind: &str,
+    id: &str,
+    name: &str,
+    config: &Path,
+) -> anyhow::Result<u32> {
     let home = config.parent().unwrap_or(dir);
     if let Some(p) = running.iter().find(|p| p.kind == kind && p.id == id && ours(p)) {
         return Ok(p.pid);

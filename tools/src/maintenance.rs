@@ -46,17 +46,16 @@ fn summary(p: &RepairProgress) -> String {
 
 pub async fn run(meta: MetaClient, mode: Mode, scrub: bool, args: RepairArgs, json: bool) -> anyhow::Result<()> {
     let view = ClusterView::load(Arc::new(meta)).await?;
-    let config = DataPathConfig {
-        data_shards: args.data_shards,
-        parity_shards: args.parity_shards,
-        ..Default::default()
-    };
+    let config =
+        DataPathConfig { data_shards: args.data_shards, parity_shards: args.parity_shards, ..Default::default() };
     let dp = DataPath::new(view, config)?;
     let options = RepairOptions { mode, scrub, parallel: args.parallel, ..Default::default() };
     // On a terminal a live line; in logs and scripts a line every two seconds.
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or(ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or(ProgressStyle::default_spinner()),
+        );
         bar.enable_steady_tick(Duration::from_millis(200));
         if scrub {
             bar.set_message("scrubbing every block node…");

@@ -117,8 +117,12 @@ pub fn print(status: &Value) {
     match status["last_repair"].as_object() {
         Some(r) => println!(
             "under-replicated chunks: {} (last {} by {}: {} chunks examined, {} fragments rebuilt, {} moved)",
-            r["under_replicated"], r["mode"].as_str().unwrap_or("?"), r["by"].as_str().unwrap_or("?"),
-            r["chunks_examined"], r["fragments_rebuilt"], r["fragments_copied"]
+            r["under_replicated"],
+            r["mode"].as_str().unwrap_or("?"),
+            r["by"].as_str().unwrap_or("?"),
+            r["chunks_examined"],
+            r["fragments_rebuilt"],
+            r["fragments_copied"]
         ),
         None => println!("under-replicated chunks: unknown (no repair pass yet: tessera admin repair)"),
     }

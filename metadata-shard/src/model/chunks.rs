@@ -96,8 +96,10 @@ pub fn chunk_refs_after(kv: &dyn KvRead, after: Option<&Hash32>, limit: usize) -
     let items = rows
         .into_iter()
         .map(|(key, value)| {
-            let hash: Hash32 =
-                key.get(1..).and_then(|b| b.try_into().ok()).ok_or_else(|| ModelError::Corrupt("chunk-ref key".into()))?;
+            let hash: Hash32 = key
+                .get(1..)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| ModelError::Corrupt("chunk-ref key".into()))?;
             let count = super::codec::decode_u64(&value, "chunk refcount")?;
             Ok((hash, count))
         })

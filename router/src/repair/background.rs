@@ -67,8 +67,16 @@ impl RepairMetrics {
         r.register("fragments_removed", "Copies outside the placement deleted", self.fragments_removed.clone());
         r.register("written_bytes", "Fragment bytes written by repair", self.bytes_written.clone());
         r.register("corrupt_fragments", "Corrupt fragments found by scrubs", self.corrupt_fragments.clone());
-        r.register("pass_chunks_examined", "Chunks examined so far in the running pass", self.pass_chunks_examined.clone());
-        r.register("under_replicated_chunks", "Under-replicated chunks after the last pass", self.under_replicated.clone());
+        r.register(
+            "pass_chunks_examined",
+            "Chunks examined so far in the running pass",
+            self.pass_chunks_examined.clone(),
+        );
+        r.register(
+            "under_replicated_chunks",
+            "Under-replicated chunks after the last pass",
+            self.under_replicated.clone(),
+        );
         r.register("lost_chunks", "Chunks with fewer than k fragments after the last pass", self.lost_chunks.clone());
         r.register(
             "last_pass_end_timestamp_seconds",
@@ -103,7 +111,8 @@ pub fn spawn(
         return None;
     }
     let every = Duration::from_secs(config.interval_secs);
-    let options = RepairOptions { mode: Mode::Rebalance, scrub: config.scrub, parallel: config.parallel, ..Default::default() };
+    let options =
+        RepairOptions { mode: Mode::Rebalance, scrub: config.scrub, parallel: config.parallel, ..Default::default() };
     Some(tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;

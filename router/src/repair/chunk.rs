@@ -58,12 +58,25 @@ impl Holdings {
 
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    Healthy { removed: u64 },
-    Repaired { copied: u64, rebuilt: u64, removed: u64, bytes: u64 },
+    Healthy {
+        removed: u64,
+    },
+    Repaired {
+        copied: u64,
+        rebuilt: u64,
+        removed: u64,
+        bytes: u64,
+    },
     /// What could be fixed was; a placement node is down.
-    WaitingForNode { copied: u64, rebuilt: u64, bytes: u64 },
+    WaitingForNode {
+        copied: u64,
+        rebuilt: u64,
+        bytes: u64,
+    },
     Absent,
-    Lost { available: usize },
+    Lost {
+        available: usize,
+    },
     Failed(String),
 }
 
@@ -194,7 +207,8 @@ impl ChunkJob<'_> {
             }
             for source in self.sources(index, &targets[index as usize].id) {
                 if let Some((c, data)) = self.fetch(source, index).await {
-                    if usize::from(c.data_shards) != k || usize::from(c.data_shards) + usize::from(c.parity_shards) != n {
+                    if usize::from(c.data_shards) != k || usize::from(c.data_shards) + usize::from(c.parity_shards) != n
+                    {
                         return Err(format!(
                             "chunk {}: fragment {index} is coded {}+{}, the cluster uses {k}+{}",
                             self.hash,
@@ -215,7 +229,8 @@ impl ChunkJob<'_> {
         };
         let erasure = self.dp.code.clone();
         let hash = self.hash;
-        let chunk_len = usize::try_from(code.chunk_len).map_err(|_| "chunk length does not fit in memory".to_owned())?;
+        let chunk_len =
+            usize::try_from(code.chunk_len).map_err(|_| "chunk length does not fit in memory".to_owned())?;
         let fragments = tokio::task::spawn_blocking(move || -> Result<Vec<Option<Vec<u8>>>, String> {
             let mut slots = slots;
             erasure.rebuild_all(&mut slots).map_err(|e| format!("chunk {hash}: {e}"))?;
@@ -263,7 +278,9 @@ impl ChunkJob<'_> {
             let Ok(client) = self.dp.view.pool.client(node) else { continue };
             match client.delete(&strays).await {
                 Ok(r) => removed += r.deleted,
-                Err(e) => tracing::warn!(node = %node.id, chunk = %self.hash, error = %e.message(), "stray copy not deleted"),
+                Err(e) => {
+                    tracing::warn!(node = %node.id, chunk = %self.hash, error = %e.message(), "stray copy not deleted")
+                }
             }
         }
         removed

@@ -137,9 +137,12 @@ async fn handle(
     if let Ok(v) = http::HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amz-request-id", v);
     }
-    span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served"));
+    span.in_scope(|| {
+        tracing::debug!(status = resp.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "served")
+    });
     // GET bodies are produced while hyper polls them, after this returns.
-    let resp = resp.map(|body| Body::http_body_unsync(tessera_proto::request_id::ScopedBody::new(body, request_id, span)));
+    let resp =
+        resp.map(|body| Body::http_body_unsync(tessera_proto::request_id::ScopedBody::new(body, request_id, span)));
     metrics.requests.get_or_create(&RequestLabels { method, status: resp.status().as_u16() }).inc();
     metrics.latency.observe(started.elapsed().as_secs_f64());
     Ok(resp)

@@ -202,7 +202,7 @@ impl Load {
         let first_error = first_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let report = json!({
             "api": api,
-            "workload": format!("{:?}", self.workload).to_lowercase(), "size_bytes": size,
+            "workload": self.workload.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default(), "size_bytes": size,
             "concurrency": self.concurrency, "ops": latencies.len(), "errors": errors, "seconds": elapsed,
             "ops_per_sec": ops / elapsed, "mib_per_sec": mib / elapsed,
             "latency_ms": {"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99),
@@ -227,7 +227,10 @@ impl Load {
             );
             let sent = self.sent.load(Ordering::Relaxed);
             if sent > 0 {
-                println!("bytes sent: {sent} ({:.2}% of the bytes uploaded)", 100.0 * sent as f64 / (ops * self.size as f64).max(1.0));
+                println!(
+                    "bytes sent: {sent} ({:.2}% of the bytes uploaded)",
+                    100.0 * sent as f64 / (ops * self.size as f64).max(1.0)
+                );
             }
             if let Some(e) = first_error {
                 println!("first error: {e}");

@@ -101,7 +101,8 @@ async fn session_put(client: &TesseraClient, path: String, data: Bytes) -> anyho
 }
 
 async fn list(client: &TesseraClient, path: &str, expect: usize) -> anyhow::Result<()> {
-    let page = client.raw().list(pb::ListRequest { path: path.into(), start_after: String::new(), limit: 1000 }).await?;
+    let page =
+        client.raw().list(pb::ListRequest { path: path.into(), start_after: String::new(), limit: 1000 }).await?;
     let n = page.into_inner().entries.len();
     if n != expect {
         anyhow::bail!("listing {path}: {n} entries, expected {expect}");
@@ -151,7 +152,8 @@ pub async fn run(json: bool, args: NativeArgs) -> anyhow::Result<()> {
     let shared = content(size, 42);
     let sent = load.sent.clone();
     load.run(json, "native", move |op| {
-        let (client, run, shared, files, sent) = (client.clone(), run.clone(), shared.clone(), files.clone(), sent.clone());
+        let (client, run, shared, files, sent) =
+            (client.clone(), run.clone(), shared.clone(), files.clone(), sent.clone());
         async move {
             match op.workload {
                 Workload::Put => {
