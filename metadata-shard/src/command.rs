@@ -67,6 +67,7 @@ pub enum ApplyErrorKind {
     PermissionDenied,
     Expired,
     ChunksMissing,
+    QuotaExceeded,
     Corrupt,
 }
 
@@ -107,6 +108,7 @@ fn model_result<T>(r: Result<T, ModelError>) -> Result<Result<T, ApplyError>, St
         ModelError::InvalidArgument(_) => (K::InvalidArgument, None),
         ModelError::Expired(_) => (K::Expired, None),
         ModelError::ChunksMissing { .. } => (K::ChunksMissing, None),
+        ModelError::QuotaExceeded { .. } => (K::QuotaExceeded, None),
         ModelError::Corrupt(_) | ModelError::Kv(_) => (K::Corrupt, None),
     };
     Ok(Err(ApplyError { kind, message, current_version }))

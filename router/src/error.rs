@@ -23,6 +23,9 @@ pub enum RouterError {
     Unauthenticated(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The user's storage quota would be exceeded.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("data integrity: {0}")]
     Integrity(String),
     #[error("metadata: {0}")]
@@ -55,6 +58,7 @@ impl From<ApplyError> for RouterError {
             | ApplyErrorKind::InvalidPath
             | ApplyErrorKind::Expired
             | ApplyErrorKind::ChunksMissing => RouterError::InvalidArgument(e.message),
+            ApplyErrorKind::QuotaExceeded => RouterError::QuotaExceeded(e.message),
         }
     }
 }
@@ -71,6 +75,7 @@ impl From<RouterError> for tonic::Status {
             RouterError::PermissionDenied(_) => Code::PermissionDenied,
             RouterError::Unauthenticated(_) => Code::Unauthenticated,
             RouterError::Unavailable(_) => Code::Unavailable,
+            RouterError::QuotaExceeded(_) => Code::ResourceExhausted,
             RouterError::Integrity(_) => Code::DataLoss,
             RouterError::Metadata(_) | RouterError::Io(_) => Code::Internal,
         };

@@ -13,6 +13,9 @@ import zlib
 from urllib.parse import quote, urlsplit
 
 import pytest
+from botocore.exceptions import ClientError
+
+from conftest import client_for
 
 import sigv4
 
@@ -208,3 +211,28 @@ def test_entity_too_large_is_refused_before_any_data(cluster, creds, bucket):
     assert error_code(reply) == "EntityTooLarge"
     status, _, _ = signed(cluster, "HEAD", path, *creds)
     assert status == 404
+
+
+def test_quota_exceeded_is_a_clear_403_and_stores_nothing(cluster):
+    """A user over quota gets QuotaExceeded (403, not retried by SDKs); nothing is kept."""
+    import json
+
+    user = cluster.create_user("carol")
+    carol = client_for(cluster.s3_url, user["access_key"], user["secret_key"])
+    carol.create_bucket(Bucket="quota")
+    cluster.tessera("admin", "user", "quota", user["user_id"], "3MiB")
+    carol.put_object(Bucket="quota", Key="a", Body=b"a" * (2 << 20))
+    with pytest.raises(ClientError) as err:
+        carol.put_object(Bucket="quota", Key="b", Body=b"b" * (2 << 20))
+    assert err.value.response["Error"]["Code"] == "QuotaExceeded"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "quota" in err.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as missing:
+        carol.head_object(Bucket="quota", Key="b")
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    shown = json.loads(cluster.tessera("--json", "admin", "user", "show", user["user_id"]).stdout)
+    assert shown == {"user_id": user["user_id"], "usage_bytes": 2 << 20, "quota_bytes": 3 << 20}
+    # Raising the quota lets the same upload through.
+    cluster.tessera("admin", "user", "quota", user["user_id"], "none")
+    carol.put_object(Bucket="quota", Key="b", Body=b"b" * (2 << 20))
+    assert carol.get_object(Bucket="quota", Key="b")["Body"].read() == b"b" * (2 << 20)

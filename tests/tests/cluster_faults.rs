@@ -326,5 +326,15 @@ fn soak_random_faults_under_load() {
     }
     eprintln!("{secs} s, {faults} faults: {} writes acknowledged, {failed} failed", acked.len());
     cluster.tessera_ok(&["admin", "rebalance"]).unwrap();
-    check_acked(&cluster.env, work.path(), &acked);
+    // Hot paths get hundreds of versions; a shard keeps the newest 100 of a file
+    // (older ones are pruned by design), so those are what must read back.
+    const KEPT_VERSIONS: u64 = 100;
+    let mut newest: HashMap<String, u64> = HashMap::new();
+    for a in &acked {
+        let v = newest.entry(a.path.clone()).or_default();
+        *v = (*v).max(a.version);
+    }
+    let kept: Vec<Acked> = acked.iter().filter(|a| a.version + KEPT_VERSIONS > newest[&a.path]).cloned().collect();
+    eprintln!("checking {} kept versions of {} paths", kept.len(), newest.len());
+    check_acked(&cluster.env, work.path(), &kept);
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, ClusterResponse, NodeInfo, NodeKind, User};
 use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
-use tessera_meta::model::{QueryResponse, ShardQuery};
+use tessera_meta::model::{QueryResponse, ShardCommand, ShardQuery, ShardResponse};
 use tessera_router::repair::Mode;
 
 use crate::remote::meta_endpoints;
@@ -70,6 +70,10 @@ pub enum NodeCommand {
 pub enum UserCommand {
     /// Create a user with a new access key and secret.
     Create { name: String },
+    /// A user's storage usage (logical bytes of every kept version) and quota.
+    Show { name: String },
+    /// Set a user's storage quota (e.g. 10GiB, or `none` for no limit).
+    Quota { name: String, size: String },
 }
 
 fn random_token(len: usize, alphabet: &[u8]) -> String {
@@ -96,6 +100,26 @@ pub async fn create_user(meta: &MetaClient, name: &str) -> anyhow::Result<User> 
         (GroupResponse::Cluster(Ok(_)), _) => Ok(user),
         (GroupResponse::Cluster(Err(e)), _) => anyhow::bail!("{}", e.message),
         (other, _) => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
+fn print_usage(json: bool, user: &str, u: &tessera_meta::model::usage::Usage) {
+    if json {
+        println!("{}", json!({"user_id": user, "usage_bytes": u.bytes, "quota_bytes": u.quota_bytes}));
+    } else {
+        let quota = match u.quota_bytes {
+            Some(q) => {
+                format!("{} ({:.1}% used)", indicatif::HumanBytes(q), 100.0 * u.bytes as f64 / (q.max(1)) as f64)
+            }
+            None => "none".into(),
+        };
+        println!(
+            "user_id: {user}
+usage:   {} ({} bytes)
+quota:   {quota}",
+            indicatif::HumanBytes(u.bytes),
+            u.bytes
+        );
     }
 }
 
@@ -145,6 +169,27 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
                 println!("{}", json!({"user_id": u.user_id, "access_key": u.access_key, "secret_key": u.secret_key}));
             } else {
                 println!("user_id:    {}\naccess_key: {}\nsecret_key: {}", u.user_id, u.access_key, u.secret_key);
+            }
+        }
+        AdminCommand::User { command: UserCommand::Show { name } } => {
+            let view = tessera_router::cluster_view::ClusterView::load(std::sync::Arc::new(meta)).await?;
+            let q = ShardQuery::Usage { user_id: name.clone() };
+            let QueryResponse::Usage(u) = view.shard_query(&name, q, std::time::Duration::ZERO).await? else {
+                anyhow::bail!("unexpected answer to the usage query");
+            };
+            print_usage(json, &name, &u);
+        }
+        AdminCommand::User { command: UserCommand::Quota { name, size } } => {
+            let quota_bytes = match size.as_str() {
+                "none" | "unlimited" => None,
+                s => Some(crate::bench::parse_size(s)?),
+            };
+            let view = tessera_router::cluster_view::ClusterView::load(std::sync::Arc::new(meta)).await?;
+            let cmd = ShardCommand::SetQuota { user_id: name.clone(), quota_bytes };
+            match view.meta.propose(view.shard_of(&name)?, &GroupCommand::Shard(cmd)).await? {
+                (GroupResponse::Shard(Ok(ShardResponse::QuotaSet(u))), _) => print_usage(json, &name, &u),
+                (GroupResponse::Shard(Err(e)), _) => anyhow::bail!("{}", e.message),
+                (other, _) => anyhow::bail!("unexpected answer {other:?}"),
             }
         }
         AdminCommand::Changes { user, after, limit } => {

@@ -185,3 +185,25 @@ fn resumable_upload_survives_a_killed_client_and_a_router_restart() {
     ok_json(&env, &["get", "/big.bin", out.to_str().unwrap()]);
     assert_eq!(std::fs::read(&out).unwrap(), edited);
 }
+
+#[test]
+fn a_quota_refuses_uploads_past_it_with_a_clear_message_and_admin_shows_usage() {
+    let work = tempfile::tempdir().unwrap();
+    let dev = start_dev(&work.path().join("data"));
+    let env = &dev.env;
+    let two_mib = write(work.path(), "two", &vec![5u8; 2 << 20]);
+    let other = write(work.path(), "other", &vec![6u8; 2 << 20]);
+    ok_json(env, &["admin", "user", "quota", "dev", "5MiB"]);
+    ok_json(env, &["put", two_mib.to_str().unwrap(), "/a"]);
+    ok_json(env, &["put", other.to_str().unwrap(), "/a"]); // a second version counts too
+    fails(env, &["put", two_mib.to_str().unwrap(), "/b"], "quota");
+    fails(env, &["stat", "/b"], "not found");
+    let shown = ok_json(env, &["admin", "user", "show", "dev"]);
+    assert_eq!(shown["usage_bytes"], 4 << 20, "{shown}");
+    assert_eq!(shown["quota_bytes"], 5 << 20, "{shown}");
+    // Resumable (session) uploads are held to the same quota at commit.
+    fails(env, &["put", "--resumable", two_mib.to_str().unwrap(), "/c"], "quota");
+    ok_json(env, &["admin", "user", "quota", "dev", "none"]);
+    ok_json(env, &["put", two_mib.to_str().unwrap(), "/b"]);
+    assert_eq!(ok_json(env, &["admin", "user", "show", "dev"])["usage_bytes"], 6 << 20);
+}

@@ -16,6 +16,7 @@ use super::sessions::{self, CommitSession, OpenSession, UploadSession};
 use super::shares::{self, Permission, Share, SharedWithMe};
 use super::tree_ops::{self, DeleteOutcome, MoveOutcome, PurgeOutcome};
 use super::types::{Hash32, LinkToken, ObjectMeta, SessionId, ShardConfig, UploadId};
+use super::usage::{self, Usage, UsageDelta};
 use super::versions::{self, CommitOutcome, CommitVersion, ConflictPolicy};
 use super::ModelError;
 
@@ -24,6 +25,7 @@ use super::ModelError;
 pub(crate) struct Tx<'a> {
     pub kv: &'a mut dyn KvWrite,
     pub refs: RefDelta,
+    pub usage: UsageDelta,
     pub cfg: &'a ShardConfig,
 }
 
@@ -142,6 +144,11 @@ pub enum ShardCommand {
         device_id: String,
         now_ms: i64,
     },
+    /// Sets (or, with `None`, removes) a user's storage quota in logical bytes.
+    SetQuota {
+        user_id: String,
+        quota_bytes: Option<u64>,
+    },
     /// GC has processed the zero-ref log through this cursor.
     TrimZeroRefLog {
         through_cursor: u64,
@@ -225,6 +232,7 @@ pub enum ShardResponse {
     VersionDeleted {
         file_removed: bool,
     },
+    QuotaSet(Usage),
 }
 
 /// Applies one command. Atomic: the command runs against an [`Overlay`] of `kv` and its
@@ -238,10 +246,12 @@ pub fn apply<K: KvWrite + ?Sized>(
 ) -> Result<ShardResponse, ModelError> {
     let (response, writes) = {
         let mut overlay = Overlay::new(&*kv);
-        let mut tx = Tx { kv: &mut overlay, refs: RefDelta::default(), cfg };
+        let mut tx = Tx { kv: &mut overlay, refs: RefDelta::default(), usage: UsageDelta::default(), cfg };
         let response = dispatch(&mut tx, cmd)?;
         let refs = std::mem::take(&mut tx.refs);
         chunks::apply_ref_delta(tx.kv, refs)?;
+        let delta = std::mem::take(&mut tx.usage);
+        usage::apply_usage_delta(tx.kv, delta)?;
         (response, overlay.into_writes())
     };
     for (key, value) in writes {
@@ -332,6 +342,11 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
         }
         C::RevokeLink { owner, token, device_id, now_ms } => {
             R::LinkRevoked(links::revoke_link(tx, owner, token, origin(device_id, *now_ms))?)
+        }
+        C::SetQuota { user_id, quota_bytes } => {
+            super::types::validate_user_id(user_id)?;
+            usage::set_quota(tx.kv, user_id, *quota_bytes);
+            R::QuotaSet(usage::usage(tx.kv, user_id)?)
         }
         C::TrimZeroRefLog { through_cursor } => {
             let (removed, more) = chunks::trim_zero_ref_log(tx.kv, *through_cursor, tx.cfg.trim_zero_ref_batch)?;

@@ -28,6 +28,9 @@ pub enum ModelError {
     /// An upload session was committed before all of its chunks were marked stored.
     #[error("{missing} chunk(s) of the upload session are not stored yet")]
     ChunksMissing { missing: usize },
+    /// The command would take a user past their storage quota.
+    #[error("{message}")]
+    QuotaExceeded { message: String },
     /// A stored value or key could not be decoded: the store is damaged or was written
     /// by an incompatible version.
     #[error("corrupt metadata: {0}")]

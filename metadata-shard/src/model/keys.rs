@@ -44,6 +44,8 @@ const BUCKET: u8 = b'B';
 const MULTIPART: u8 = b'U';
 const MULTIPART_PART: u8 = b'P';
 const MULTIPART_BY_PATH: u8 = b'N';
+const USAGE: u8 = b'A';
+const QUOTA: u8 = b'O';
 
 /// Names of the per-shard counters under `M`.
 pub const NEXT_ENTRY_ID: &str = "next_entry_id";
@@ -81,6 +83,16 @@ fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
 
 fn user_scope(tag: u8, user: &str) -> Vec<u8> {
     tagged(tag, &[user.as_bytes(), &[0]])
+}
+
+/// A user's logical bytes stored.
+pub fn usage(user: &str) -> Vec<u8> {
+    tagged(USAGE, &[user.as_bytes()])
+}
+
+/// A user's storage quota in bytes (absent: no limit).
+pub fn quota(user: &str) -> Vec<u8> {
+    tagged(QUOTA, &[user.as_bytes()])
 }
 
 pub fn meta(name: &str) -> Vec<u8> {

@@ -9,7 +9,7 @@
 //!   [`tree_ops`] (move, delete, purge), [`listing`], [`versions`] (commit, conflicts,
 //!   restore, pruning), [`chunks`] (refcounts, zero-ref log), [`sessions`] (resumable
 //!   uploads), [`multipart`] (S3 multipart uploads), [`buckets`] (S3 bucket settings),
-//!   [`shares`], [`links`], [`access`], [`changelog`];
+//!   [`usage`] (per-user usage and quotas), [`shares`], [`links`], [`access`], [`changelog`];
 //! - support: [`paths`] (path rules, conflict names), [`codec`] (value encoding),
 //!   [`types`] (ids, hashes, `ShardConfig`), [`error`].
 
@@ -32,6 +32,7 @@ pub mod sessions;
 pub mod shares;
 pub mod tree_ops;
 pub mod types;
+pub mod usage;
 pub mod versions;
 
 #[cfg(test)]

@@ -64,6 +64,10 @@ pub enum ShardQuery {
         after_cursor: u64,
         limit: usize,
     },
+    /// A user's logical bytes stored and quota.
+    Usage {
+        user_id: String,
+    },
     /// Referenced chunks in hash order, after `after` (repair and rebalance walk these).
     ListChunks {
         after: Option<Hash32>,
@@ -145,6 +149,7 @@ pub enum QueryResponse {
     RefCounts(Vec<(Hash32, u64)>),
     ZeroRefs(ZeroRefPage),
     Chunks(ChunkRefPage),
+    Usage(super::usage::Usage),
     Session(UploadSession),
     MissingChunks(Vec<Hash32>),
     Shares(Vec<Share>),
@@ -182,6 +187,7 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
         Q::GetVersion { user_id, file, version } => R::Version(versions::get_version(kv, user_id, file, *version)?),
         Q::RefCounts { hashes } => R::RefCounts(chunks::refcounts(kv, hashes)?),
         Q::ZeroRefsAfter { after_cursor, limit } => R::ZeroRefs(chunks::zero_refs_after(kv, *after_cursor, *limit)?),
+        Q::Usage { user_id } => R::Usage(super::usage::usage(kv, user_id)?),
         Q::ListChunks { after, limit } => R::Chunks(chunks::chunk_refs_after(kv, after.as_ref(), (*limit).max(1))?),
         Q::Session { session_id, user_id } => R::Session(sessions::get_session(kv, session_id, user_id)?),
         Q::MissingChunks { session_id, user_id } => {

@@ -285,6 +285,7 @@ fn write_version(
     };
     tx.kv.put(&keys::version(user, entry.id, version), &encode(&record)?);
     tx.refs.add(content.chunks);
+    tx.usage.add(user, content.size);
     state.version = version;
     state.size = content.size;
     state.content_sha256 = content.content_sha256;
@@ -293,6 +294,7 @@ fn write_version(
         let key = keys::version(user, entry.id, state.oldest_version);
         if let Some(old) = get_decoded::<VersionRecord>(tx.kv, &key, "version")? {
             tx.refs.release(&old.chunks);
+            tx.usage.release(user, old.size);
             tx.kv.delete(&key);
         }
         state.oldest_version += 1;
@@ -378,6 +380,7 @@ pub(crate) fn delete_version(
         return Ok(true);
     }
     tx.refs.release(&record.chunks);
+    tx.usage.release(user, record.size);
     tx.kv.delete(&key);
     if version == state.oldest_version {
         let (start, end) = keys::version_range(user, entry.id, version + 1, state.version + 1);
@@ -402,6 +405,7 @@ pub(crate) fn purge_all(tx: &mut Tx<'_>, user: &str, file_id: u64) -> Result<u64
         for (key, value) in batch {
             let record: VersionRecord = decode(&value, "version")?;
             tx.refs.release(&record.chunks);
+            tx.usage.release(user, record.size);
             tx.kv.delete(&key);
             removed += 1;
         }

@@ -75,6 +75,7 @@ pub(crate) enum Outcome {
     },
     Absent,
     Lost {
+        hash: ChunkHash,
         available: usize,
     },
     Failed(String),
@@ -152,7 +153,7 @@ impl ChunkJob<'_> {
             return Outcome::Healthy { removed: self.remove_strays(&targets).await };
         }
         if available.len() < k {
-            return Outcome::Lost { available: available.len() };
+            return Outcome::Lost { hash: self.hash, available: available.len() };
         }
         let (mut copied, mut rebuilt, mut bytes) = (0u64, 0u64, 0u64);
         let mut to_rebuild = Vec::new();

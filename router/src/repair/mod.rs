@@ -129,9 +129,9 @@ impl RepairProgress {
                 self.bytes_written += bytes;
             }
             O::Absent => self.chunks_absent += 1,
-            O::Lost { available } => {
+            O::Lost { hash, available } => {
                 self.chunks_lost += 1;
-                self.error(format!("a chunk has only {available} fragments left, too few to rebuild"));
+                self.error(format!("chunk {hash} has only {available} fragments left, too few to rebuild"));
             }
             O::Failed(message) => self.error(message),
         }

@@ -16,12 +16,20 @@ pub fn to_s3(e: RouterError) -> S3Error {
         RouterError::PermissionDenied(_) | RouterError::Unauthenticated(_) => S3ErrorCode::AccessDenied,
         // 503 makes SDKs retry with backoff, which is right while a node or leader is away.
         RouterError::Unavailable(_) => S3ErrorCode::ServiceUnavailable,
+        // S3 has no code of its own for this (see the status below).
+        RouterError::QuotaExceeded(_) => S3ErrorCode::Custom("QuotaExceeded".into()),
         RouterError::Integrity(_) | RouterError::Metadata(_) | RouterError::Io(_) => S3ErrorCode::InternalError,
     };
     if code == S3ErrorCode::InternalError || code == S3ErrorCode::ServiceUnavailable {
         tracing::warn!(error = %e, "S3 request failed");
     }
-    S3Error::with_message(code, e.to_string())
+    let quota = matches!(e, RouterError::QuotaExceeded(_));
+    let mut err = S3Error::with_message(code, e.to_string());
+    if quota {
+        // 403: the request is understood and refused; clients must not retry it.
+        err.set_status_code(http::StatusCode::FORBIDDEN);
+    }
+    err
 }
 
 /// `?` on router results inside S3 handlers.

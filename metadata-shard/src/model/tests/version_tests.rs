@@ -291,3 +291,44 @@ fn chunk_listing_pages_through_every_referenced_chunk_once_in_hash_order() {
     let q = query(&kv, &ShardQuery::ListChunks { after: None, limit: 0 }).unwrap();
     assert!(matches!(q, QueryResponse::Chunks(p) if p.items.len() == 1 && p.has_more), "limit 0 means one");
 }
+
+fn usage_of(kv: &MemKv) -> u64 {
+    usage::usage(kv, ALICE).unwrap().bytes
+}
+
+#[test]
+fn usage_counts_every_kept_version_and_a_quota_refuses_the_commit_that_would_pass_it() {
+    let mut kv = MemKv::new();
+    commit(&mut kv, "/a", &[chunk(1), chunk(2)], 1); // 101 + 102
+    commit(&mut kv, "/a", &[chunk(3)], 2); // 103, the older version is kept
+    commit(&mut kv, "/b", &[chunk(1)], 3); // 101, dedup does not make it free
+    assert_eq!(usage_of(&kv), 203 + 103 + 101);
+    // Deleting keeps the versions (restorable); purging gives the bytes back.
+    delete(&mut kv, "/b");
+    assert_eq!(usage_of(&kv), 407);
+    run(&mut kv, ShardCommand::PurgeDeleted { user_id: ALICE.into(), path: "/b".into() });
+    assert_eq!(usage_of(&kv), 306);
+    // A quota: the commit that would pass it fails and changes nothing.
+    let set = run(&mut kv, ShardCommand::SetQuota { user_id: ALICE.into(), quota_bytes: Some(450) });
+    assert_eq!(set, ShardResponse::QuotaSet(usage::Usage { bytes: 306, quota_bytes: Some(450) }));
+    let before = kv.clone();
+    let over = try_run(&mut kv, ShardCommand::CommitVersion(commit_cmd("/c", &[chunk(7), chunk(8)], 4, None, "d")));
+    assert!(
+        matches!(over, Err(ModelError::QuotaExceeded { ref message }) if message.contains("306 bytes used of 450")),
+        "{over:?}"
+    );
+    assert_eq!(kv, before, "a refused commit leaves no trace");
+    commit(&mut kv, "/c", &[chunk(7)], 5); // 107 fits: 413
+    assert_eq!(usage_of(&kv), 413);
+    // Commands that free space always pass, even above a lowered quota.
+    run(&mut kv, ShardCommand::SetQuota { user_id: ALICE.into(), quota_bytes: Some(100) });
+    delete(&mut kv, "/c");
+    run(&mut kv, ShardCommand::PurgeDeleted { user_id: ALICE.into(), path: "/c".into() });
+    assert_eq!(usage_of(&kv), 306);
+    run(&mut kv, ShardCommand::SetQuota { user_id: ALICE.into(), quota_bytes: None });
+    commit(&mut kv, "/d", &[chunk(9)], 6);
+    assert_eq!(
+        query(&kv, &ShardQuery::Usage { user_id: ALICE.into() }).unwrap(),
+        QueryResponse::Usage(usage::Usage { bytes: 415, quota_bytes: None })
+    );
+}
