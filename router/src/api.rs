@@ -23,6 +23,8 @@ use crate::{download, ops, sessions, upload};
 pub struct ApiService {
     pub dp: Arc<DataPath>,
     pub auth: Arc<Authenticator>,
+    /// Longest a `Changes` call may wait for news.
+    pub max_change_wait_ms: u64,
 }
 
 fn entry_to_wire(e: &Entry) -> pb::Entry {
@@ -326,6 +328,31 @@ impl Tessera for ApiService {
         let missing = ops::missing_chunks(&self.dp, &hashes).await?;
         Ok(Response::new(pb::MissingChunksResponse {
             missing: missing.iter().map(|h| Bytes::copy_from_slice(h.as_bytes())).collect(),
+        }))
+    }
+
+    async fn changes(&self, request: Request<pb::ChangesRequest>) -> Result<Response<pb::ChangesResponse>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        let wait = std::time::Duration::from_millis(u64::from(req.wait_ms).min(self.max_change_wait_ms));
+        let page = ops::changes(&self.dp, &user.user_id, req.after_cursor, req.limit, &req.device_id, wait).await?;
+        Ok(Response::new(pb::ChangesResponse {
+            events: page
+                .events
+                .into_iter()
+                .map(|e| pb::ChangeEvent {
+                    cursor: e.cursor,
+                    kind: format!("{:?}", e.kind).to_lowercase(),
+                    path: e.path,
+                    new_path: e.new_path.unwrap_or_default(),
+                    version: e.version.unwrap_or(0),
+                    device_id: e.device_id,
+                    at_ms: e.at_ms,
+                    peer: e.peer.unwrap_or_default(),
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+            has_more: page.has_more,
         }))
     }
 }

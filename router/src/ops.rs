@@ -112,6 +112,29 @@ pub async fn versions(dp: &DataPath, user_id: &str, path: &str) -> Result<Versio
     }
 }
 
+/// The user's change log after `after_cursor` (see `ChangesRequest` in api.proto);
+/// with nothing new, waits up to `wait` for the next change. A linearizable read,
+/// so cursors survive leader changes and restarts.
+pub async fn changes(
+    dp: &DataPath,
+    user_id: &str,
+    after_cursor: u64,
+    limit: u32,
+    device_id: &str,
+    wait: std::time::Duration,
+) -> Result<tessera_meta::model::ChangePage, RouterError> {
+    let q = ShardQuery::ReadChanges {
+        user_id: user_id.into(),
+        after_cursor,
+        limit: if limit == 0 { 1000 } else { limit.min(1000) as usize },
+        exclude_device: (!device_id.is_empty()).then(|| device_id.to_owned()),
+    };
+    match dp.view.shard_query(user_id, q, wait).await? {
+        QueryResponse::Changes(page) => Ok(page),
+        other => unexpected(other),
+    }
+}
+
 pub async fn restore(
     dp: &DataPath,
     user_id: &str,

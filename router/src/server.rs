@@ -29,6 +29,8 @@ pub struct RouterConfig {
     pub meta: Vec<String>,
     /// How often placement and Bloom mirrors are refreshed.
     pub refresh_ms: u64,
+    /// Longest a change-feed call may wait for the next change (long-poll).
+    pub max_change_wait_ms: u64,
     pub datapath: DataPathConfig,
     pub s3: S3Config,
     pub repair: crate::repair::background::RepairConfig,
@@ -41,6 +43,7 @@ impl Default for RouterConfig {
             addr_file: None,
             meta: Vec::new(),
             refresh_ms: 2000,
+            max_change_wait_ms: 60_000,
             datapath: DataPathConfig::default(),
             s3: S3Config::default(),
             repair: Default::default(),
@@ -107,7 +110,7 @@ pub async fn start(
     repair_metrics.register(&mut registry);
     let s3_metrics = S3Metrics::default();
     s3_metrics.register(&mut registry);
-    let api = ApiService { dp: dp.clone(), auth: auth.clone() };
+    let api = ApiService { dp: dp.clone(), auth: auth.clone(), max_change_wait_ms: cfg.max_change_wait_ms };
     let api_router =
         Routes::new(TesseraServer::new(api).max_decoding_message_size(16 << 20).max_encoding_message_size(16 << 20))
             .into_axum_router()

@@ -297,3 +297,32 @@ pub async fn restore(json: bool, path: &str, version: u64) -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// `tessera changes`: one page of the caller's change feed.
+pub async fn changes(json: bool, after: u64, limit: u32, wait_secs: u32, device: &str) -> anyhow::Result<()> {
+    let req = pb::ChangesRequest {
+        after_cursor: after,
+        limit,
+        wait_ms: wait_secs.saturating_mul(1000),
+        device_id: device.to_owned(),
+    };
+    let r = connect().await?.raw().changes(req).await.map_err(explain)?.into_inner();
+    if json {
+        let events: Vec<_> = r
+            .events
+            .iter()
+            .map(|e| {
+                json!({"cursor": e.cursor, "kind": e.kind, "path": e.path, "new_path": e.new_path,
+                       "version": e.version, "device": e.device_id, "at_ms": e.at_ms, "peer": e.peer})
+            })
+            .collect();
+        println!("{}", json!({"events": events, "next_cursor": r.next_cursor, "has_more": r.has_more}));
+    } else {
+        for e in &r.events {
+            let to = if e.new_path.is_empty() { String::new() } else { format!(" -> {}", e.new_path) };
+            println!("{:>8} {:<8} {}{to} (device {})", e.cursor, e.kind, e.path, e.device_id);
+        }
+        println!("next cursor {}{}", r.next_cursor, if r.has_more { " (more)" } else { "" });
+    }
+    Ok(())
+}

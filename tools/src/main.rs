@@ -79,6 +79,19 @@ enum Command {
     Rm { path: String },
     /// List a file's versions, newest first.
     Versions { path: String },
+    /// Your change feed: events after a cursor (what sync clients follow).
+    Changes {
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// With nothing new, wait up to this many seconds for the next change.
+        #[arg(long, default_value_t = 0)]
+        wait: u32,
+        /// Leave out changes made by this device.
+        #[arg(long, default_value = "")]
+        device: String,
+    },
     /// Make an old version current again (no data is copied).
     Restore { path: String, version: u64 },
     /// Operator commands.
@@ -136,6 +149,7 @@ fn main() -> ExitCode {
             Command::Mv { from, to } => files::mv(json, &from, &to).await,
             Command::Rm { path } => files::rm(json, &path).await,
             Command::Versions { path } => files::versions(json, &path).await,
+            Command::Changes { after, limit, wait, device } => files::changes(json, after, limit, wait, &device).await,
             Command::Restore { path, version } => files::restore(json, &path, version).await,
             Command::Admin { command } => admin::run(json, command).await,
             Command::Dev(args) => dev::run(args).await,

@@ -207,3 +207,58 @@ fn a_quota_refuses_uploads_past_it_with_a_clear_message_and_admin_shows_usage() 
     ok_json(env, &["put", two_mib.to_str().unwrap(), "/b"]);
     assert_eq!(ok_json(env, &["admin", "user", "show", "dev"])["usage_bytes"], 6 << 20);
 }
+
+#[test]
+fn the_change_feed_pages_filters_the_callers_device_and_long_polls() {
+    let work = tempfile::tempdir().unwrap();
+    let dev = start_dev(&work.path().join("data"));
+    let env = dev.env.clone();
+    let f = write(work.path(), "f", b"hello");
+    for (path, device) in [("/a", "laptop"), ("/b", "phone"), ("/c", "laptop")] {
+        ok_json(&env, &["put", f.to_str().unwrap(), path, "--device", device]);
+    }
+    let all = ok_json(&env, &["changes"]);
+    let events = all["events"].as_array().unwrap();
+    let paths: Vec<&str> = events.iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/a", "/b", "/c"], "{all}");
+    let cursors: Vec<u64> = events.iter().map(|e| e["cursor"].as_u64().unwrap()).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "cursors increase: {cursors:?}");
+    assert_eq!(events[0]["kind"], "create");
+    assert_eq!(all["has_more"], false);
+    // Pages of one, resumed from next_cursor, give the same events once each.
+    let mut after = 0;
+    let mut paged = Vec::new();
+    loop {
+        let page = ok_json(&env, &["changes", "--after", &after.to_string(), "--limit", "1"]);
+        paged.extend(page["events"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_owned()));
+        after = page["next_cursor"].as_u64().unwrap();
+        if page["has_more"] == false {
+            break;
+        }
+    }
+    assert_eq!(paged, ["/a", "/b", "/c"]);
+    // The phone does not see its own change.
+    let phone = ok_json(&env, &["changes", "--device", "phone"]);
+    let seen: Vec<&str> = phone["events"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(seen, ["/a", "/c"]);
+    assert_eq!(phone["next_cursor"], all["next_cursor"], "filtered events still move the cursor");
+    // With nothing new, a long-poll waits out its time and returns an empty page at the head.
+    let head = all["next_cursor"].as_u64().unwrap().to_string();
+    let started = std::time::Instant::now();
+    let quiet = ok_json(&env, &["changes", "--after", &head, "--wait", "1"]);
+    assert!(started.elapsed() >= Duration::from_millis(900), "it waited for news");
+    assert_eq!((quiet["events"].as_array().unwrap().len(), quiet["next_cursor"].as_u64()), (0, head.parse().ok()));
+    // A long-poll from the head returns with the next change made elsewhere.
+    let poller = {
+        let env = env.clone();
+        std::thread::spawn(move || ok_json(&env, &["changes", "--after", &head, "--wait", "30", "--device", "phone"]))
+    };
+    ok_json(&env, &["mv", "/a", "/moved"]);
+    let news = poller.join().unwrap();
+    let moved = &news["events"][0];
+    assert_eq!(
+        (moved["kind"].as_str(), moved["path"].as_str(), moved["new_path"].as_str()),
+        (Some("move"), Some("/a"), Some("/moved")),
+        "{news}"
+    );
+}
