@@ -92,6 +92,27 @@ fn session_status(s: &tessera_meta::model::UploadSession) -> pb::SessionStatus {
 /// Largest chunk a client may send (the chunker's maximum is 16 MiB).
 const MAX_CHUNK: usize = 16 << 20;
 
+fn changes_to_wire(page: tessera_meta::model::ChangePage) -> pb::ChangesResponse {
+    pb::ChangesResponse {
+        events: page
+            .events
+            .into_iter()
+            .map(|e| pb::ChangeEvent {
+                cursor: e.cursor,
+                kind: format!("{:?}", e.kind).to_lowercase(),
+                path: e.path,
+                new_path: e.new_path.unwrap_or_default(),
+                version: e.version.unwrap_or(0),
+                device_id: e.device_id,
+                at_ms: e.at_ms,
+                peer: e.peer.unwrap_or_default(),
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+        has_more: page.has_more,
+    }
+}
+
 type BoxStream<T> = std::pin::Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -336,23 +357,40 @@ impl Tessera for ApiService {
         let req = request.into_inner();
         let wait = std::time::Duration::from_millis(u64::from(req.wait_ms).min(self.max_change_wait_ms));
         let page = ops::changes(&self.dp, &user.user_id, req.after_cursor, req.limit, &req.device_id, wait).await?;
-        Ok(Response::new(pb::ChangesResponse {
-            events: page
-                .events
-                .into_iter()
-                .map(|e| pb::ChangeEvent {
-                    cursor: e.cursor,
-                    kind: format!("{:?}", e.kind).to_lowercase(),
-                    path: e.path,
-                    new_path: e.new_path.unwrap_or_default(),
-                    version: e.version.unwrap_or(0),
-                    device_id: e.device_id,
-                    at_ms: e.at_ms,
-                    peer: e.peer.unwrap_or_default(),
-                })
-                .collect(),
-            next_cursor: page.next_cursor,
-            has_more: page.has_more,
-        }))
+        Ok(Response::new(changes_to_wire(page)))
+    }
+
+    type WatchChangesStream = BoxStream<pb::ChangesResponse>;
+
+    async fn watch_changes(
+        &self,
+        request: Request<pb::ChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let user = self.user(&request).await?;
+        let req = request.into_inner();
+        let dp = self.dp.clone();
+        // Long-polls back to back; the shard answers as soon as a change commits.
+        let wait = std::time::Duration::from_millis(self.max_change_wait_ms.max(1000));
+        let state = (req.after_cursor, false);
+        let stream = futures::stream::unfold(state, move |(mut cursor, failed)| {
+            let (dp, user_id, device) = (dp.clone(), user.user_id.clone(), req.device_id.clone());
+            async move {
+                if failed {
+                    return None;
+                }
+                loop {
+                    match ops::changes(&dp, &user_id, cursor, req.limit, &device, wait).await {
+                        // Nothing new, or only the caller's own events: keep waiting.
+                        Ok(page) if page.events.is_empty() => cursor = page.next_cursor,
+                        Ok(page) => {
+                            let next = page.next_cursor;
+                            return Some((Ok(changes_to_wire(page)), (next, false)));
+                        }
+                        Err(e) => return Some((Err(Status::from(e)), (cursor, true))),
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

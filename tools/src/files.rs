@@ -298,15 +298,7 @@ pub async fn restore(json: bool, path: &str, version: u64) -> anyhow::Result<()>
     Ok(())
 }
 
-/// `tessera changes`: one page of the caller's change feed.
-pub async fn changes(json: bool, after: u64, limit: u32, wait_secs: u32, device: &str) -> anyhow::Result<()> {
-    let req = pb::ChangesRequest {
-        after_cursor: after,
-        limit,
-        wait_ms: wait_secs.saturating_mul(1000),
-        device_id: device.to_owned(),
-    };
-    let r = connect().await?.raw().changes(req).await.map_err(explain)?.into_inner();
+fn print_changes(json: bool, r: &pb::ChangesResponse, footer: bool) {
     if json {
         let events: Vec<_> = r
             .events
@@ -322,7 +314,39 @@ pub async fn changes(json: bool, after: u64, limit: u32, wait_secs: u32, device:
             let to = if e.new_path.is_empty() { String::new() } else { format!(" -> {}", e.new_path) };
             println!("{:>8} {:<8} {}{to} (device {})", e.cursor, e.kind, e.path, e.device_id);
         }
-        println!("next cursor {}{}", r.next_cursor, if r.has_more { " (more)" } else { "" });
+        if footer {
+            println!("next cursor {}{}", r.next_cursor, if r.has_more { " (more)" } else { "" });
+        }
+    }
+}
+
+/// `tessera changes`: one page of the caller's change feed, or with `follow`
+/// every change as it commits (one JSON object per page with `--json`).
+pub async fn changes(
+    json: bool,
+    after: u64,
+    limit: u32,
+    wait_secs: u32,
+    device: &str,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let req = pb::ChangesRequest {
+        after_cursor: after,
+        limit,
+        wait_ms: wait_secs.saturating_mul(1000),
+        device_id: device.to_owned(),
+    };
+    let mut raw = connect().await?.raw();
+    if !follow {
+        let r = raw.changes(req).await.map_err(explain)?.into_inner();
+        print_changes(json, &r, true);
+        return Ok(());
+    }
+    let mut feed = raw.watch_changes(req).await.map_err(explain)?.into_inner();
+    while let Some(page) = feed.message().await.map_err(explain)? {
+        print_changes(json, &page, false);
+        use std::io::Write;
+        std::io::stdout().flush()?;
     }
     Ok(())
 }

@@ -91,6 +91,9 @@ enum Command {
         /// Leave out changes made by this device.
         #[arg(long, default_value = "")]
         device: String,
+        /// Keep printing changes as they commit, until interrupted.
+        #[arg(long)]
+        follow: bool,
     },
     /// Make an old version current again (no data is copied).
     Restore { path: String, version: u64 },
@@ -149,7 +152,9 @@ fn main() -> ExitCode {
             Command::Mv { from, to } => files::mv(json, &from, &to).await,
             Command::Rm { path } => files::rm(json, &path).await,
             Command::Versions { path } => files::versions(json, &path).await,
-            Command::Changes { after, limit, wait, device } => files::changes(json, after, limit, wait, &device).await,
+            Command::Changes { after, limit, wait, device, follow } => {
+                files::changes(json, after, limit, wait, &device, follow).await
+            }
             Command::Restore { path, version } => files::restore(json, &path, version).await,
             Command::Admin { command } => admin::run(json, command).await,
             Command::Dev(args) => dev::run(args).await,

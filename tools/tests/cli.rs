@@ -262,3 +262,39 @@ fn the_change_feed_pages_filters_the_callers_device_and_long_polls() {
         "{news}"
     );
 }
+
+#[test]
+fn a_followed_change_feed_pushes_other_devices_changes_as_they_commit() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().unwrap();
+    let dev = start_dev(&work.path().join("data"));
+    let env = dev.env.clone();
+    let mut follower = Command::new(BIN)
+        .args(["--json", "changes", "--follow", "--device", "phone"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(&env)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let f = write(work.path(), "f", b"pushed");
+    ok_json(&env, &["put", f.to_str().unwrap(), "/from-laptop", "--device", "laptop"]);
+    ok_json(&env, &["put", f.to_str().unwrap(), "/from-phone", "--device", "phone"]);
+    ok_json(&env, &["put", f.to_str().unwrap(), "/from-laptop-2", "--device", "laptop"]);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the feed pushes each change");
+        let page: serde_json::Value = serde_json::from_str(&line).unwrap();
+        seen.extend(page["events"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(seen, ["/from-laptop", "/from-laptop-2"], "the phone's own change is left out");
+    let _ = follower.kill();
+    let _ = follower.wait();
+}
