@@ -53,16 +53,24 @@ async fn load_placement(meta: &MetaClient) -> Result<Placement, RouterError> {
 }
 
 impl ClusterView {
+    /// The view a router serves from: placement plus a Bloom mirror of every block node.
     pub async fn load(meta: Arc<MetaClient>) -> Result<Arc<Self>, RouterError> {
+        let view = Self::without_mirrors(meta).await?;
+        view.refresh_mirrors().await;
+        Ok(view)
+    }
+
+    /// Placement only, for tools that route shard queries or ask block nodes
+    /// exactly (`BatchHas`): skips fetching every node's Bloom filter. Presence
+    /// checks then ask the nodes, since a missing mirror answers "maybe".
+    pub async fn without_mirrors(meta: Arc<MetaClient>) -> Result<Arc<Self>, RouterError> {
         let placement = load_placement(&meta).await?;
-        let view = Arc::new(Self {
+        Ok(Arc::new(Self {
             meta,
             pool: Arc::new(BlockPool::default()),
             cache: Arc::new(MetaCache::default()),
             placement: RwLock::new(Arc::new(placement)),
-        });
-        view.refresh_mirrors().await;
-        Ok(view)
+        }))
     }
 
     /// The metadata shard of `user_id`.

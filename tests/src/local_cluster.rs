@@ -24,7 +24,7 @@ impl Drop for LocalCluster {
     fn drop(&mut self) {
         // A stopped (SIGSTOP) process would ignore SIGTERM until continued.
         for p in self.processes().unwrap_or_default() {
-            let _ = Command::new("kill").args(["-CONT", &p.1.to_string()]).stderr(std::process::Stdio::null()).status();
+            let _ = signal_quietly(p.1, "CONT");
         }
         if let Ok(bin) = binary("tessera") {
             let _ = Command::new(bin).args(["cluster", "down", "--dir"]).arg(&self.dir).output();
@@ -36,6 +36,11 @@ impl Drop for LocalCluster {
 pub fn tessera_with(env: &HashMap<String, String>, args: &[&str]) -> Output {
     let bin = binary("tessera").expect("tessera binary");
     Command::new(bin).args(args).envs(env).output().expect("running tessera")
+}
+
+/// As [`signal`], for processes that may be gone already (no message then).
+fn signal_quietly(pid: i64, name: &str) -> std::io::Result<std::process::ExitStatus> {
+    Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).stderr(std::process::Stdio::null()).status()
 }
 
 fn signal(pid: i64, name: &str) -> Result<()> {
@@ -94,13 +99,20 @@ impl LocalCluster {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The entries of `cluster.json`, one per process.
+    fn entries(&self) -> Result<Vec<serde_json::Value>> {
+        let text = std::fs::read_to_string(self.dir.join("cluster.json"))?;
+        match serde_json::from_str(&text)? {
+            serde_json::Value::Array(entries) => Ok(entries),
+            _ => bail!("cluster.json is not a list"),
+        }
+    }
+
     /// The address (host:port) of process `id` of `kind`.
     pub fn address(&self, kind: &str, id: &str) -> Result<String> {
-        let text = std::fs::read_to_string(self.dir.join("cluster.json"))?;
-        let procs: serde_json::Value = serde_json::from_str(&text)?;
-        procs
-            .as_array()
-            .and_then(|a| a.iter().find(|p| p["kind"] == kind && p["id"] == id))
+        self.entries()?
+            .iter()
+            .find(|p| p["kind"] == kind && p["id"] == id)
             .and_then(|p| p["address"].as_str())
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("no {kind} process {id} in cluster.json"))
@@ -113,11 +125,7 @@ impl LocalCluster {
 
     /// (id, pid, kind) of every process in `cluster.json`.
     pub fn processes(&self) -> Result<Vec<(String, i64, String)>> {
-        let text = std::fs::read_to_string(self.dir.join("cluster.json"))?;
-        let procs: serde_json::Value = serde_json::from_str(&text)?;
-        procs
-            .as_array()
-            .ok_or_else(|| anyhow!("cluster.json is not a list"))?
+        self.entries()?
             .iter()
             .map(|p| {
                 Ok((
@@ -145,7 +153,7 @@ impl LocalCluster {
     /// kill -9 of every process of the cluster at once (a power cut).
     pub fn kill9_all(&self) -> Result<()> {
         for (_, pid, _) in self.processes()? {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).stderr(std::process::Stdio::null()).status();
+            let _ = signal_quietly(pid, "KILL");
         }
         Ok(())
     }

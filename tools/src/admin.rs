@@ -1,11 +1,14 @@
 //! Operator commands: users and cluster status, through the metadata nodes.
 
+use std::sync::Arc;
+
 use clap::Subcommand;
 use serde_json::json;
 use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, ClusterResponse, NodeInfo, NodeKind, User};
 use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
 use tessera_meta::model::{QueryResponse, ShardCommand, ShardQuery, ShardResponse};
+use tessera_router::cluster_view::ClusterView;
 use tessera_router::repair::Mode;
 
 use crate::remote::meta_endpoints;
@@ -172,7 +175,7 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::User { command: UserCommand::Show { name } } => {
-            let view = tessera_router::cluster_view::ClusterView::load(std::sync::Arc::new(meta)).await?;
+            let view = ClusterView::without_mirrors(Arc::new(meta)).await?;
             let q = ShardQuery::Usage { user_id: name.clone() };
             let QueryResponse::Usage(u) = view.shard_query(&name, q, std::time::Duration::ZERO).await? else {
                 anyhow::bail!("unexpected answer to the usage query");
@@ -184,7 +187,7 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
                 "none" | "unlimited" => None,
                 s => Some(crate::bench::parse_size(s)?),
             };
-            let view = tessera_router::cluster_view::ClusterView::load(std::sync::Arc::new(meta)).await?;
+            let view = ClusterView::without_mirrors(Arc::new(meta)).await?;
             let cmd = ShardCommand::SetQuota { user_id: name.clone(), quota_bytes };
             match view.meta.propose(view.shard_of(&name)?, &GroupCommand::Shard(cmd)).await? {
                 (GroupResponse::Shard(Ok(ShardResponse::QuotaSet(u))), _) => print_usage(json, &name, &u),
@@ -193,7 +196,7 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::Changes { user, after, limit } => {
-            let view = tessera_router::cluster_view::ClusterView::load(std::sync::Arc::new(meta)).await?;
+            let view = ClusterView::without_mirrors(Arc::new(meta)).await?;
             let q = ShardQuery::ReadChanges {
                 user_id: user.clone(),
                 after_cursor: after,

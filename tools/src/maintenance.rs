@@ -45,7 +45,8 @@ fn summary(p: &RepairProgress) -> String {
 }
 
 pub async fn run(meta: MetaClient, mode: Mode, scrub: bool, args: RepairArgs, json: bool) -> anyhow::Result<()> {
-    let view = ClusterView::load(Arc::new(meta)).await?;
+    // Repair asks every node exactly (BatchHas), so it needs no Bloom mirrors.
+    let view = ClusterView::without_mirrors(Arc::new(meta)).await?;
     let config =
         DataPathConfig { data_shards: args.data_shards, parity_shards: args.parity_shards, ..Default::default() };
     let dp = DataPath::new(view, config)?;

@@ -50,6 +50,22 @@ fn read_at(path: &Path, offset: u64, size: u64) -> anyhow::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The `PutChunk` stream of one chunk of a session: its header, then the data
+/// in 1 MiB messages.
+pub fn put_chunk_messages(session_id: &Bytes, hash: &[u8; 32], data: Bytes) -> Vec<pb::PutChunkRequest> {
+    let header = pb::PutChunkRequest {
+        part: Some(pb::put_chunk_request::Part::Header(pb::PutChunkHeader {
+            session_id: session_id.clone(),
+            hash: Bytes::copy_from_slice(hash),
+        })),
+    };
+    std::iter::once(header)
+        .chain((0..data.len()).step_by(1 << 20).map(|at| pb::PutChunkRequest {
+            part: Some(pb::put_chunk_request::Part::Data(data.slice(at..(at + (1 << 20)).min(data.len())))),
+        }))
+        .collect()
+}
+
 pub async fn put(
     json: bool,
     local: &Path,
@@ -100,18 +116,7 @@ pub async fn put(
         let path = local.to_path_buf();
         let (offset, size) = (c.offset, c.size);
         let data = tokio::task::spawn_blocking(move || read_at(&path, offset, size)).await??;
-        let header = pb::PutChunkRequest {
-            part: Some(pb::put_chunk_request::Part::Header(pb::PutChunkHeader {
-                session_id: session_id.clone(),
-                hash: Bytes::copy_from_slice(&c.hash),
-            })),
-        };
-        let data = Bytes::from(data);
-        let pieces: Vec<pb::PutChunkRequest> = std::iter::once(header)
-            .chain((0..data.len()).step_by(1 << 20).map(|at| pb::PutChunkRequest {
-                part: Some(pb::put_chunk_request::Part::Data(data.slice(at..(at + (1 << 20)).min(data.len())))),
-            }))
-            .collect();
+        let pieces = put_chunk_messages(&session_id, &c.hash, Bytes::from(data));
         raw.put_chunk(futures::stream::iter(pieces)).await.map_err(explain)?;
         sent += 1;
         sent_bytes += c.size;

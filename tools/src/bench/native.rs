@@ -14,6 +14,7 @@ use tessera_router::codec::ChunkerParams;
 
 use super::{content, edit_one_percent, Load, LoadArgs, Workload};
 use crate::remote::connect;
+use crate::resumable::put_chunk_messages;
 
 #[derive(Args, Debug)]
 pub struct NativeArgs {
@@ -76,18 +77,7 @@ async fn session_put(client: &TesseraClient, path: String, data: Bytes) -> anyho
         if !status.missing.iter().any(|m| m[..] == hash[..]) || !done.insert(*hash) {
             continue;
         }
-        let header = pb::PutChunkRequest {
-            part: Some(pb::put_chunk_request::Part::Header(pb::PutChunkHeader {
-                session_id: session_id.clone(),
-                hash: Bytes::copy_from_slice(hash),
-            })),
-        };
-        let body = data.slice(*offset..offset + size);
-        let pieces: Vec<pb::PutChunkRequest> = std::iter::once(header)
-            .chain((0..body.len()).step_by(1 << 20).map(|at| pb::PutChunkRequest {
-                part: Some(pb::put_chunk_request::Part::Data(body.slice(at..(at + (1 << 20)).min(body.len())))),
-            }))
-            .collect();
+        let pieces = put_chunk_messages(&session_id, hash, data.slice(*offset..offset + size));
         raw.put_chunk(futures::stream::iter(pieces)).await?;
         sent += *size as u64;
     }
