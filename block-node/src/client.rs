@@ -167,9 +167,44 @@ impl BlockClient {
     }
 
     pub async fn delete(&self, keys: &[FragmentKey]) -> Result<pb::DeleteFragmentsResponse, Status> {
-        let req = pb::DeleteFragmentsRequest { keys: keys.iter().map(wire_key).collect() };
+        let req = pb::DeleteFragmentsRequest { keys: keys.iter().map(wire_key).collect(), untouched_for_ms: None };
         let mut inner = self.inner.clone();
         Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())
+    }
+
+    /// Garbage collection's delete: only fragments whose chunk was not touched
+    /// (stored, or found by `batch_has`) within `window` on the node's clock.
+    pub async fn delete_untouched(
+        &self,
+        keys: &[FragmentKey],
+        window: Duration,
+    ) -> Result<pb::DeleteFragmentsResponse, Status> {
+        let req = pb::DeleteFragmentsRequest {
+            keys: keys.iter().map(wire_key).collect(),
+            untouched_for_ms: Some(u64::try_from(window.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let mut inner = self.inner.clone();
+        Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())
+    }
+
+    /// One page of held fragments after `after`, and whether more follow.
+    pub async fn list_fragments(
+        &self,
+        after: Option<&FragmentKey>,
+        limit: u32,
+    ) -> Result<(Vec<(FragmentKey, u64)>, bool), Status> {
+        let req = pb::ListFragmentsRequest { after: after.map(wire_key), limit };
+        let mut inner = self.inner.clone();
+        let resp = within(CONTROL_TIMEOUT, "list fragments", inner.list_fragments(req)).await?.into_inner();
+        let mut out = Vec::with_capacity(resp.fragments.len());
+        for f in resp.fragments {
+            let key = f
+                .key
+                .and_then(|k| FragmentKey::from_wire(&k.chunk_hash, k.index).ok())
+                .ok_or_else(|| Status::new(Code::Internal, "ListFragments answered a malformed key"))?;
+            out.push((key, f.fragment_len));
+        }
+        Ok((out, resp.has_more))
     }
 
     pub async fn stats(&self) -> Result<pb::StatsResponse, Status> {

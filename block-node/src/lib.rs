@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod node;
 pub mod service;
 pub mod store;
+pub mod touch;
 
 pub use client::BlockClient;
 pub use config::BlockConfig;

@@ -37,6 +37,7 @@ pub struct BlockMetrics {
     pub scrub_examined: Counter,
     pub scrub_corrupt: Counter,
     pub scrub_running: Gauge,
+    pub fragments_deleted: Counter,
 }
 
 impl BlockMetrics {
@@ -54,6 +55,7 @@ impl BlockMetrics {
             scrub_examined: Counter::default(),
             scrub_corrupt: Counter::default(),
             scrub_running: Gauge::default(),
+            fragments_deleted: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("tessera_block");
         r.register("requests", "gRPC requests by operation and outcome", m.requests.clone());
@@ -68,6 +70,11 @@ impl BlockMetrics {
         r.register("scrub_examined_fragments", "Fragments verified by scrub", m.scrub_examined.clone());
         r.register("scrub_corrupt_fragments", "Corrupt fragments found by scrub", m.scrub_corrupt.clone());
         r.register("scrub_running", "1 while a scrub pass runs", m.scrub_running.clone());
+        r.register(
+            "deleted_fragments",
+            "Fragments deleted (garbage collection, rebalance)",
+            m.fragments_deleted.clone(),
+        );
         m
     }
 

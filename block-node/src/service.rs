@@ -15,7 +15,7 @@ use crate::bloom::{BloomUpdate, HeldChunks};
 use crate::error::StoreError;
 use crate::fragment::{FragmentKey, FragmentMeta};
 use crate::metrics::BlockMetrics;
-use crate::store::{FragmentStore, PutOutcome};
+use crate::store::{DeleteOutcome, FragmentStore, PutOutcome};
 
 /// Size of the data pieces a fragment is streamed in.
 pub const DATA_PIECE: usize = 1 << 20;
@@ -213,7 +213,7 @@ impl BlockStore for BlockService {
             let mut chunks = Vec::with_capacity(hashes.len());
             for raw in hashes {
                 let hash = ChunkHash::from_slice(&raw).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
-                let indices = store.held_indices(&hash)?.into_iter().map(u32::from).collect();
+                let indices = store.held_indices_touching(&hash)?.into_iter().map(u32::from).collect();
                 chunks.push(pb::HeldFragments { chunk_hash: raw, indices });
             }
             Ok(pb::BatchHasResponse { chunks })
@@ -228,24 +228,65 @@ impl BlockStore for BlockService {
     ) -> Result<Response<pb::DeleteFragmentsResponse>, Status> {
         let started = Instant::now();
         let store = self.store.clone();
-        let wire_keys = request.into_inner().keys;
+        let request = request.into_inner();
         let result = blocking(move || {
-            if wire_keys.len() > MAX_BATCH {
+            if request.keys.len() > MAX_BATCH {
                 return Err(StoreError::InvalidArgument(format!(
                     "{} keys in one call; the limit is {MAX_BATCH}",
-                    wire_keys.len()
+                    request.keys.len()
                 )));
             }
-            let keys = wire_keys
+            let keys = request
+                .keys
                 .iter()
                 .map(|k| FragmentKey::from_wire(&k.chunk_hash, k.index))
                 .collect::<Result<Vec<_>, _>>()?;
-            store.delete(&keys)
+            match request.untouched_for_ms {
+                Some(window) => store.delete_untouched(&keys, window),
+                None => store.delete(&keys).map(|(deleted, bytes_freed)| DeleteOutcome {
+                    deleted,
+                    bytes_freed,
+                    kept_recent: 0,
+                }),
+            }
         })
         .await;
-        let (deleted, bytes_freed) = self.finish("delete_fragments", started, result)?;
+        let outcome = self.finish("delete_fragments", started, result)?;
+        self.metrics.fragments_deleted.inc_by(outcome.deleted);
         self.refresh_gauges();
-        Ok(Response::new(pb::DeleteFragmentsResponse { deleted, bytes_freed }))
+        Ok(Response::new(pb::DeleteFragmentsResponse {
+            deleted: outcome.deleted,
+            bytes_freed: outcome.bytes_freed,
+            kept_recent: outcome.kept_recent,
+        }))
+    }
+
+    async fn list_fragments(
+        &self,
+        request: Request<pb::ListFragmentsRequest>,
+    ) -> Result<Response<pb::ListFragmentsResponse>, Status> {
+        let started = Instant::now();
+        let store = self.store.clone();
+        let request = request.into_inner();
+        let result = blocking(move || {
+            let limit = request.limit as usize;
+            if limit == 0 || limit > MAX_BATCH {
+                return Err(StoreError::InvalidArgument(format!("limit must be 1..={MAX_BATCH}, got {limit}")));
+            }
+            let after = request.after.map(|k| FragmentKey::from_wire(&k.chunk_hash, k.index)).transpose()?;
+            let (listed, has_more) = store.list(after.as_ref(), limit)?;
+            let fragments = listed
+                .into_iter()
+                .map(|f| pb::ListedFragment {
+                    key: Some(crate::client::wire_key(&f.key)),
+                    fragment_len: f.fragment_len,
+                    last_touch_ms: f.last_touch_ms,
+                })
+                .collect();
+            Ok(pb::ListFragmentsResponse { fragments, has_more })
+        })
+        .await;
+        Ok(Response::new(self.finish("list_fragments", started, result)?))
     }
 
     async fn stats(&self, _: Request<pb::StatsRequest>) -> Result<Response<pb::StatsResponse>, Status> {

@@ -17,11 +17,13 @@ use tessera_proto::ChunkHash;
 
 use crate::error::StoreError;
 use crate::fragment::{FragmentKey, FragmentMeta, KEY_LEN};
+use crate::touch::TouchLog;
 
 const CF_INDEX: &str = "index";
 const CF_FRAGMENTS: &str = "fragments";
-/// Writes to the same key stripe are serialized so counters stay exact when
-/// two routers store the same fragment at once.
+/// Writes to the same chunk stripe are serialized so counters stay exact when
+/// two routers store the same fragment at once, and so a conditional delete and
+/// an exact presence check of one chunk never interleave.
 const WRITE_STRIPES: usize = 64;
 
 /// Result of a put.
@@ -54,6 +56,24 @@ pub struct FragmentStore {
     fragments: AtomicU64,
     bytes: AtomicU64,
     stripes: Vec<Mutex<()>>,
+    touches: TouchLog,
+}
+
+/// Outcome of [`FragmentStore::delete_untouched`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub deleted: u64,
+    pub bytes_freed: u64,
+    /// Fragments kept because their chunk was touched within the window.
+    pub kept_recent: u64,
+}
+
+/// One fragment as listed by [`FragmentStore::list`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedFragment {
+    pub key: FragmentKey,
+    pub fragment_len: u64,
+    pub last_touch_ms: u64,
 }
 
 fn now_secs() -> u64 {
@@ -107,6 +127,7 @@ impl FragmentStore {
             fragments: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             stripes: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
+            touches: TouchLog::new(),
         };
         let (mut count, mut bytes) = (0u64, 0u64);
         store.for_each_fragment(|key, meta| {
@@ -123,9 +144,9 @@ impl FragmentStore {
         self.db.cf_handle(name).ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
     }
 
-    fn stripe(&self, key: &FragmentKey) -> &Mutex<()> {
-        let b = key.chunk.as_bytes();
-        &self.stripes[(b[0] as usize ^ key.index as usize) % WRITE_STRIPES]
+    fn stripe(&self, chunk: &ChunkHash) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
+        let b = chunk.as_bytes();
+        self.stripes[(b[0] as usize) % WRITE_STRIPES].lock().map_err(|_| StoreError::Storage("lock poisoned".into()))
     }
 
     /// Visits the metadata of every stored fragment in key order.
@@ -177,7 +198,8 @@ impl FragmentStore {
         }
         self.check_admission(meta.fragment_len)?;
         let encoded_key = key.encode();
-        let _guard = self.stripe(key).lock().map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        let _guard = self.stripe(&key.chunk)?;
+        self.touches.touch(&key.chunk);
         let index = self.cf(CF_INDEX)?;
         let frags = self.cf(CF_FRAGMENTS)?;
         let previous = match self.db.get_pinned_cf(index, encoded_key)? {
@@ -233,6 +255,7 @@ impl FragmentStore {
                 return Err(StoreError::InvalidArgument(format!("{} #{} is already stored", key.chunk, key.index)));
             }
             let stored = FragmentMeta { stored_at: now_secs(), ..*meta };
+            self.touches.touch(&key.chunk);
             batch.put_cf(index, key.encode(), stored.encode());
             batch.put_cf(frags, key.encode(), data);
             bytes += meta.fragment_len;
@@ -301,14 +324,44 @@ impl FragmentStore {
         Ok(out)
     }
 
+    /// Fragment indices of `chunk` held here, touching the chunk first (an exact
+    /// presence check is what a dedup decision relies on; see [`TouchLog`]).
+    pub fn held_indices_touching(&self, chunk: &ChunkHash) -> Result<Vec<u8>, StoreError> {
+        self.touches.touch(chunk);
+        // Taken after the touch: a conditional delete that checked the age before
+        // the touch has finished by the time this reads, so the answer is never
+        // "held" for a fragment about to disappear.
+        let _guard = self.stripe(chunk)?;
+        self.held_indices(chunk)
+    }
+
     /// Deletes fragments; returns (fragments deleted, bytes freed).
     pub fn delete(&self, keys: &[FragmentKey]) -> Result<(u64, u64), StoreError> {
+        let outcome = self.delete_where(keys, |_| true)?;
+        Ok((outcome.deleted, outcome.bytes_freed))
+    }
+
+    /// Deletes the fragments whose chunk was not touched within `window_ms`
+    /// (garbage collection); the check and the deletion happen under the chunk's lock.
+    pub fn delete_untouched(&self, keys: &[FragmentKey], window_ms: u64) -> Result<DeleteOutcome, StoreError> {
+        self.delete_where(keys, |chunk| self.touches.untouched_for(chunk, window_ms))
+    }
+
+    fn delete_where(
+        &self,
+        keys: &[FragmentKey],
+        allowed: impl Fn(&ChunkHash) -> bool,
+    ) -> Result<DeleteOutcome, StoreError> {
         let index = self.cf(CF_INDEX)?;
         let frags = self.cf(CF_FRAGMENTS)?;
-        let (mut deleted, mut freed) = (0u64, 0u64);
+        let mut outcome = DeleteOutcome::default();
         for key in keys {
-            let _guard = self.stripe(key).lock().map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+            let _guard = self.stripe(&key.chunk)?;
             let Some(meta) = self.meta(key)? else { continue };
+            if !allowed(&key.chunk) {
+                outcome.kept_recent += 1;
+                continue;
+            }
             let mut batch = WriteBatch::default();
             batch.delete_cf(index, key.encode());
             batch.delete_cf(frags, key.encode());
@@ -317,10 +370,42 @@ impl FragmentStore {
             self.db.write_opt(batch, &wo)?;
             self.fragments.fetch_sub(1, Ordering::Relaxed);
             self.bytes.fetch_sub(meta.fragment_len, Ordering::Relaxed);
-            deleted += 1;
-            freed += meta.fragment_len;
+            if self.held_indices(&key.chunk)?.is_empty() {
+                self.touches.forget(&key.chunk);
+            }
+            outcome.deleted += 1;
+            outcome.bytes_freed += meta.fragment_len;
         }
-        Ok((deleted, freed))
+        Ok(outcome)
+    }
+
+    /// Up to `limit` fragments after `after` in key order (what a GC sweep walks),
+    /// and whether more follow.
+    pub fn list(&self, after: Option<&FragmentKey>, limit: usize) -> Result<(Vec<ListedFragment>, bool), StoreError> {
+        let cf = self.cf(CF_INDEX)?;
+        let start = after.map(|k| k.encode());
+        let mode = match &start {
+            Some(k) => IteratorMode::From(k, rocksdb::Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, mode) {
+            let (k, v) = item?;
+            let key = FragmentKey::decode(&k)?;
+            if Some(&key) == after {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            let meta = FragmentMeta::decode(&v)?;
+            out.push(ListedFragment {
+                key,
+                fragment_len: meta.fragment_len,
+                last_touch_ms: self.touches.last_touch_ms(&key.chunk),
+            });
+        }
+        Ok((out, false))
     }
 
     /// Verifies every fragment's checksum. `progress` is called after each one
@@ -436,5 +521,57 @@ mod tests {
         assert!(matches!(store.put(&key(1, 0), meta_for(&big), &big), Err(StoreError::TooLarge { .. })));
         assert_eq!(store.fragment_count(), 0);
         assert!(matches!(store.get(&key(1, 0)), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn garbage_collection_deletes_only_untouched_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open(dir.path(), 1 << 20, 0, |_| {}).unwrap();
+        let data = vec![7u8; 100];
+        for i in 1..=3 {
+            store.put(&key(i, 0), meta_for(&data), &data).unwrap();
+            store.put(&key(i, 1), meta_for(&data), &data).unwrap();
+        }
+        // Just stored: touched now, so a one-minute window keeps everything.
+        let all: Vec<_> = (1..=3).flat_map(|i| [key(i, 0), key(i, 1)]).collect();
+        let kept = store.delete_untouched(&all, 60_000).unwrap();
+        assert_eq!(kept, DeleteOutcome { deleted: 0, bytes_freed: 0, kept_recent: 6 });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Chunk 2 is found by an exact check (a dedup hit): touched again.
+        assert_eq!(store.held_indices_touching(&ChunkHash([2; 32])).unwrap(), vec![0, 1]);
+        let outcome = store.delete_untouched(&all, 200).unwrap();
+        assert_eq!(outcome, DeleteOutcome { deleted: 4, bytes_freed: 400, kept_recent: 2 });
+        assert_eq!(store.held_indices(&ChunkHash([2; 32])).unwrap(), vec![0, 1]);
+        assert!(store.held_indices(&ChunkHash([1; 32])).unwrap().is_empty());
+        assert_eq!(store.fragment_count(), 2);
+        assert_eq!(store.get(&key(2, 1)).unwrap().1, data);
+    }
+
+    #[test]
+    fn listing_pages_through_every_fragment_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FragmentStore::open(dir.path(), 1 << 20, 0, |_| {}).unwrap();
+        let data = vec![1u8; 10];
+        let mut expected = Vec::new();
+        for i in [9u8, 3, 200, 4] {
+            for index in [2u8, 0] {
+                store.put(&key(i, index), meta_for(&data), &data).unwrap();
+                expected.push(key(i, index));
+            }
+        }
+        expected.sort();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, more) = store.list(after.as_ref(), 3).unwrap();
+            assert!(page.len() <= 3);
+            seen.extend(page.iter().map(|f| f.key));
+            after = page.last().map(|f| f.key);
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(seen, expected);
+        assert!(store.list(None, 100).unwrap().0.iter().all(|f| f.fragment_len == 10));
     }
 }

@@ -68,6 +68,48 @@ pub enum ClusterCommand {
     CreateUser(User),
     /// Keeps the outcome of the latest repair or rebalance pass.
     RecordRepair(RepairRecord),
+    /// Keeps the state of the latest garbage-collection pass (written as it runs).
+    RecordGc(GcRecord),
+}
+
+/// A garbage-collection pass as it runs and when it ended: what `tessera admin gc
+/// status` shows, and where an interrupted pass resumes its sweep.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct GcRecord {
+    pub started_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Unset while the pass runs (or if it was interrupted).
+    pub finished_at_ms: Option<i64>,
+    /// Who runs it ("router 127.0.0.1:7000", "cli").
+    pub by: String,
+    /// "expire", "mark", "sweep", "done" or "failed".
+    pub phase: String,
+    pub grace_ms: u64,
+    pub shards_total: u64,
+    pub shards_marked: u64,
+    /// Chunks some shard references (the mark set).
+    pub chunks_referenced: u64,
+    /// Zero-ref log entries (chunks whose last reference went) since the last pass.
+    pub chunks_dereferenced: u64,
+    pub sessions_expired: u64,
+    pub nodes_total: u64,
+    pub nodes_swept: u64,
+    pub fragments_examined: u64,
+    /// Fragments of chunks no shard references.
+    pub fragments_unreferenced: u64,
+    pub fragments_deleted: u64,
+    /// Unreferenced fragments kept because their chunk was touched within the grace.
+    pub fragments_kept_recent: u64,
+    pub bytes_freed: u64,
+    pub nodes_unreachable: Vec<String>,
+    /// The sweep's position: block node id and the last fragment key swept there
+    /// (hex), so an interrupted pass resumes instead of starting over.
+    pub sweep_node: Option<String>,
+    pub sweep_after: Option<String>,
+    /// Set when this pass continued an interrupted one's sweep: the node it resumed on.
+    #[serde(default)]
+    pub resumed_on: Option<String>,
+    pub errors: Vec<String>,
 }
 
 /// The outcome of the latest repair or rebalance pass (by a router's background
@@ -104,6 +146,7 @@ pub enum ClusterResponse {
 
 const EPOCH: &[u8] = b"epoch";
 const LAST_REPAIR: &[u8] = b"repair/last";
+const LAST_GC: &[u8] = b"gc/last";
 
 fn node_key(kind: NodeKind, id: &str) -> Vec<u8> {
     format!("node/{}/{id}", kind.tag()).into_bytes()
@@ -204,6 +247,10 @@ pub fn apply(
             writes.insert(LAST_REPAIR.to_vec(), Some(bytes));
             ClusterResponse::Done
         }),
+        ClusterCommand::RecordGc(record) => json(record).map(|bytes| {
+            writes.insert(LAST_GC.to_vec(), Some(bytes));
+            ClusterResponse::Done
+        }),
         ClusterCommand::CreateUser(u) => {
             if u.user_id.is_empty() || u.access_key.is_empty() || u.secret_key.len() < 8 {
                 Err(ApplyError::new(
@@ -256,6 +303,7 @@ pub enum ClusterQuery {
     Epoch,
     ShardMap,
     LastRepair,
+    LastGc,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -265,6 +313,7 @@ pub enum ClusterAnswer {
     Epoch(u64),
     ShardMap(Vec<ShardGroup>),
     LastRepair(Option<RepairRecord>),
+    LastGc(Option<GcRecord>),
 }
 
 /// Every shard group, by id.
@@ -284,5 +333,6 @@ pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, ro
         ClusterQuery::Epoch => ClusterAnswer::Epoch(epoch(view)?),
         ClusterQuery::ShardMap => ClusterAnswer::ShardMap(shard_map(view)?),
         ClusterQuery::LastRepair => ClusterAnswer::LastRepair(read::<RepairRecord>(view, LAST_REPAIR)?.ok().flatten()),
+        ClusterQuery::LastGc => ClusterAnswer::LastGc(read::<GcRecord>(view, LAST_GC)?.ok().flatten()),
     })
 }

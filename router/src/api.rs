@@ -210,7 +210,11 @@ impl Tessera for ApiService {
     async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::Done>, Status> {
         let user = self.user(&request).await?;
         let req = request.into_inner();
-        ops::delete(&self.dp, &user.user_id, &req.path, &req.device_id).await?;
+        if req.purge {
+            ops::purge(&self.dp, &user.user_id, &req.path, &req.device_id).await?;
+        } else {
+            ops::delete(&self.dp, &user.user_id, &req.path, &req.device_id).await?;
+        }
         Ok(Response::new(pb::Done {}))
     }
 

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod datapath;
 pub mod download;
 pub mod error;
+pub mod gc;
 pub mod meta_cache;
 pub mod ops;
 pub mod placement;

@@ -99,6 +99,18 @@ pub async fn delete(dp: &DataPath, user_id: &str, path: &str, device_id: &str) -
     command(dp, user_id, cmd).await.map(|_| ())
 }
 
+/// Removes a file or folder with every version, for good: soft-deletes it if it is
+/// live, then purges the tombstone (a crash between the two leaves it deleted,
+/// restorable, and a retry finishes the purge).
+pub async fn purge(dp: &DataPath, user_id: &str, path: &str, device_id: &str) -> Result<(), RouterError> {
+    match delete(dp, user_id, path, device_id).await {
+        Ok(()) | Err(RouterError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let cmd = ShardCommand::PurgeDeleted { user_id: user_id.into(), path: path.into() };
+    command(dp, user_id, cmd).await.map(|_| ())
+}
+
 pub async fn versions(dp: &DataPath, user_id: &str, path: &str) -> Result<VersionPage, RouterError> {
     let q = ShardQuery::ListVersions {
         user_id: user_id.into(),

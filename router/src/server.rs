@@ -34,6 +34,7 @@ pub struct RouterConfig {
     pub datapath: DataPathConfig,
     pub s3: S3Config,
     pub repair: crate::repair::background::RepairConfig,
+    pub gc: crate::gc::background::GcConfig,
 }
 
 impl Default for RouterConfig {
@@ -47,6 +48,7 @@ impl Default for RouterConfig {
             datapath: DataPathConfig::default(),
             s3: S3Config::default(),
             repair: Default::default(),
+            gc: Default::default(),
         }
     }
 }
@@ -59,7 +61,8 @@ pub struct RunningRouter {
     server: listener::ServerHandle,
     s3: Option<S3Listener>,
     refresh: tokio::task::JoinHandle<()>,
-    repair: Option<tokio::task::JoinHandle<()>>,
+    /// Background repair and GC jobs (those turned on).
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningRouter {
@@ -77,8 +80,8 @@ impl RunningRouter {
             s3.stop().await;
         }
         self.refresh.abort();
-        if let Some(repair) = self.repair.take() {
-            repair.abort();
+        for job in self.background.drain(..) {
+            job.abort();
         }
         served
     }
@@ -108,6 +111,8 @@ pub async fn start(
     let auth = Arc::new(Authenticator::new(meta));
     let repair_metrics = crate::repair::background::RepairMetrics::default();
     repair_metrics.register(&mut registry);
+    let gc_metrics = crate::gc::background::GcMetrics::default();
+    gc_metrics.register(&mut registry);
     let s3_metrics = S3Metrics::default();
     s3_metrics.register(&mut registry);
     let api = ApiService { dp: dp.clone(), auth: auth.clone(), max_change_wait_ms: cfg.max_change_wait_ms };
@@ -137,9 +142,15 @@ pub async fn start(
     listener::announce(addr, cfg.addr_file.as_deref())?;
     tracing::info!(%addr, "router listening");
     let refresh = view.spawn_refresh(Duration::from_millis(cfg.refresh_ms.max(100)));
-    let repair =
-        crate::repair::background::spawn(dp.clone(), cfg.repair.clone(), repair_metrics, format!("router {addr}"));
-    Ok(RunningRouter { addr, s3_addr, dp, server, s3, refresh, repair })
+    let by = format!("router {addr}");
+    let background = [
+        crate::repair::background::spawn(dp.clone(), cfg.repair.clone(), repair_metrics, by.clone()),
+        crate::gc::background::spawn(dp.clone(), cfg.gc.clone(), gc_metrics, by),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(RunningRouter { addr, s3_addr, dp, server, s3, refresh, background })
 }
 
 impl tessera_proto::config::ListenerConfig for RouterConfig {

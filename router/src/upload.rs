@@ -6,8 +6,9 @@
 //! fragments) are in flight. A version is committed only after every
 //! fragment of every new chunk is acknowledged durable by its node.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::FuturesOrdered;
@@ -183,6 +184,67 @@ pub struct StoredContent {
     pub chunks_uploaded: u64,
     /// Bytes of new chunk data actually sent to block nodes.
     pub bytes_transferred: u64,
+    /// When the data path began storing (and so touching) these chunks; `None`
+    /// for content taken from an existing version (a copy), never touched.
+    pub first_touch: Option<Instant>,
+}
+
+/// An upload that took longer than this since its first touch re-checks (and so
+/// touches again) every chunk before it commits: garbage collection only spares
+/// chunks touched within its grace, which must exceed this plus a commit's latency.
+pub const RECONFIRM_AFTER: Duration = Duration::from_secs(1);
+
+impl StoredContent {
+    /// Content whose chunks come from an existing version (server-side copies).
+    pub fn from_version(chunks: Vec<ChunkRef>, size: u64, sha256: [u8; 32], md5: [u8; 16]) -> Self {
+        Self { chunks, size, sha256, md5, chunks_uploaded: 0, bytes_transferred: 0, first_touch: None }
+    }
+
+    /// Makes sure every chunk is still stored, and touches it, when the last touch
+    /// may be too old for garbage collection's grace. Called right before the
+    /// commit that makes the chunks referenced.
+    pub async fn keep_alive(&self, dp: &DataPath) -> Result<(), RouterError> {
+        if self.first_touch.is_some_and(|t| t.elapsed() < RECONFIRM_AFTER) {
+            return Ok(());
+        }
+        let hashes: Vec<ChunkHash> =
+            self.chunks.iter().map(|c| ChunkHash(c.hash)).collect::<BTreeSet<_>>().into_iter().collect();
+        for batch in hashes.chunks(1000) {
+            let held = held_fragment_counts(dp, batch).await;
+            for (hash, count) in batch.iter().zip(held) {
+                if count < dp.config.data_shards {
+                    return Err(RouterError::Unavailable(format!(
+                        "chunk {hash} is no longer stored ({count} fragments found): its last reference went while \
+                         this upload ran; retry the upload"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Distinct fragment indices of each chunk held by the block nodes that answer,
+/// asking every node (a fallback node may hold a displaced fragment): the exact
+/// checks touch every copy.
+async fn held_fragment_counts(dp: &DataPath, hashes: &[ChunkHash]) -> Vec<usize> {
+    let placement = dp.view.placement();
+    let pool = &dp.view.pool;
+    let asks = placement.block_nodes().iter().map(|node| async move {
+        let client = pool.client(node).ok()?;
+        let result = client.batch_has(hashes).await;
+        pool.note_result(node, &result);
+        result.ok()
+    });
+    let mut indices = vec![BTreeSet::new(); hashes.len()];
+    for held in futures::future::join_all(asks).await.into_iter().flatten() {
+        for (row, idx) in held.into_iter().enumerate() {
+            if let Some(set) = indices.get_mut(row) {
+                set.extend(idx);
+            }
+        }
+    }
+    indices.into_iter().map(|s| s.len()).collect()
 }
 
 /// Chunks `body`, stores every chunk not already stored, and returns the chunk list
@@ -200,6 +262,7 @@ where
     let mut ready = Vec::new();
     let parallel = dp.config.parallel_chunks.max(1);
     let mut size = 0u64;
+    let first_touch = Instant::now();
     loop {
         let piece = body.next().await;
         let done = piece.is_none();
@@ -246,6 +309,7 @@ where
         md5: md5.finalize().into(),
         chunks_uploaded,
         bytes_transferred,
+        first_touch: Some(first_touch),
     })
 }
 
@@ -285,6 +349,7 @@ pub async fn commit(
     content: &StoredContent,
     meta: ObjectMeta,
 ) -> Result<CommitOutcome, RouterError> {
+    content.keep_alive(dp).await?;
     let cmd = GroupCommand::Shard(ShardCommand::CommitVersion(CommitVersion {
         user_id: req.user_id.clone(),
         path: req.path.clone(),

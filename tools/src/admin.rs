@@ -37,6 +37,11 @@ pub enum AdminCommand {
         #[command(flatten)]
         args: crate::maintenance::RepairArgs,
     },
+    /// Garbage collection: give back the space of unreferenced chunks.
+    Gc {
+        #[command(subcommand)]
+        command: crate::gc::GcCommand,
+    },
     /// Block node membership.
     Node {
         #[command(subcommand)]
@@ -156,6 +161,7 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Rebalance { args } => {
             return crate::maintenance::run(meta, Mode::Rebalance, false, args, json).await;
         }
+        AdminCommand::Gc { command } => return crate::gc::run(meta, command, json).await,
         AdminCommand::Node { command: NodeCommand::Add { id, addr, zone } } => {
             let info = NodeInfo { kind: NodeKind::Block, id: id.clone(), addr, zone };
             let epoch = cluster_command(&meta, ClusterCommand::RegisterNode(info)).await?;

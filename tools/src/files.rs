@@ -242,14 +242,19 @@ pub async fn mv(json: bool, from: &str, to: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn rm(json: bool, path: &str) -> anyhow::Result<()> {
+pub async fn rm(json: bool, path: &str, purge: bool) -> anyhow::Result<()> {
     connect()
         .await?
         .raw()
-        .delete(pb::DeleteRequest { path: path.to_owned(), device_id: "cli".into() })
+        .delete(pb::DeleteRequest { path: path.to_owned(), device_id: "cli".into(), purge })
         .await
         .map_err(explain)?;
-    print(json, json!({"deleted": path}), format!("deleted {path} (restorable from its versions)"));
+    let text = if purge {
+        format!("deleted {path} with every version")
+    } else {
+        format!("deleted {path} (restorable from its versions)")
+    };
+    print(json, json!({"deleted": path, "purged": purge}), text);
     Ok(())
 }
 

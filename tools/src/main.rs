@@ -11,6 +11,7 @@ mod bench;
 mod cluster;
 mod dev;
 mod files;
+mod gc;
 mod local_cluster;
 mod maintenance;
 mod remote;
@@ -75,8 +76,13 @@ enum Command {
     Mkdir { path: String },
     /// Move or rename a file or folder.
     Mv { from: String, to: String },
-    /// Delete a file or folder (versions stay restorable).
-    Rm { path: String },
+    /// Delete a file or folder (versions stay restorable unless --purge).
+    Rm {
+        path: String,
+        /// Remove every version too, for good; GC then gives the space back.
+        #[arg(long)]
+        purge: bool,
+    },
     /// List a file's versions, newest first.
     Versions { path: String },
     /// Your change feed: events after a cursor (what sync clients follow).
@@ -150,7 +156,7 @@ fn main() -> ExitCode {
             Command::Stat { path } => files::stat(json, &path).await,
             Command::Mkdir { path } => files::mkdir(json, &path).await,
             Command::Mv { from, to } => files::mv(json, &from, &to).await,
-            Command::Rm { path } => files::rm(json, &path).await,
+            Command::Rm { path, purge } => files::rm(json, &path, purge).await,
             Command::Versions { path } => files::versions(json, &path).await,
             Command::Changes { after, limit, wait, device, follow } => {
                 files::changes(json, after, limit, wait, &device, follow).await

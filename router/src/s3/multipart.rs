@@ -123,6 +123,7 @@ impl S3Gateway {
     }
 
     async fn put_part(&self, user: &str, upload_id: UploadId, number: u32, content: &StoredContent) -> S3Result<()> {
+        content.keep_alive(&self.dp).await.or_s3()?;
         let part = PartRecord {
             part_number: number,
             size: content.size,
@@ -187,14 +188,12 @@ impl S3Gateway {
         let whole_md5 = hex::decode(source_etag.value()).ok().and_then(|b| <[u8; 16]>::try_from(b).ok());
         let content = match (range, whole_md5) {
             // The whole of a single-part object: its chunks, MD5 and SHA-256 are the part's.
-            (None, Some(md5)) if source.meta.part_sizes.is_empty() => StoredContent {
-                chunks: source.chunks.iter().map(|(h, size)| ChunkRef { hash: h.0, size: *size }).collect(),
-                size: source.size,
-                sha256: source.content_sha256,
+            (None, Some(md5)) if source.meta.part_sizes.is_empty() => StoredContent::from_version(
+                source.chunks.iter().map(|(h, size)| ChunkRef { hash: h.0, size: *size }).collect(),
+                source.size,
+                source.content_sha256,
                 md5,
-                chunks_uploaded: 0,
-                bytes_transferred: 0,
-            },
+            ),
             // Otherwise the bytes go through the data path again; chunks that already
             // exist are deduplicated, so only the range's edges are stored anew.
             _ => {

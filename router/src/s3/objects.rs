@@ -387,6 +387,12 @@ impl S3Gateway {
                     ..Default::default()
                 })
             }
+            // Without versioning a deleted object is gone for good, history included,
+            // so its space comes back.
+            None if versioning == BucketVersioning::Unversioned => {
+                crate::ops::purge(&self.dp, user, &path, S3_DEVICE).await.or_s3()?;
+                Ok(DeleteObjectOutput::default())
+            }
             None | Some(VersionRef::Null) => {
                 if !entry.deleted {
                     crate::ops::delete(&self.dp, user, &path, S3_DEVICE).await.or_s3()?;
@@ -533,18 +539,12 @@ impl S3Gateway {
         // The content (and so its ETag and part layout) is the source's.
         meta.etag = source_etag.value().to_owned();
         meta.part_sizes = source.meta.part_sizes.clone();
-        let content = StoredContent {
-            chunks: source
-                .chunks
-                .iter()
-                .map(|(h, size)| tessera_meta::model::ChunkRef { hash: h.0, size: *size })
-                .collect(),
-            size: source.size,
-            sha256: source.content_sha256,
-            md5: [0; 16],
-            chunks_uploaded: 0,
-            bytes_transferred: 0,
-        };
+        let content = StoredContent::from_version(
+            source.chunks.iter().map(|(h, size)| tessera_meta::model::ChunkRef { hash: h.0, size: *size }).collect(),
+            source.size,
+            source.content_sha256,
+            [0; 16],
+        );
         let up = UploadRequest {
             user_id: user.clone(),
             path,
