@@ -100,6 +100,9 @@ pub async fn start(
     if cfg.meta.is_empty() {
         anyhow::bail!("no metadata node addresses configured (`meta` / --meta)");
     }
+    if cfg.gc.interval_secs > 0 && std::time::Duration::from_secs(cfg.gc.grace_secs) < crate::gc::MIN_GRACE {
+        anyhow::bail!("[gc] grace_secs = {} is below the minimum of {:?}", cfg.gc.grace_secs, crate::gc::MIN_GRACE);
+    }
     let meta = Arc::new(MetaClient::new(cfg.meta.clone()));
     let view = ClusterView::load(meta.clone())
         .await

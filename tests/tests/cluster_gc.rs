@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tessera_tests::local_cluster::{tessera_with, LocalCluster};
-use tessera_tests::{binary, poll_until, TestRng};
+use tessera_tests::{binary, http_get, metric, poll_until, TestRng};
 
 fn ok_json(env: &HashMap<String, String>, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
@@ -193,4 +193,31 @@ fn a_pass_killed_mid_sweep_resumes_and_neither_loses_nor_leaks() {
     // No loss.
     read_back(&env, work.path(), "/keep.bin", &kept);
     assert_nothing_lost(&env);
+}
+
+#[test]
+fn the_routers_background_job_collects_and_reports_on_metrics() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster =
+        LocalCluster::up(&work.path().join("c"), &["--gc-interval", "2", "--gc-grace-secs", "3"]).unwrap();
+    let env = cluster.env.clone();
+    let mut rng = TestRng::new(77);
+    let kept = rng.bytes(2_000_000);
+    put(&env, work.path(), "/keep.bin", &kept);
+    put(&env, work.path(), "/gone.bin", &rng.bytes(3_000_000));
+    ok_json(&env, &["rm", "/gone.bin", "--purge"]);
+    let metrics = poll_until(Duration::from_secs(60), "a background pass freeing space", || {
+        let (_, body) = http_get(&env["TESSERA_ENDPOINT"], "/metrics").ok()?;
+        (metric(&body, "tessera_router_gc_freed_bytes_total")? >= 4_500_000.0).then_some(body)
+    })
+    .unwrap();
+    assert!(metric(&metrics, "tessera_router_gc_deleted_fragments_total").unwrap() >= 6.0, "{metrics}");
+    assert!(metric(&metrics, "tessera_router_gc_examined_fragments_total").unwrap() >= 6.0);
+    assert_eq!(metric(&metrics, "tessera_router_gc_failed_passes_total"), Some(0.0));
+    let status = ok_json(&env, &["admin", "gc", "status"]);
+    assert!(status["by"].as_str().unwrap().starts_with("router "), "{status}");
+    read_back(&env, work.path(), "/keep.bin", &kept);
+    // Only keep.bin's fragments are left on the block nodes.
+    let left = fragment_bytes(&cluster);
+    assert!(left >= 3_000_000 && left < 4_000_000, "{left} bytes left");
 }
