@@ -144,9 +144,12 @@ impl FragmentStore {
         self.db.cf_handle(name).ok_or_else(|| StoreError::Corrupt(format!("column family {name} is missing")))
     }
 
+    fn stripe_of(&self, chunk: &ChunkHash) -> usize {
+        chunk.as_bytes()[0] as usize % WRITE_STRIPES
+    }
+
     fn stripe(&self, chunk: &ChunkHash) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
-        let b = chunk.as_bytes();
-        self.stripes[(b[0] as usize) % WRITE_STRIPES].lock().map_err(|_| StoreError::Storage("lock poisoned".into()))
+        self.stripes[self.stripe_of(chunk)].lock().map_err(|_| StoreError::Storage("lock poisoned".into()))
     }
 
     /// Visits the metadata of every stored fragment in key order.
@@ -347,34 +350,49 @@ impl FragmentStore {
         self.delete_where(keys, |chunk| self.touches.untouched_for(chunk, window_ms))
     }
 
-    fn delete_where(
-        &self,
-        keys: &[FragmentKey],
-        allowed: impl Fn(&ChunkHash) -> bool,
-    ) -> Result<DeleteOutcome, StoreError> {
+    /// Deletes in one synced batch the `keys` whose chunk passes `allowed`, holding
+    /// the locks of every chunk involved (taken in stripe order, so two deletes
+    /// cannot deadlock) from the check to the write.
+    fn delete_where(&self, keys: &[FragmentKey], allowed: impl Fn(&ChunkHash) -> bool) -> Result<DeleteOutcome, StoreError> {
         let index = self.cf(CF_INDEX)?;
         let frags = self.cf(CF_FRAGMENTS)?;
+        let mut stripes: Vec<usize> = keys.iter().map(|k| self.stripe_of(&k.chunk)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let _guards = stripes
+            .iter()
+            .map(|&i| self.stripes[i].lock().map_err(|_| StoreError::Storage("lock poisoned".into())))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut outcome = DeleteOutcome::default();
+        let mut batch = WriteBatch::default();
+        let mut doomed = std::collections::HashSet::new();
         for key in keys {
-            let _guard = self.stripe(&key.chunk)?;
+            if doomed.contains(key) {
+                continue;
+            }
             let Some(meta) = self.meta(key)? else { continue };
             if !allowed(&key.chunk) {
                 outcome.kept_recent += 1;
                 continue;
             }
-            let mut batch = WriteBatch::default();
             batch.delete_cf(index, key.encode());
             batch.delete_cf(frags, key.encode());
-            let mut wo = WriteOptions::default();
-            wo.set_sync(true);
-            self.db.write_opt(batch, &wo)?;
-            self.fragments.fetch_sub(1, Ordering::Relaxed);
-            self.bytes.fetch_sub(meta.fragment_len, Ordering::Relaxed);
+            doomed.insert(*key);
+            outcome.deleted += 1;
+            outcome.bytes_freed += meta.fragment_len;
+        }
+        if doomed.is_empty() {
+            return Ok(outcome);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        self.fragments.fetch_sub(outcome.deleted, Ordering::Relaxed);
+        self.bytes.fetch_sub(outcome.bytes_freed, Ordering::Relaxed);
+        for key in &doomed {
             if self.held_indices(&key.chunk)?.is_empty() {
                 self.touches.forget(&key.chunk);
             }
-            outcome.deleted += 1;
-            outcome.bytes_freed += meta.fragment_len;
         }
         Ok(outcome)
     }
@@ -573,5 +591,40 @@ mod tests {
         }
         assert_eq!(seen, expected);
         assert!(store.list(None, 100).unwrap().0.iter().all(|f| f.fragment_len == 10));
+    }
+
+    #[test]
+    fn a_chunk_found_by_an_exact_check_survives_a_concurrent_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(FragmentStore::open(dir.path(), 1 << 20, 0, |_| {}).unwrap());
+        let data = vec![3u8; 64];
+        let chunks: Vec<ChunkHash> = (0..400u32)
+            .map(|i| {
+                let mut h = [0u8; 32];
+                h[..4].copy_from_slice(&i.to_le_bytes());
+                ChunkHash(h)
+            })
+            .collect();
+        for c in &chunks {
+            store.put(&FragmentKey::new(*c, 0), meta_for(&data), &data).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        let checker = {
+            let (store, chunks) = (store.clone(), chunks.clone());
+            std::thread::spawn(move || {
+                chunks.iter().filter(|c| !store.held_indices_touching(c).unwrap().is_empty()).copied().collect::<Vec<_>>()
+            })
+        };
+        let keys: Vec<FragmentKey> = chunks.iter().map(|c| FragmentKey::new(*c, 0)).collect();
+        let mut deleted = 0;
+        for batch in keys.chunks(7) {
+            deleted += store.delete_untouched(batch, 30).unwrap().deleted;
+        }
+        let seen_held = checker.join().unwrap();
+        // Whatever the interleaving: an answer "held" means the fragment stays.
+        for c in &seen_held {
+            assert_eq!(store.held_indices(c).unwrap(), vec![0], "chunk reported held was deleted");
+        }
+        assert_eq!(deleted + seen_held.len() as u64, 400, "every chunk is either deleted or was seen held");
     }
 }
