@@ -73,6 +73,21 @@ ROWS = [
         ], None, "none"),
         ("Time since the last pass", "time() - max(tessera_router_repair_last_pass_end_timestamp_seconds)", "age", "s"),
     ]),
+    ("Garbage collection", [
+        ("Space given back", "sum(rate(tessera_router_gc_freed_bytes_total[5m]))", "freed", "Bps"),
+        ("GC work/s", [
+            ("sum(rate(tessera_router_gc_examined_fragments_total[5m]))", "examined"),
+            ("sum(rate(tessera_router_gc_deleted_fragments_total[5m]))", "deleted"),
+            ("sum(rate(tessera_router_gc_kept_recent_fragments_total[5m]))", "kept (touched recently)"),
+            ("sum(rate(tessera_block_deleted_fragments_total[5m]))", "block-node deletes"),
+        ], None, "ops"),
+        ("Passes", [
+            ("max(tessera_router_gc_running)", "running"),
+            ("sum(increase(tessera_router_gc_failed_passes_total[1h]))", "failed (1h)"),
+            ("max(tessera_router_gc_referenced_chunks)", "chunks referenced"),
+        ], None, "none"),
+        ("Time since the last GC pass", "time() - max(tessera_router_gc_last_pass_end_timestamp_seconds)", "age", "s"),
+    ]),
 ]
 
 

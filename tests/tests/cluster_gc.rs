@@ -216,6 +216,8 @@ fn the_routers_background_job_collects_and_reports_on_metrics() {
     assert_eq!(metric(&metrics, "tessera_router_gc_failed_passes_total"), Some(0.0));
     let status = ok_json(&env, &["admin", "gc", "status"]);
     assert!(status["by"].as_str().unwrap().starts_with("router "), "{status}");
+    let cluster_status = cluster.status().unwrap();
+    assert!(cluster_status["last_gc"]["bytes_freed"].as_u64().unwrap() > 0, "{cluster_status}");
     read_back(&env, work.path(), "/keep.bin", &kept);
     // Only keep.bin's fragments are left on the block nodes.
     let left = fragment_bytes(&cluster);

@@ -39,6 +39,9 @@ pub async fn collect(meta: &MetaClient, endpoints: &[String]) -> anyhow::Result<
     let ClusterAnswer::LastRepair(last_repair) = cluster(meta, ClusterQuery::LastRepair).await? else {
         anyhow::bail!("unexpected answer to the repair query");
     };
+    let ClusterAnswer::LastGc(last_gc) = cluster(meta, ClusterQuery::LastGc).await? else {
+        anyhow::bail!("unexpected answer to the GC query");
+    };
     let stats = futures::future::join_all(blocks.iter().map(|b| async move {
         let url = if b.addr.starts_with("http") { b.addr.clone() } else { format!("http://{}", b.addr) };
         match tessera_block::BlockClient::connect(url).await {
@@ -89,6 +92,7 @@ pub async fn collect(meta: &MetaClient, endpoints: &[String]) -> anyhow::Result<
             "leaders": leaders,
         },
         "last_repair": last_repair,
+        "last_gc": last_gc,
         "meta_nodes": meta_nodes,
         "raft_groups": groups,
         "block_nodes": block_json,
@@ -125,6 +129,16 @@ pub fn print(status: &Value) {
             r["fragments_copied"]
         ),
         None => println!("under-replicated chunks: unknown (no repair pass yet: tessera admin repair)"),
+    }
+    match status["last_gc"].as_object() {
+        Some(g) => println!(
+            "garbage collection: last pass by {} {} · {} fragments deleted, {} freed",
+            g["by"].as_str().unwrap_or("?"),
+            if g["finished_at_ms"].is_null() { "running or interrupted" } else { "done" },
+            g["fragments_deleted"],
+            bytes(&g["bytes_freed"])
+        ),
+        None => println!("garbage collection: no pass yet (tessera admin gc run)"),
     }
     println!("raft groups:");
     for g in s["leaders"].as_array().into_iter().flatten() {
