@@ -78,7 +78,8 @@ pub enum NodeCommand {
 pub enum UserCommand {
     /// Create a user with a new access key and secret.
     Create { name: String },
-    /// A user's storage usage (logical bytes of every kept version) and quota.
+    /// A user's storage usage (logical bytes of every kept version), quota, and what
+    /// deduplication saves (distinct chunk bytes beside the logical bytes).
     Show { name: String },
     /// Set a user's storage quota (e.g. 10GiB, or `none` for no limit).
     Quota { name: String, size: String },
@@ -186,7 +187,27 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
             let QueryResponse::Usage(u) = view.shard_query(&name, q, std::time::Duration::ZERO).await? else {
                 anyhow::bail!("unexpected answer to the usage query");
             };
-            print_usage(json, &name, &u);
+            let q = ShardQuery::DedupStats { user_id: name.clone() };
+            let QueryResponse::DedupStats(d) = view.shard_query(&name, q, std::time::Duration::ZERO).await? else {
+                anyhow::bail!("unexpected answer to the dedup query");
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"user_id": name, "usage_bytes": u.bytes, "quota_bytes": u.quota_bytes,
+                        "unique_chunk_bytes": d.unique_chunk_bytes, "dedup_savings_bytes": d.savings_bytes(),
+                        "versions": d.versions, "distinct_chunks": d.distinct_chunks})
+                );
+            } else {
+                print_usage(false, &name, &u);
+                println!(
+                    "stored:  {} in {} distinct chunks of {} versions (dedup saves {})",
+                    indicatif::HumanBytes(d.unique_chunk_bytes),
+                    d.distinct_chunks,
+                    d.versions,
+                    indicatif::HumanBytes(d.savings_bytes())
+                );
+            }
         }
         AdminCommand::User { command: UserCommand::Quota { name, size } } => {
             let quota_bytes = match size.as_str() {

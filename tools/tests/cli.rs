@@ -205,7 +205,12 @@ fn a_quota_refuses_uploads_past_it_with_a_clear_message_and_admin_shows_usage() 
     fails(env, &["put", "--resumable", two_mib.to_str().unwrap(), "/c"], "quota");
     ok_json(env, &["admin", "user", "quota", "dev", "none"]);
     ok_json(env, &["put", two_mib.to_str().unwrap(), "/b"]);
-    assert_eq!(ok_json(env, &["admin", "user", "show", "dev"])["usage_bytes"], 6 << 20);
+    let shown = ok_json(env, &["admin", "user", "show", "dev"]);
+    assert_eq!(shown["usage_bytes"], 6 << 20);
+    // /b has /a's first content: logical 6 MiB, 4 MiB of distinct chunks stored.
+    assert_eq!(shown["unique_chunk_bytes"], 4 << 20, "{shown}");
+    assert_eq!(shown["dedup_savings_bytes"], 2 << 20, "{shown}");
+    assert_eq!(shown["versions"], 3, "{shown}");
 }
 
 #[test]

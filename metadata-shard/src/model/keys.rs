@@ -121,6 +121,13 @@ pub fn version(user: &str, file_id: u64, version: u64) -> Vec<u8> {
     tagged(VERSION, &[user.as_bytes(), &[0], &file_id.to_be_bytes(), &version.to_be_bytes()])
 }
 
+/// Every version of every file of `user`.
+pub fn user_versions(user: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = tagged(VERSION, &[user.as_bytes(), &[0]]);
+    let end = prefix_end(&start);
+    (start, end)
+}
+
 /// Range of versions `from..to` (exclusive) of one file.
 pub fn version_range(user: &str, file_id: u64, from: u64, to: u64) -> (Vec<u8>, Vec<u8>) {
     (version(user, file_id, from), version(user, file_id, to))

@@ -68,6 +68,11 @@ pub enum ShardQuery {
     Usage {
         user_id: String,
     },
+    /// Logical bytes against distinct chunk bytes of a user's kept versions (walks
+    /// every version: for operators).
+    DedupStats {
+        user_id: String,
+    },
     /// Referenced chunks in hash order, after `after` (repair and rebalance walk these).
     ListChunks {
         after: Option<Hash32>,
@@ -150,6 +155,7 @@ pub enum QueryResponse {
     ZeroRefs(ZeroRefPage),
     Chunks(ChunkRefPage),
     Usage(super::usage::Usage),
+    DedupStats(super::usage::DedupStats),
     Session(UploadSession),
     MissingChunks(Vec<Hash32>),
     Shares(Vec<Share>),
@@ -188,6 +194,7 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
         Q::RefCounts { hashes } => R::RefCounts(chunks::refcounts(kv, hashes)?),
         Q::ZeroRefsAfter { after_cursor, limit } => R::ZeroRefs(chunks::zero_refs_after(kv, *after_cursor, *limit)?),
         Q::Usage { user_id } => R::Usage(super::usage::usage(kv, user_id)?),
+        Q::DedupStats { user_id } => R::DedupStats(super::usage::dedup_stats(kv, user_id)?),
         Q::ListChunks { after, limit } => R::Chunks(chunks::chunk_refs_after(kv, after.as_ref(), (*limit).max(1))?),
         Q::Session { session_id, user_id } => R::Session(sessions::get_session(kv, session_id, user_id)?),
         Q::MissingChunks { session_id, user_id } => {

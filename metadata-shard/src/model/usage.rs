@@ -47,6 +47,43 @@ pub fn usage(kv: &dyn KvRead, user: &str) -> Result<Usage, ModelError> {
     Ok(Usage { bytes, quota_bytes })
 }
 
+/// What deduplication saves a user: the logical bytes of every kept version next
+/// to the bytes of the distinct chunks they use (each chunk counted once, however
+/// many versions or files share it). Computed on demand by walking the user's
+/// versions, for operators (`tessera admin user show`), never on a request's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupStats {
+    pub logical_bytes: u64,
+    pub unique_chunk_bytes: u64,
+    pub versions: u64,
+    pub distinct_chunks: u64,
+}
+
+impl DedupStats {
+    pub fn savings_bytes(&self) -> u64 {
+        self.logical_bytes.saturating_sub(self.unique_chunk_bytes)
+    }
+}
+
+pub fn dedup_stats(kv: &dyn KvRead, user: &str) -> Result<DedupStats, ModelError> {
+    super::types::validate_user_id(user)?;
+    let (start, end) = keys::user_versions(user);
+    let mut seen = std::collections::HashSet::new();
+    let mut stats = DedupStats { logical_bytes: 0, unique_chunk_bytes: 0, versions: 0, distinct_chunks: 0 };
+    for (_, value) in kv.scan(&start, &end, usize::MAX)? {
+        let record: super::versions::VersionRecord = super::codec::decode(&value, "version")?;
+        stats.versions += 1;
+        stats.logical_bytes += record.size;
+        for chunk in &record.chunks {
+            if seen.insert(chunk.hash) {
+                stats.unique_chunk_bytes += chunk.size;
+            }
+        }
+    }
+    stats.distinct_chunks = seen.len() as u64;
+    Ok(stats)
+}
+
 pub(crate) fn set_quota(kv: &mut dyn KvWrite, user: &str, quota_bytes: Option<u64>) {
     match quota_bytes {
         Some(q) => kv.put(&keys::quota(user), &encode_u64(q)),

@@ -332,3 +332,23 @@ fn usage_counts_every_kept_version_and_a_quota_refuses_the_commit_that_would_pas
         QueryResponse::Usage(usage::Usage { bytes: 415, quota_bytes: None })
     );
 }
+
+#[test]
+fn dedup_stats_count_each_distinct_chunk_once() {
+    let mut kv = MemKv::new();
+    commit(&mut kv, "/a", &[chunk(1), chunk(2)], 1); // 101 + 102
+    commit(&mut kv, "/a", &[chunk(1), chunk(3)], 2); // 101 + 103, chunk 1 shared with v1
+    commit(&mut kv, "/b", &[chunk(2), chunk(2)], 3); // 102 twice
+    let QueryResponse::DedupStats(d) = query(&kv, &ShardQuery::DedupStats { user_id: ALICE.into() }).unwrap() else {
+        panic!("wrong answer")
+    };
+    assert_eq!(d.versions, 3);
+    assert_eq!(d.logical_bytes, 203 + 204 + 204);
+    assert_eq!(d.distinct_chunks, 3);
+    assert_eq!(d.unique_chunk_bytes, 101 + 102 + 103);
+    assert_eq!(d.savings_bytes(), 611 - 306);
+    assert_eq!(d.logical_bytes, usage_of(&kv), "logical bytes are the quota's usage");
+    // Another user's versions are not counted.
+    let other = query(&kv, &ShardQuery::DedupStats { user_id: "bob".into() }).unwrap();
+    assert!(matches!(other, QueryResponse::DedupStats(d) if d.versions == 0 && d.unique_chunk_bytes == 0));
+}
