@@ -335,7 +335,13 @@ impl FragmentStore {
         // the touch has finished by the time this reads, so the answer is never
         // "held" for a fragment about to disappear.
         let _guard = self.stripe(chunk)?;
-        self.held_indices(chunk)
+        let held = self.held_indices(chunk)?;
+        if held.is_empty() {
+            // Nothing to protect; dropping the entry keeps the log to held chunks. A
+            // put touches under this same lock, so no newer touch is lost.
+            self.touches.forget(chunk);
+        }
+        Ok(held)
     }
 
     /// Deletes fragments; returns (fragments deleted, bytes freed).
@@ -353,7 +359,11 @@ impl FragmentStore {
     /// Deletes in one synced batch the `keys` whose chunk passes `allowed`, holding
     /// the locks of every chunk involved (taken in stripe order, so two deletes
     /// cannot deadlock) from the check to the write.
-    fn delete_where(&self, keys: &[FragmentKey], allowed: impl Fn(&ChunkHash) -> bool) -> Result<DeleteOutcome, StoreError> {
+    fn delete_where(
+        &self,
+        keys: &[FragmentKey],
+        allowed: impl Fn(&ChunkHash) -> bool,
+    ) -> Result<DeleteOutcome, StoreError> {
         let index = self.cf(CF_INDEX)?;
         let frags = self.cf(CF_FRAGMENTS)?;
         let mut stripes: Vec<usize> = keys.iter().map(|k| self.stripe_of(&k.chunk)).collect();
@@ -612,7 +622,11 @@ mod tests {
         let checker = {
             let (store, chunks) = (store.clone(), chunks.clone());
             std::thread::spawn(move || {
-                chunks.iter().filter(|c| !store.held_indices_touching(c).unwrap().is_empty()).copied().collect::<Vec<_>>()
+                chunks
+                    .iter()
+                    .filter(|c| !store.held_indices_touching(c).unwrap().is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
             })
         };
         let keys: Vec<FragmentKey> = chunks.iter().map(|c| FragmentKey::new(*c, 0)).collect();

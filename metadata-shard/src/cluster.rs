@@ -82,7 +82,7 @@ pub struct GcRecord {
     pub finished_at_ms: Option<i64>,
     /// Who runs it ("router 127.0.0.1:7000", "cli").
     pub by: String,
-    /// "expire", "mark", "sweep", "done" or "failed".
+    /// "expire" (sessions and trash), "mark", "sweep", "done" or "failed".
     pub phase: String,
     pub grace_ms: u64,
     pub shards_total: u64,
@@ -92,6 +92,9 @@ pub struct GcRecord {
     /// Zero-ref log entries (chunks whose last reference went) since the last pass.
     pub chunks_dereferenced: u64,
     pub sessions_expired: u64,
+    /// Deleted files and folders purged because their deletion passed the trash retention.
+    #[serde(default)]
+    pub trash_entries_purged: u64,
     pub nodes_total: u64,
     pub nodes_swept: u64,
     pub fragments_examined: u64,

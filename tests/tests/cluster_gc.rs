@@ -198,8 +198,7 @@ fn a_pass_killed_mid_sweep_resumes_and_neither_loses_nor_leaks() {
 #[test]
 fn the_routers_background_job_collects_and_reports_on_metrics() {
     let work = tempfile::tempdir().unwrap();
-    let cluster =
-        LocalCluster::up(&work.path().join("c"), &["--gc-interval", "2", "--gc-grace-secs", "3"]).unwrap();
+    let cluster = LocalCluster::up(&work.path().join("c"), &["--gc-interval", "2", "--gc-grace-secs", "3"]).unwrap();
     let env = cluster.env.clone();
     let mut rng = TestRng::new(77);
     let kept = rng.bytes(2_000_000);
@@ -222,4 +221,38 @@ fn the_routers_background_job_collects_and_reports_on_metrics() {
     // Only keep.bin's fragments are left on the block nodes.
     let left = fragment_bytes(&cluster);
     assert!(left >= 3_000_000 && left < 4_000_000, "{left} bytes left");
+}
+
+#[test]
+fn deleted_files_are_purged_after_the_trash_retention_and_their_space_comes_back() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let env = cluster.env.clone();
+    let mut rng = TestRng::new(31);
+    let kept = rng.bytes(1_000_000);
+    put(&env, work.path(), "/keep.bin", &kept);
+    put(&env, work.path(), "/trash/old.bin", &rng.bytes(4_000_000));
+    ok_json(&env, &["rm", "/trash"]); // soft delete: restorable
+    let held = gc(&env, &["--grace", "3s", "--trash-retention", "1h"]);
+    assert_eq!(held["trash_entries_purged"], 0, "{held}");
+    ok_json(&env, &["versions", "/trash/old.bin"]);
+    let before = fragment_bytes(&cluster);
+
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut purged = 0;
+    let mut freed = 0;
+    poll_until(Duration::from_secs(60), "the trash purged and its space freed", || {
+        let r = gc(&env, &["--grace", "3s", "--trash-retention", "1s"]);
+        purged += r["trash_entries_purged"].as_u64().unwrap();
+        freed += r["bytes_freed"].as_u64().unwrap();
+        (purged > 0 && r["fragments_unreferenced"] == 0 && freed > 0).then_some(())
+    })
+    .unwrap();
+    assert_eq!(purged, 2, "the folder and its file");
+    let out = tessera_with(&env, &["versions", "/trash/old.bin"]);
+    assert!(!out.status.success(), "no history left after the purge");
+    assert!(freed >= 4_000_000 * 3 / 2, "freed {freed}");
+    assert_eq!(before - fragment_bytes(&cluster), freed);
+    read_back(&env, work.path(), "/keep.bin", &kept);
+    assert_nothing_lost(&env);
 }

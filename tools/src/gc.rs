@@ -33,10 +33,23 @@ pub struct GcRunArgs {
     /// Start a fresh sweep even if the previous pass was interrupted.
     #[arg(long)]
     pub no_resume: bool,
+    /// Purge files and folders deleted longer ago than this (e.g. 30d), or `never`.
+    #[arg(long, default_value = "30d", value_parser = parse_retention)]
+    pub trash_retention: Retention,
     /// Fragments per listing page and conditional delete (the sweep's position is
     /// recorded after each page).
     #[arg(long, default_value_t = 1000)]
     pub page: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Retention(Option<Duration>);
+
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s == "never" {
+        return Ok(Retention(None));
+    }
+    humantime::parse_duration(s).map(|d| Retention(Some(d))).map_err(|e| e.to_string())
 }
 
 fn summary(r: &GcRecord) -> String {
@@ -96,6 +109,7 @@ pub async fn run(meta: MetaClient, command: GcCommand, json: bool) -> anyhow::Re
                 resume: !args.no_resume,
                 by: "tessera admin".into(),
                 page: args.page,
+                trash_retention: args.trash_retention.0,
             };
             let terminal = std::io::stderr().is_terminal();
             let mut last_line = Instant::now();

@@ -149,6 +149,13 @@ pub enum ShardCommand {
         user_id: String,
         quota_bytes: Option<u64>,
     },
+    /// Purges entries deleted before `deleted_before_ms` among up to `limit` entries
+    /// after the key `after` (GC's trash retention, a page at a time).
+    PurgeExpiredTrash {
+        after: Option<Vec<u8>>,
+        deleted_before_ms: i64,
+        limit: usize,
+    },
     /// GC has processed the zero-ref log through this cursor.
     TrimZeroRefLog {
         through_cursor: u64,
@@ -224,6 +231,7 @@ pub enum ShardResponse {
         removed: u64,
         more: bool,
     },
+    TrashPurged(super::trash::TrashPage),
     BucketCreated(Entry),
     BucketConfig(BucketConfig),
     MultipartCreated(MultipartUpload),
@@ -348,6 +356,12 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
             usage::set_quota(tx.kv, user_id, *quota_bytes);
             R::QuotaSet(usage::usage(tx.kv, user_id)?)
         }
+        C::PurgeExpiredTrash { after, deleted_before_ms, limit } => R::TrashPurged(super::trash::purge_expired(
+            tx,
+            after.as_deref(),
+            *deleted_before_ms,
+            (*limit).clamp(1, 10_000),
+        )?),
         C::TrimZeroRefLog { through_cursor } => {
             let (removed, more) = chunks::trim_zero_ref_log(tx.kv, *through_cursor, tx.cfg.trim_zero_ref_batch)?;
             R::ZeroRefLogTrimmed { removed, more }

@@ -105,6 +105,11 @@ pub fn entry(user: &str, path: &str) -> Vec<u8> {
     tagged(ENTRY, &[user.as_bytes(), &[0], path.as_bytes()])
 }
 
+/// Every entry of every user of the shard.
+pub fn all_entries() -> (Vec<u8>, Vec<u8>) {
+    (vec![ENTRY], prefix_end(&[ENTRY]))
+}
+
 /// Start of the user's entries; entry keys of the user are `entry_scope(user) ++ path`.
 pub fn entry_scope(user: &str) -> Vec<u8> {
     user_scope(ENTRY, user)

@@ -30,6 +30,7 @@ pub mod paths;
 pub mod query;
 pub mod sessions;
 pub mod shares;
+pub mod trash;
 pub mod tree_ops;
 pub mod types;
 pub mod usage;

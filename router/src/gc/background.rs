@@ -25,11 +25,19 @@ pub struct GcConfig {
     pub grace_secs: u64,
     /// Upper bound on fragment deletes per second (0 = unpaced).
     pub max_deletes_per_sec: u64,
+    /// Deleted files and folders are purged this long after their deletion (0 = kept
+    /// until purged by hand).
+    pub trash_retention_secs: u64,
 }
 
 impl Default for GcConfig {
     fn default() -> Self {
-        Self { interval_secs: 0, grace_secs: super::DEFAULT_GRACE.as_secs(), max_deletes_per_sec: 2000 }
+        Self {
+            interval_secs: 0,
+            grace_secs: super::DEFAULT_GRACE.as_secs(),
+            max_deletes_per_sec: 2000,
+            trash_retention_secs: super::DEFAULT_TRASH_RETENTION.as_secs(),
+        }
     }
 }
 
@@ -97,6 +105,7 @@ pub fn spawn(
         grace: Duration::from_secs(config.grace_secs),
         max_deletes_per_sec: config.max_deletes_per_sec,
         by,
+        trash_retention: (config.trash_retention_secs > 0).then(|| Duration::from_secs(config.trash_retention_secs)),
         ..Default::default()
     };
     Some(tokio::spawn(async move {

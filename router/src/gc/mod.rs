@@ -3,7 +3,8 @@
 //! A pass is a mark-and-sweep over the whole cluster, run in the background (a
 //! router's `[gc]` job or `tessera admin gc run`), never on a request's path:
 //!
-//! 1. **expire**: every shard drops upload sessions past their expiry (their
+//! 1. **expire**: every shard drops upload sessions past their expiry and purges
+//!    files and folders deleted longer ago than the trash retention (their
 //!    references go with them);
 //! 2. **mark**: every shard lists the chunks it references (`ListChunks`, a
 //!    linearizable read, paged); the union is the mark set. If any shard cannot
@@ -41,6 +42,8 @@ use crate::error::RouterError;
 
 /// Default time a chunk must have gone untouched before it may be deleted.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
+/// Deleted files stay restorable this long by default (then GC purges them).
+pub const DEFAULT_TRASH_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The smallest grace accepted: it must cover an upload's commit after its last touch.
 pub const MIN_GRACE: Duration = Duration::from_secs(3);
 const MAX_ERRORS: usize = 20;
@@ -56,11 +59,21 @@ pub struct GcOptions {
     pub resume: bool,
     /// Who runs the pass, for the record.
     pub by: String,
+    /// Deleted files and folders older than this are purged for good (`None`: the
+    /// trash is kept until purged by hand).
+    pub trash_retention: Option<Duration>,
 }
 
 impl Default for GcOptions {
     fn default() -> Self {
-        Self { grace: DEFAULT_GRACE, page: 1000, max_deletes_per_sec: 0, resume: true, by: "cli".into() }
+        Self {
+            grace: DEFAULT_GRACE,
+            page: 1000,
+            max_deletes_per_sec: 0,
+            resume: true,
+            by: "cli".into(),
+            trash_retention: Some(DEFAULT_TRASH_RETENTION),
+        }
     }
 }
 
@@ -104,6 +117,29 @@ async fn expire_sessions(dp: &DataPath, group: u64) -> Result<u64, RouterError> 
             }
             (GroupResponse::Shard(Err(e)), _) => return Err(e.into()),
             (other, _) => return Err(RouterError::Metadata(format!("unexpected answer to ExpireSessions: {other:?}"))),
+        }
+    }
+}
+
+/// Purges a shard's trash older than `retention`, a page of entries per command;
+/// returns the entries purged.
+async fn empty_trash(dp: &DataPath, group: u64, retention: Duration) -> Result<u64, RouterError> {
+    let deleted_before_ms = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let (mut after, mut purged) = (None, 0);
+    loop {
+        let cmd = GroupCommand::Shard(ShardCommand::PurgeExpiredTrash { after, deleted_before_ms, limit: 1000 });
+        match dp.view.meta.propose(group, &cmd).await? {
+            (GroupResponse::Shard(Ok(ShardResponse::TrashPurged(page))), _) => {
+                purged += page.purged_entries;
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => return Ok(purged),
+                }
+            }
+            (GroupResponse::Shard(Err(e)), _) => return Err(e.into()),
+            (other, _) => {
+                return Err(RouterError::Metadata(format!("unexpected answer to PurgeExpiredTrash: {other:?}")))
+            }
         }
     }
 }
@@ -214,6 +250,9 @@ pub async fn run(
     let mut zero_ref_heads = Vec::new();
     for shard in placement.shards() {
         record.sessions_expired += expire_sessions(dp, shard.group_id).await?;
+        if let Some(retention) = options.trash_retention {
+            record.trash_entries_purged += empty_trash(dp, shard.group_id, retention).await?;
+        }
         let (head, count) = zero_ref_head(dp, shard.group_id).await?;
         record.chunks_dereferenced += count;
         zero_ref_heads.push((shard.group_id, head));

@@ -352,3 +352,37 @@ fn dedup_stats_count_each_distinct_chunk_once() {
     let other = query(&kv, &ShardQuery::DedupStats { user_id: "bob".into() }).unwrap();
     assert!(matches!(other, QueryResponse::DedupStats(d) if d.versions == 0 && d.unique_chunk_bytes == 0));
 }
+
+#[test]
+fn trash_older_than_the_retention_is_purged_page_by_page() {
+    let mut kv = MemKv::new();
+    let del = |kv: &mut MemKv, path: &str, at: i64| {
+        run(kv, ShardCommand::Delete { user_id: ALICE.into(), path: path.into(), device_id: "d".into(), now_ms: at });
+    };
+    commit(&mut kv, "/old/a", &[chunk(1)], 1);
+    commit(&mut kv, "/old/b", &[chunk(2)], 2);
+    commit(&mut kv, "/recent", &[chunk(3)], 3);
+    commit(&mut kv, "/live", &[chunk(1)], 4); // shares chunk 1 with /old/a
+    del(&mut kv, "/old", T0 + 1_000);
+    del(&mut kv, "/recent", T0 + 5_000);
+    let (mut after, mut purged, mut pages) = (None, 0, 0);
+    loop {
+        let cmd = ShardCommand::PurgeExpiredTrash { after: after.clone(), deleted_before_ms: T0 + 3_000, limit: 2 };
+        let ShardResponse::TrashPurged(page) = run(&mut kv, cmd) else { panic!("wrong answer") };
+        assert!(page.scanned <= 2);
+        purged += page.purged_entries;
+        pages += 1;
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert!(pages >= 2, "the walk is paged");
+    assert_eq!(purged, 3, "the /old folder and its two files");
+    assert!(namespace::stat(&kv, ALICE, "/old/a", true).is_err(), "purged for good");
+    assert!(namespace::stat(&kv, ALICE, "/recent", true).unwrap().deleted, "within the retention: still restorable");
+    assert_eq!(refcount(&kv, 1), 1, "/live still holds chunk 1");
+    assert_eq!(refcount(&kv, 2), 0);
+    assert_eq!(refcount(&kv, 3), 1);
+    assert_eq!(usage_of(&kv), 101 + 103);
+}
