@@ -18,7 +18,9 @@ use crate::auth::{Authenticator, MethodPath, ACCESS_KEY, DATE, SIGNATURE};
 use crate::datapath::{now_ms, DataPath};
 use crate::error::RouterError;
 use crate::upload::{UploadReport, UploadRequest};
-use crate::{download, ops, sessions, upload};
+use crate::{download, ops, sessions, sharing, upload};
+use tessera_meta::model::access::Action;
+use tessera_meta::model::shares::Permission;
 
 pub struct ApiService {
     pub dp: Arc<DataPath>,
@@ -75,6 +77,52 @@ impl ApiService {
         let get = |k: &str| md.get(k).and_then(|v| v.to_str().ok());
         Ok(self.auth.verify(get(ACCESS_KEY), get(DATE), get(SIGNATURE), &method, now_ms()).await?)
     }
+
+    /// The caller and the namespace the call acts on (another user's when the call
+    /// names an owner who shares `path` with the caller for `action`).
+    async fn caller_and_namespace<T>(
+        &self,
+        req: &Request<T>,
+        path: &str,
+        action: Action,
+    ) -> Result<(User, String), Status> {
+        let user = self.user(req).await?;
+        let owner = req.metadata().get(sharing::OWNER).and_then(|v| v.to_str().ok()).filter(|o| !o.is_empty());
+        let namespace = sharing::namespace_for(&self.dp, &user.user_id, owner, path, action).await?;
+        Ok((user, namespace))
+    }
+
+    /// The caller, for calls that act on the caller's own files only: naming another
+    /// owner is refused rather than silently ignored.
+    async fn own_files_only<T>(&self, req: &Request<T>) -> Result<User, Status> {
+        let user = self.user(req).await?;
+        match Self::owner_of(req) {
+            Some(owner) if owner != user.user_id => Err(Status::failed_precondition(
+                "this call works on your own files only (not on files shared with you yet)",
+            )),
+            _ => Ok(user),
+        }
+    }
+
+    fn owner_of<T>(req: &Request<T>) -> Option<String> {
+        req.metadata().get(sharing::OWNER).and_then(|v| v.to_str().ok()).filter(|o| !o.is_empty()).map(str::to_owned)
+    }
+}
+
+fn share_to_wire(
+    owner: &str,
+    path: &str,
+    grantee: &str,
+    permission: Permission,
+    expires_at_ms: Option<i64>,
+) -> pb::ShareInfo {
+    pb::ShareInfo {
+        owner: owner.into(),
+        path: path.into(),
+        grantee: grantee.into(),
+        permission: sharing::permission_name(permission).into(),
+        expires_at_ms,
+    }
 }
 
 fn session_id(raw: &[u8]) -> Result<tessera_meta::model::SessionId, Status> {
@@ -117,15 +165,15 @@ type BoxStream<T> = std::pin::Pin<Box<dyn Stream<Item = Result<T, Status>> + Sen
 
 #[tonic::async_trait]
 impl Tessera for ApiService {
-    async fn put(&self, request: Request<Streaming<pb::PutRequest>>) -> Result<Response<pb::PutResponse>, Status> {
-        let user = self.user(&request).await?;
-        let mut stream = request.into_inner();
-        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty Put stream"))?;
+    async fn put(&self, mut request: Request<Streaming<pb::PutRequest>>) -> Result<Response<pb::PutResponse>, Status> {
+        let first = request.get_mut().message().await?.ok_or_else(|| Status::invalid_argument("empty Put stream"))?;
         let Some(put_request::Part::Header(h)) = first.part else {
             return Err(Status::invalid_argument("the first Put message must be the header"));
         };
+        let (_, namespace) = self.caller_and_namespace(&request, &h.path, Action::Write).await?;
+        let stream = request.into_inner();
         let req = UploadRequest {
-            user_id: user.user_id,
+            user_id: namespace,
             path: h.path,
             device_id: h.device_id,
             base_version: h.base_version,
@@ -144,9 +192,10 @@ impl Tessera for ApiService {
     type GetStream = BoxStream<pb::GetResponse>;
 
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<Self::GetStream>, Status> {
-        let user = self.user(&request).await?;
+        let path = request.get_ref().path.clone();
+        let (_, namespace) = self.caller_and_namespace(&request, &path, Action::Read).await?;
         let req = request.into_inner();
-        let file = download::resolve(&self.dp, &user.user_id, &req.path, req.version).await?;
+        let file = download::resolve(&self.dp, &namespace, &req.path, req.version).await?;
         let range = match (req.range_start, req.range_end) {
             (None, None) => None,
             (s, e) => {
@@ -176,17 +225,19 @@ impl Tessera for ApiService {
     }
 
     async fn stat(&self, request: Request<pb::StatRequest>) -> Result<Response<pb::Entry>, Status> {
-        let user = self.user(&request).await?;
-        let e = ops::stat(&self.dp, &user.user_id, &request.get_ref().path).await?;
+        let path = request.get_ref().path.clone();
+        let (_, namespace) = self.caller_and_namespace(&request, &path, Action::Read).await?;
+        let e = ops::stat(&self.dp, &namespace, &path).await?;
         Ok(Response::new(entry_to_wire(&e)))
     }
 
     async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
-        let user = self.user(&request).await?;
+        let path = request.get_ref().path.clone();
+        let (_, namespace) = self.caller_and_namespace(&request, &path, Action::Read).await?;
         let req = request.into_inner();
         let limit = if req.limit == 0 { 1000 } else { req.limit.min(10_000) as usize };
         let start = (!req.start_after.is_empty()).then_some(req.start_after);
-        let page = ops::list(&self.dp, &user.user_id, &req.path, start, limit).await?;
+        let page = ops::list(&self.dp, &namespace, &req.path, start, limit).await?;
         Ok(Response::new(pb::ListResponse {
             entries: page.entries.iter().map(entry_to_wire).collect(),
             next_start_after: page.next_start_after.unwrap_or_default(),
@@ -194,33 +245,39 @@ impl Tessera for ApiService {
     }
 
     async fn mkdir(&self, request: Request<pb::MkdirRequest>) -> Result<Response<pb::Entry>, Status> {
-        let user = self.user(&request).await?;
+        let path = request.get_ref().path.clone();
+        let (_, namespace) = self.caller_and_namespace(&request, &path, Action::Write).await?;
         let req = request.into_inner();
-        let e = ops::mkdir(&self.dp, &user.user_id, &req.path, &req.device_id).await?;
+        let e = ops::mkdir(&self.dp, &namespace, &req.path, &req.device_id).await?;
         Ok(Response::new(entry_to_wire(&e)))
     }
 
     async fn r#move(&self, request: Request<pb::MoveRequest>) -> Result<Response<pb::Done>, Status> {
-        let user = self.user(&request).await?;
+        let (from, to) = (request.get_ref().from.clone(), request.get_ref().to.clone());
+        let (_, namespace) = self.caller_and_namespace(&request, &from, Action::Write).await?;
+        // Both ends must be writable (the same namespace: the owner's or the caller's).
+        self.caller_and_namespace(&request, &to, Action::Write).await?;
         let req = request.into_inner();
-        ops::rename(&self.dp, &user.user_id, &req.from, &req.to, &req.device_id).await?;
+        ops::rename(&self.dp, &namespace, &req.from, &req.to, &req.device_id).await?;
         Ok(Response::new(pb::Done {}))
     }
 
     async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::Done>, Status> {
-        let user = self.user(&request).await?;
+        let path = request.get_ref().path.clone();
+        let (_, namespace) = self.caller_and_namespace(&request, &path, Action::Write).await?;
         let req = request.into_inner();
         if req.purge {
-            ops::purge(&self.dp, &user.user_id, &req.path, &req.device_id).await?;
+            ops::purge(&self.dp, &namespace, &req.path, &req.device_id).await?;
         } else {
-            ops::delete(&self.dp, &user.user_id, &req.path, &req.device_id).await?;
+            ops::delete(&self.dp, &namespace, &req.path, &req.device_id).await?;
         }
         Ok(Response::new(pb::Done {}))
     }
 
     async fn versions(&self, request: Request<pb::VersionsRequest>) -> Result<Response<pb::VersionsResponse>, Status> {
-        let user = self.user(&request).await?;
-        let page = ops::versions(&self.dp, &user.user_id, &request.get_ref().path).await?;
+        let path = request.get_ref().path.clone();
+        let (_, namespace) = self.caller_and_namespace(&request, &path, Action::Read).await?;
+        let page = ops::versions(&self.dp, &namespace, &path).await?;
         Ok(Response::new(pb::VersionsResponse {
             versions: page
                 .versions
@@ -237,7 +294,7 @@ impl Tessera for ApiService {
     }
 
     async fn restore(&self, request: Request<pb::RestoreRequest>) -> Result<Response<pb::PutResponse>, Status> {
-        let user = self.user(&request).await?;
+        let user = self.own_files_only(&request).await?;
         let req = request.into_inner();
         let outcome = ops::restore(&self.dp, &user.user_id, &req.path, req.version, &req.device_id).await?;
         let file = download::resolve(&self.dp, &user.user_id, &outcome.path, Some(outcome.version)).await?;
@@ -256,7 +313,7 @@ impl Tessera for ApiService {
         &self,
         request: Request<pb::OpenSessionRequest>,
     ) -> Result<Response<pb::SessionStatus>, Status> {
-        let user = self.user(&request).await?;
+        let user = self.own_files_only(&request).await?;
         let req = request.into_inner();
         let id = session_id(&req.session_id)?;
         let chunks = req
@@ -277,7 +334,7 @@ impl Tessera for ApiService {
         &self,
         request: Request<Streaming<pb::PutChunkRequest>>,
     ) -> Result<Response<pb::SessionStatus>, Status> {
-        let user = self.user(&request).await?;
+        let user = self.own_files_only(&request).await?;
         let mut stream = request.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty PutChunk stream"))?;
         let Some(pb::put_chunk_request::Part::Header(h)) = first.part else {
@@ -299,7 +356,7 @@ impl Tessera for ApiService {
     }
 
     async fn get_session(&self, request: Request<pb::SessionRef>) -> Result<Response<pb::SessionStatus>, Status> {
-        let user = self.user(&request).await?;
+        let user = self.own_files_only(&request).await?;
         let s = sessions::get(&self.dp, &user.user_id, session_id(&request.get_ref().session_id)?).await?;
         Ok(Response::new(session_status(&s)))
     }
@@ -308,7 +365,7 @@ impl Tessera for ApiService {
         &self,
         request: Request<pb::CommitSessionRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
-        let user = self.user(&request).await?;
+        let user = self.own_files_only(&request).await?;
         let req = request.into_inner();
         let id = session_id(&req.session_id)?;
         let sha: [u8; 32] = req
@@ -331,7 +388,7 @@ impl Tessera for ApiService {
     }
 
     async fn abort_session(&self, request: Request<pb::SessionRef>) -> Result<Response<pb::Done>, Status> {
-        let user = self.user(&request).await?;
+        let user = self.own_files_only(&request).await?;
         sessions::abort(&self.dp, &user.user_id, session_id(&request.get_ref().session_id)?).await?;
         Ok(Response::new(pb::Done {}))
     }
@@ -357,7 +414,7 @@ impl Tessera for ApiService {
     }
 
     async fn changes(&self, request: Request<pb::ChangesRequest>) -> Result<Response<pb::ChangesResponse>, Status> {
-        let user = self.user(&request).await?;
+        let user = self.own_files_only(&request).await?;
         let req = request.into_inner();
         let wait = std::time::Duration::from_millis(u64::from(req.wait_ms).min(self.max_change_wait_ms));
         let page = ops::changes(&self.dp, &user.user_id, req.after_cursor, req.limit, &req.device_id, wait).await?;
@@ -370,7 +427,7 @@ impl Tessera for ApiService {
         &self,
         request: Request<pb::ChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        let user = self.user(&request).await?;
+        let user = self.own_files_only(&request).await?;
         let req = request.into_inner();
         let dp = self.dp.clone();
         // Long-polls back to back; the shard answers as soon as a change commits.
@@ -396,5 +453,62 @@ impl Tessera for ApiService {
             }
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn share(&self, request: Request<pb::ShareRequest>) -> Result<Response<pb::ShareInfo>, Status> {
+        let user = self.user(&request).await?;
+        let owner = Self::owner_of(&request);
+        let req = request.into_inner();
+        let permission = sharing::parse_permission(&req.permission)?;
+        let expires_in = req.expires_in_secs.map(std::time::Duration::from_secs);
+        let s = sharing::share(
+            &self.dp,
+            &user.user_id,
+            owner.as_deref(),
+            &req.path,
+            &req.grantee,
+            permission,
+            expires_in,
+            &req.device_id,
+        )
+        .await?;
+        Ok(Response::new(share_to_wire(&s.owner, &s.path, &s.grantee, s.permission, s.expires_at_ms)))
+    }
+
+    async fn unshare(&self, request: Request<pb::UnshareRequest>) -> Result<Response<pb::Done>, Status> {
+        let user = self.user(&request).await?;
+        let owner = Self::owner_of(&request);
+        let req = request.into_inner();
+        sharing::unshare(&self.dp, &user.user_id, owner.as_deref(), &req.path, &req.grantee, &req.device_id).await?;
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn list_shares(
+        &self,
+        request: Request<pb::ListSharesRequest>,
+    ) -> Result<Response<pb::SharesResponse>, Status> {
+        let user = self.user(&request).await?;
+        let owner = Self::owner_of(&request);
+        let shares = sharing::shares_of(&self.dp, &user.user_id, owner.as_deref(), &request.get_ref().path).await?;
+        Ok(Response::new(pb::SharesResponse {
+            shares: shares
+                .iter()
+                .map(|s| share_to_wire(&s.owner, &s.path, &s.grantee, s.permission, s.expires_at_ms))
+                .collect(),
+        }))
+    }
+
+    async fn shared_with_me(
+        &self,
+        request: Request<pb::SharedWithMeRequest>,
+    ) -> Result<Response<pb::SharesResponse>, Status> {
+        let user = self.user(&request).await?;
+        let entries = sharing::shared_with(&self.dp, &user.user_id).await?;
+        Ok(Response::new(pb::SharesResponse {
+            shares: entries
+                .iter()
+                .map(|e| share_to_wire(&e.owner, &e.path, &e.grantee, e.permission, e.expires_at_ms))
+                .collect(),
+        }))
     }
 }

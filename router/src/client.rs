@@ -18,6 +18,8 @@ use crate::datapath::now_ms;
 pub struct Signer {
     access_key: String,
     secret: String,
+    /// Another user whose shared files the calls act on.
+    owner: Option<MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl tonic::service::Interceptor for Signer {
@@ -31,6 +33,9 @@ impl tonic::service::Interceptor for Signer {
             let v = MetadataValue::try_from(v).map_err(|_| Status::invalid_argument("credentials are not ASCII"))?;
             req.metadata_mut().insert(k, v);
         }
+        if let Some(owner) = &self.owner {
+            req.metadata_mut().insert(crate::sharing::OWNER, owner.clone());
+        }
         Ok(req)
     }
 }
@@ -42,6 +47,18 @@ pub struct TesseraClient {
 
 impl TesseraClient {
     pub async fn connect(endpoint: &str, access_key: &str, secret: &str) -> Result<Self, tonic::transport::Error> {
+        Self::connect_for(endpoint, access_key, secret, None).await
+    }
+
+    /// As [`connect`](Self::connect); calls act on `owner`'s files (those shared with
+    /// the caller) when set. `owner` must be ASCII (user ids are); callers check it,
+    /// since a dropped owner would make calls act on the caller's own files.
+    pub async fn connect_for(
+        endpoint: &str,
+        access_key: &str,
+        secret: &str,
+        owner: Option<&str>,
+    ) -> Result<Self, tonic::transport::Error> {
         let uri = if endpoint.starts_with("http") { endpoint.to_owned() } else { format!("http://{endpoint}") };
         let channel = Endpoint::from_shared(uri)?
             .tcp_nodelay(true)
@@ -49,7 +66,8 @@ impl TesseraClient {
             .initial_connection_window_size(32 << 20)
             .connect()
             .await?;
-        let signer = Signer { access_key: access_key.to_owned(), secret: secret.to_owned() };
+        let owner = owner.and_then(|o| MetadataValue::try_from(o).ok());
+        let signer = Signer { access_key: access_key.to_owned(), secret: secret.to_owned(), owner };
         Ok(Self {
             raw: Raw::with_interceptor(channel, signer)
                 .max_decoding_message_size(16 << 20)

@@ -22,4 +22,5 @@ pub mod repair;
 pub mod s3;
 pub mod server;
 pub mod sessions;
+pub mod sharing;
 pub mod upload;

@@ -16,6 +16,7 @@ mod local_cluster;
 mod maintenance;
 mod remote;
 mod resumable;
+mod sharing;
 mod status;
 
 use std::path::PathBuf;
@@ -29,6 +30,9 @@ struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
+    /// Act on this user's files that are shared with you (file commands and sharing).
+    #[arg(long, global = true)]
+    owner: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -85,6 +89,22 @@ enum Command {
     },
     /// List a file's versions, newest first.
     Versions { path: String },
+    /// Share a file or folder with another user (a folder share covers everything in it).
+    Share {
+        path: String,
+        user: String,
+        #[arg(long, default_value = "view", value_parser = ["view", "edit", "admin"])]
+        permission: String,
+        /// Stop the share after this long (e.g. 7d, 12h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// Stop sharing a path with a user.
+    Unshare { path: String, user: String },
+    /// Who a path is shared with.
+    Shares { path: String },
+    /// What other users share with you.
+    SharedWithMe,
     /// Your change feed: events after a cursor (what sync clients follow).
     Changes {
         #[arg(long, default_value_t = 0)]
@@ -141,6 +161,13 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
+    if let Some(owner) = cli.owner.filter(|o| !o.is_empty()) {
+        if !owner.is_ascii() {
+            eprintln!("tessera: --owner must be a user id (ASCII)");
+            return ExitCode::FAILURE;
+        }
+        remote::act_for_owner(owner);
+    }
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Put { local, remote, base_version, device, on_conflict, resumable } => {
@@ -162,6 +189,12 @@ fn main() -> ExitCode {
                 files::changes(json, after, limit, wait, &device, follow).await
             }
             Command::Restore { path, version } => files::restore(json, &path, version).await,
+            Command::Share { path, user, permission, expires } => {
+                sharing::share(json, &path, &user, &permission, expires).await
+            }
+            Command::Unshare { path, user } => sharing::unshare(json, &path, &user).await,
+            Command::Shares { path } => sharing::shares(json, &path).await,
+            Command::SharedWithMe => sharing::shared_with_me(json).await,
             Command::Admin { command } => admin::run(json, command).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Cluster { command } => cluster::run(command).await,

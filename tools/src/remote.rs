@@ -9,6 +9,13 @@ fn env(names: &[&str]) -> Option<String> {
     names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
+static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every client of this process act on `owner`'s shared files (`--owner`).
+pub fn act_for_owner(owner: String) {
+    let _ = OWNER.set(owner);
+}
+
 /// A client for `TESSERA_ENDPOINT` with the configured credentials.
 pub async fn connect() -> anyhow::Result<TesseraClient> {
     let endpoint = env(&["TESSERA_ENDPOINT"])
@@ -17,7 +24,7 @@ pub async fn connect() -> anyhow::Result<TesseraClient> {
         .ok_or_else(|| anyhow!("no access key: set TESSERA_ACCESS_KEY (or AWS_ACCESS_KEY_ID)"))?;
     let secret = env(&["TESSERA_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"])
         .ok_or_else(|| anyhow!("no secret key: set TESSERA_SECRET_KEY (or AWS_SECRET_ACCESS_KEY)"))?;
-    TesseraClient::connect(&endpoint, &access, &secret)
+    TesseraClient::connect_for(&endpoint, &access, &secret, OWNER.get().map(String::as_str))
         .await
         .with_context(|| format!("cannot reach Tessera at {endpoint}"))
 }

@@ -303,3 +303,78 @@ fn a_followed_change_feed_pushes_other_devices_changes_as_they_commit() {
     let _ = follower.kill();
     let _ = follower.wait();
 }
+
+fn user_env(env: &HashMap<String, String>, name: &str) -> HashMap<String, String> {
+    let user = ok_json(env, &["admin", "user", "create", name]);
+    let mut other = env.clone();
+    other.insert("TESSERA_ACCESS_KEY".into(), user["access_key"].as_str().unwrap().into());
+    other.insert("TESSERA_SECRET_KEY".into(), user["secret_key"].as_str().unwrap().into());
+    other
+}
+
+#[test]
+fn shares_grant_view_edit_and_admin_down_the_tree_until_unshared_or_expired() {
+    let work = tempfile::tempdir().unwrap();
+    let dev = start_dev(&work.path().join("data"));
+    let owner = &dev.env; // user "dev"
+    let bob = user_env(owner, "bob");
+    let carol = user_env(owner, "carol");
+    let deep = write(work.path(), "deep", b"three levels below the shared folder");
+    let other = write(work.path(), "other", b"not shared");
+    let bobs = write(work.path(), "bobs", b"written by bob");
+    let back = work.path().join("back");
+    let back_s = back.to_str().unwrap();
+    ok_json(owner, &["put", deep.to_str().unwrap(), "/proj/a/b/c.txt"]);
+    ok_json(owner, &["put", other.to_str().unwrap(), "/other.txt"]);
+    fails(&bob, &["--owner", "dev", "get", "/proj/a/b/c.txt", back_s], "permission denied");
+
+    // View: reads anywhere below, nothing outside, no writes.
+    let s = ok_json(owner, &["share", "/proj", "bob", "--permission", "view"]);
+    assert_eq!((s["grantee"].as_str(), s["permission"].as_str()), (Some("bob"), Some("view")), "{s}");
+    let mine = ok_json(&bob, &["shared-with-me"]);
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!((mine[0]["owner"].as_str(), mine[0]["path"].as_str()), (Some("dev"), Some("/proj")));
+    ok_json(&bob, &["--owner", "dev", "get", "/proj/a/b/c.txt", back_s]);
+    assert_eq!(std::fs::read(&back).unwrap(), b"three levels below the shared folder");
+    let listed = ok_json(&bob, &["--owner", "dev", "ls", "/proj/a/b"]);
+    assert!(listed.to_string().contains("c.txt"), "{listed}");
+    fails(&bob, &["--owner", "dev", "get", "/other.txt", back_s], "permission denied");
+    fails(&bob, &["--owner", "dev", "put", bobs.to_str().unwrap(), "/proj/new.txt"], "permission denied");
+    fails(owner, &["stat", "/proj/new.txt"], "not found");
+    fails(&bob, &["--owner", "dev", "rm", "/proj/a/b/c.txt"], "permission denied");
+
+    // Edit: writes land in the owner's tree; resharing still needs admin.
+    ok_json(owner, &["share", "/proj", "bob", "--permission", "edit"]);
+    ok_json(&bob, &["--owner", "dev", "put", bobs.to_str().unwrap(), "/proj/a/new.txt"]);
+    ok_json(owner, &["get", "/proj/a/new.txt", back_s]);
+    assert_eq!(std::fs::read(&back).unwrap(), b"written by bob");
+    fails(&bob, &["--owner", "dev", "share", "/proj/a", "carol"], "permission denied");
+    // Resumable uploads do not work on shared paths yet: refused, never redirected
+    // into bob's own files.
+    fails(&bob, &["--owner", "dev", "put", "--resumable", bobs.to_str().unwrap(), "/proj/r.txt"], "own files only");
+    fails(&bob, &["stat", "/proj/r.txt"], "not found");
+    fails(owner, &["stat", "/proj/r.txt"], "not found");
+    let listed = ok_json(owner, &["shares", "/proj"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["permission"], "edit", "re-sharing replaces the permission");
+
+    // Admin: bob reshares a subfolder with carol.
+    ok_json(owner, &["share", "/proj", "bob", "--permission", "admin"]);
+    ok_json(&bob, &["--owner", "dev", "share", "/proj/a", "carol"]);
+    ok_json(&carol, &["--owner", "dev", "get", "/proj/a/b/c.txt", back_s]);
+    fails(&carol, &["--owner", "dev", "ls", "/proj"], "permission denied");
+
+    // Expiry stops a share at once; so does unsharing.
+    ok_json(owner, &["share", "/other.txt", "carol", "--expires", "2s"]);
+    ok_json(&carol, &["--owner", "dev", "get", "/other.txt", back_s]);
+    poll_until(Duration::from_secs(15), "the share to expire", || {
+        (!tessera(&carol, &["--owner", "dev", "get", "/other.txt", back_s]).status.success()).then_some(())
+    })
+    .unwrap();
+    fails(&carol, &["--owner", "dev", "get", "/other.txt", back_s], "permission denied");
+    ok_json(owner, &["unshare", "/proj", "bob"]);
+    fails(&bob, &["--owner", "dev", "get", "/proj/a/b/c.txt", back_s], "permission denied");
+    assert_eq!(ok_json(&bob, &["shared-with-me"]), serde_json::json!([]));
+    let bad = tessera(owner, &["share", "/proj", "bob", "--permission", "owner"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("invalid value"));
+}

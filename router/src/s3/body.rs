@@ -87,6 +87,26 @@ macro_rules! declared_checksum {
 }
 pub(crate) use declared_checksum;
 
+/// Most bytes of a refused request's body read and dropped, so a small request
+/// refused before its body was read leaves the HTTP/1.1 connection ready for the
+/// client's next request; larger bodies are left to the server to close.
+const DISCARD_LIMIT: i64 = 1 << 20;
+
+/// Reads and drops the body of a request answered with an error before it was read.
+pub async fn discard(body: Option<StreamingBlob>, content_length: Option<i64>) {
+    if content_length.is_some_and(|l| l > DISCARD_LIMIT) {
+        return;
+    }
+    let Some(mut body) = body else { return };
+    let mut seen = 0usize;
+    while let Some(Ok(piece)) = body.next().await {
+        seen += piece.len();
+        if seen as i64 > DISCARD_LIMIT {
+            return;
+        }
+    }
+}
+
 /// Stores a request body's chunks and checks it against what the client declared;
 /// returns the stored content (not yet part of any version) and the checksums
 /// computed, for the response.

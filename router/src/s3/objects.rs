@@ -210,7 +210,13 @@ impl S3Gateway {
             }));
         }
         let (base_version, policy) =
-            self.write_preconditions(&user, &path, input.if_match.as_ref(), input.if_none_match.as_ref()).await?;
+            match self.write_preconditions(&user, &path, input.if_match.as_ref(), input.if_none_match.as_ref()).await {
+                Ok(p) => p,
+                Err(e) => {
+                    body::discard(input.body, input.content_length).await;
+                    return Err(e);
+                }
+            };
         let mut meta = StoredHeaders {
             content_type: input.content_type,
             content_encoding: input.content_encoding,
