@@ -109,6 +109,20 @@ impl ApiService {
     }
 }
 
+fn link_to_wire(l: &tessera_meta::model::Link) -> pb::LinkInfo {
+    pb::LinkInfo {
+        token: hex::encode(l.token),
+        url_path: crate::links::url_path(&l.token),
+        path: l.path.clone(),
+        permission: match l.permission {
+            tessera_meta::model::LinkPermission::View => "view".into(),
+            tessera_meta::model::LinkPermission::Edit => "edit".into(),
+        },
+        has_password: l.password_hash.is_some(),
+        expires_at_ms: l.expires_at_ms,
+    }
+}
+
 fn share_to_wire(
     owner: &str,
     path: &str,
@@ -510,5 +524,32 @@ impl Tessera for ApiService {
                 .map(|e| share_to_wire(&e.owner, &e.path, &e.grantee, e.permission, e.expires_at_ms))
                 .collect(),
         }))
+    }
+
+    async fn create_link(&self, request: Request<pb::CreateLinkRequest>) -> Result<Response<pb::LinkInfo>, Status> {
+        let user = self.own_files_only(&request).await?;
+        let req = request.into_inner();
+        let permission = crate::links::parse_permission(&req.permission)?;
+        let expires_in = req.expires_in_secs.map(std::time::Duration::from_secs);
+        let password = (!req.password.is_empty()).then_some(req.password);
+        let link =
+            crate::links::create(&self.dp, &user.user_id, &req.path, permission, password, expires_in, &req.device_id)
+                .await?;
+        Ok(Response::new(link_to_wire(&link)))
+    }
+
+    async fn revoke_link(&self, request: Request<pb::RevokeLinkRequest>) -> Result<Response<pb::Done>, Status> {
+        let user = self.own_files_only(&request).await?;
+        let req = request.into_inner();
+        let token = crate::links::parse_token(&req.token)
+            .ok_or_else(|| Status::invalid_argument("a link token is 64 hex digits"))?;
+        crate::links::revoke(&self.dp, &user.user_id, token, &req.device_id).await?;
+        Ok(Response::new(pb::Done {}))
+    }
+
+    async fn list_links(&self, request: Request<pb::ListLinksRequest>) -> Result<Response<pb::LinksResponse>, Status> {
+        let user = self.own_files_only(&request).await?;
+        let links = crate::links::list(&self.dp, &user.user_id, &request.get_ref().path).await?;
+        Ok(Response::new(pb::LinksResponse { links: links.iter().map(link_to_wire).collect() }))
     }
 }

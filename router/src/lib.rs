@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod blocks;
+pub mod changes_http;
 pub mod chunk_read;
 pub mod client;
 pub mod cluster_view;
@@ -15,6 +16,7 @@ pub mod datapath;
 pub mod download;
 pub mod error;
 pub mod gc;
+pub mod links;
 pub mod meta_cache;
 pub mod ops;
 pub mod placement;

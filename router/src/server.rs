@@ -132,7 +132,9 @@ pub async fn start(
             Ok(())
         }
     });
-    let http = listener::observability_routes(Arc::new(registry), health);
+    let http = listener::observability_routes(Arc::new(registry), health)
+        .merge(crate::links::http::routes(dp.clone()))
+        .merge(crate::changes_http::routes(dp.clone(), auth.clone(), cfg.max_change_wait_ms));
     let (tcp, addr) =
         listener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
     let s3 = if cfg.s3.listen.is_empty() {

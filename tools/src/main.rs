@@ -105,6 +105,11 @@ enum Command {
     Shares { path: String },
     /// What other users share with you.
     SharedWithMe,
+    /// Links anyone with the URL can open (in a browser, or with curl).
+    Link {
+        #[command(subcommand)]
+        command: sharing::LinkCommand,
+    },
     /// Your change feed: events after a cursor (what sync clients follow).
     Changes {
         #[arg(long, default_value_t = 0)]
@@ -195,6 +200,7 @@ fn main() -> ExitCode {
             Command::Unshare { path, user } => sharing::unshare(json, &path, &user).await,
             Command::Shares { path } => sharing::shares(json, &path).await,
             Command::SharedWithMe => sharing::shared_with_me(json).await,
+            Command::Link { command } => sharing::link(json, command).await,
             Command::Admin { command } => admin::run(json, command).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Cluster { command } => cluster::run(command).await,

@@ -83,3 +83,100 @@ pub async fn shared_with_me(json: bool) -> anyhow::Result<()> {
     print_all(json, &r.shares, "nothing is shared with you");
     Ok(())
 }
+
+#[derive(clap::Subcommand)]
+pub enum LinkCommand {
+    /// Make a URL that lets anyone holding it read PATH (a file, or a folder and
+    /// everything in it).
+    Create {
+        path: String,
+        #[arg(long, default_value = "view", value_parser = ["view", "edit"])]
+        permission: String,
+        /// Ask for a password: read from the first line of standard input.
+        #[arg(long)]
+        password: bool,
+        /// Stop the link after this long (e.g. 7d).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+    /// Revoke a link (its URL answers 404 from then on).
+    Rm { token: String },
+    /// The links of a path.
+    Ls { path: String },
+}
+
+fn link_url(path: &str) -> String {
+    let base = std::env::var("TESSERA_ENDPOINT").unwrap_or_default();
+    let base = if base.starts_with("http") { base } else { format!("http://{base}") };
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+fn link_json(l: &pb::LinkInfo) -> serde_json::Value {
+    json!({"token": l.token, "url": link_url(&l.url_path), "path": l.path, "permission": l.permission,
+        "has_password": l.has_password, "expires_at_ms": l.expires_at_ms})
+}
+
+pub async fn link(json: bool, command: LinkCommand) -> anyhow::Result<()> {
+    let client = connect().await?;
+    match command {
+        LinkCommand::Create { path, permission, password, expires } => {
+            let password = if password {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                let line = line.trim_end_matches(['\r', '\n']).to_owned();
+                anyhow::ensure!(!line.is_empty(), "--password: no password on standard input");
+                line
+            } else {
+                String::new()
+            };
+            let req = pb::CreateLinkRequest {
+                path,
+                permission,
+                password,
+                expires_in_secs: expires.map(|d| d.as_secs().max(1)),
+                device_id: "cli".into(),
+            };
+            let l = client.raw().create_link(req).await.map_err(explain)?.into_inner();
+            if json {
+                println!("{}", link_json(&l));
+            } else {
+                println!("{}", link_url(&l.url_path));
+            }
+        }
+        LinkCommand::Rm { token } => {
+            client
+                .raw()
+                .revoke_link(pb::RevokeLinkRequest { token: token.clone(), device_id: "cli".into() })
+                .await
+                .map_err(explain)?;
+            if json {
+                println!("{}", json!({"revoked": token}));
+            } else {
+                println!("link revoked");
+            }
+        }
+        LinkCommand::Ls { path } => {
+            let r = client
+                .raw()
+                .list_links(pb::ListLinksRequest { path: path.clone() })
+                .await
+                .map_err(explain)?
+                .into_inner();
+            if json {
+                println!("{}", serde_json::Value::Array(r.links.iter().map(link_json).collect()));
+            } else if r.links.is_empty() {
+                println!("{path} has no links");
+            } else {
+                for l in &r.links {
+                    println!(
+                        "{} ({}{})",
+                        link_url(&l.url_path),
+                        l.permission,
+                        if l.has_password { ", password" } else { "" }
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

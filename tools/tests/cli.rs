@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use tessera_tests::{poll_until, ProcessGuard, TestRng};
+use tessera_tests::{http_request, poll_until, ProcessGuard, TestRng};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
@@ -377,4 +377,149 @@ fn shares_grant_view_edit_and_admin_down_the_tree_until_unshared_or_expired() {
     assert_eq!(ok_json(&bob, &["shared-with-me"]), serde_json::json!([]));
     let bad = tessera(owner, &["share", "/proj", "bob", "--permission", "owner"]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("invalid value"));
+}
+
+/// `tessera link create ...` with `stdin` fed to it; the link's (url path, token).
+fn create_link(env: &HashMap<String, String>, args: &[&str], stdin: Option<&str>) -> (String, String) {
+    use std::io::Write;
+    let mut all = vec!["--json", "link", "create"];
+    all.extend_from_slice(args);
+    let mut child = Command::new(BIN)
+        .args(&all)
+        .envs(env)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "link create: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = v["url"].as_str().unwrap();
+    let path = url.strip_prefix(env["TESSERA_ENDPOINT"].as_str()).unwrap().to_owned();
+    (path, v["token"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn links_serve_pages_and_bytes_with_ranges_passwords_expiry_and_revocation() {
+    let work = tempfile::tempdir().unwrap();
+    let dev = start_dev(&work.path().join("data"));
+    let env = &dev.env;
+    let at = env["TESSERA_ENDPOINT"].as_str();
+    let data = TestRng::new(8).bytes(300_000);
+    ok_json(env, &["put", write(work.path(), "r", &data).to_str().unwrap(), "/pub/report.bin"]);
+    ok_json(env, &["put", write(work.path(), "n", b"notes").to_str().unwrap(), "/pub/sub/notes.txt"]);
+    let html = [("Accept", "text/html,application/xhtml+xml")];
+
+    // A file link: curl gets the bytes (and ranges), a browser a page.
+    let (file, token) = create_link(env, &["/pub/report.bin"], None);
+    assert_eq!(token.len(), 64, "256-bit token");
+    let got = http_request(at, "GET", &file, &[], b"").unwrap();
+    assert_eq!(got.status, 200);
+    assert!(got.body == data, "the link serves the file's bytes");
+    assert_eq!(got.header("content-length"), Some("300000"));
+    let part = http_request(at, "GET", &file, &[("Range", "bytes=100-199")], b"").unwrap();
+    assert_eq!(part.status, 206);
+    assert!(part.body == data[100..200]);
+    assert_eq!(part.header("content-range"), Some("bytes 100-199/300000"));
+    let tail = http_request(at, "GET", &file, &[("Range", "bytes=-10")], b"").unwrap();
+    assert!(tail.status == 206 && tail.body == data[data.len() - 10..]);
+    assert_eq!(http_request(at, "GET", &file, &[("Range", "bytes=400000-")], b"").unwrap().status, 416);
+    let page = http_request(at, "GET", &file, &html, b"").unwrap();
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(text.contains("report.bin") && text.contains("300000 bytes") && text.contains("Download"), "{text}");
+    let download = http_request(at, "POST", &format!("{file}/raw"), &[], b"").unwrap();
+    assert!(download.status == 200 && download.body == data, "the page's download button");
+
+    // A folder link: a listing, files below it, nothing above it.
+    let (folder, _) = create_link(env, &["/pub"], None);
+    let listing = http_request(at, "GET", &folder, &html, b"").unwrap().text();
+    assert!(listing.contains("report.bin") && listing.contains("sub/"), "{listing}");
+    let notes = http_request(at, "GET", &format!("{folder}/raw?path=sub/notes.txt"), &[], b"").unwrap();
+    assert!(notes.status == 200 && notes.body == b"notes");
+    assert_eq!(http_request(at, "GET", &format!("{folder}/raw?path=../pub"), &[], b"").unwrap().status, 404);
+
+    // Password: missing or wrong → 401; five wrong → every attempt 429 for a while.
+    let (locked, _) = create_link(env, &["/pub/report.bin", "--password"], Some("s3cret pass\n"));
+    assert_eq!(http_request(at, "GET", &locked, &[], b"").unwrap().status, 401);
+    let form = http_request(at, "GET", &locked, &html, b"").unwrap();
+    assert!(form.status == 200 && form.text().contains("type=\"password\""), "a password form");
+    let right = http_request(at, "POST", &locked, &html, b"password=s3cret+pass").unwrap();
+    assert!(right.status == 200 && right.text().contains("Download"), "the right password opens the page");
+    let with_header = http_request(at, "GET", &locked, &[("x-tessera-link-password", "s3cret pass")], b"").unwrap();
+    assert!(with_header.status == 200 && with_header.body == data);
+    for _ in 0..5 {
+        let wrong = http_request(at, "GET", &locked, &[("x-tessera-link-password", "guess")], b"").unwrap();
+        assert_eq!(wrong.status, 401);
+    }
+    let blocked = http_request(at, "GET", &locked, &[("x-tessera-link-password", "s3cret pass")], b"").unwrap();
+    assert_eq!(blocked.status, 429, "rate-limited after five wrong passwords, right one included");
+    assert!(blocked.header("retry-after").is_some());
+    assert_eq!(http_request(at, "GET", &file, &[], b"").unwrap().status, 200, "other links are not affected");
+
+    // Expired → 410; revoked and unknown → the same 404.
+    let (short, _) = create_link(env, &["/pub/report.bin", "--expires", "1s"], None);
+    poll_until(Duration::from_secs(10), "the link to expire", || {
+        (http_request(at, "GET", &short, &[], b"").unwrap().status == 410).then_some(())
+    })
+    .unwrap();
+    assert!(ok_json(env, &["link", "ls", "/pub/report.bin"]).as_array().unwrap().len() >= 3);
+    ok_json(env, &["link", "rm", &token]);
+    let revoked = http_request(at, "GET", &file, &[], b"").unwrap();
+    let unknown = http_request(at, "GET", &format!("/l/{}", "ab".repeat(32)), &[], b"").unwrap();
+    assert_eq!((revoked.status, unknown.status), (404, 404));
+    assert_eq!(revoked.body, unknown.body, "a revoked link tells nothing more than an unknown one");
+    assert_eq!(http_request(at, "GET", "/l/not-hex", &[], b"").unwrap().status, 404);
+}
+
+/// A signed `GET /v1/changes?QUERY` (the change feed over HTTP).
+fn http_changes(env: &HashMap<String, String>, query: &str) -> tessera_tests::HttpResponse {
+    let now = tessera_router::datapath::now_ms();
+    let signed = tessera_router::auth::client_headers(
+        &env["TESSERA_ACCESS_KEY"],
+        &env["TESSERA_SECRET_KEY"],
+        tessera_router::changes_http::PATH,
+        now,
+    );
+    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    http_request(&env["TESSERA_ENDPOINT"], "GET", &format!("/v1/changes?{query}"), &headers, b"").unwrap()
+}
+
+#[test]
+fn the_change_feed_is_served_as_json_over_http_with_long_polls() {
+    let work = tempfile::tempdir().unwrap();
+    let dev = start_dev(&work.path().join("data"));
+    let env = dev.env.clone();
+    let unsigned = http_request(&env["TESSERA_ENDPOINT"], "GET", "/v1/changes?after=0", &[], b"").unwrap();
+    assert_eq!(unsigned.status, 401, "{}", unsigned.text());
+    let mut forged = env.clone();
+    forged.insert("TESSERA_SECRET_KEY".into(), "not-the-secret-at-all".into());
+    assert_eq!(http_changes(&forged, "after=0").status, 401);
+    assert_eq!(http_changes(&env, "after=zero").status, 400);
+
+    ok_json(&env, &["put", write(work.path(), "a", b"a").to_str().unwrap(), "/web/a.txt"]);
+    let page = http_changes(&env, "after=0");
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(page.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&page.body).unwrap();
+    let events = v["events"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["path"] == "/web/a.txt"), "{v}");
+    let head = v["next_cursor"].as_u64().unwrap();
+
+    // A long-poll returns when the next change commits, with that change.
+    let waiter = {
+        let env = env.clone();
+        std::thread::spawn(move || http_changes(&env, &format!("after={head}&wait_ms=20000")))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    ok_json(&env, &["put", write(work.path(), "b", b"b").to_str().unwrap(), "/web/b.txt"]);
+    let woke = waiter.join().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&woke.body).unwrap();
+    assert!(v["events"].as_array().unwrap().iter().any(|e| e["path"] == "/web/b.txt"), "{v}");
+    assert!(v["next_cursor"].as_u64().unwrap() > head);
 }
