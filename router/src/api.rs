@@ -184,10 +184,11 @@ impl Tessera for ApiService {
         let Some(put_request::Part::Header(h)) = first.part else {
             return Err(Status::invalid_argument("the first Put message must be the header"));
         };
-        let (_, namespace) = self.caller_and_namespace(&request, &h.path, Action::Write).await?;
+        let (caller, namespace) = self.caller_and_namespace(&request, &h.path, Action::Write).await?;
         let stream = request.into_inner();
         let req = UploadRequest {
             user_id: namespace,
+            created_by: caller.user_id,
             path: h.path,
             device_id: h.device_id,
             base_version: h.base_version,
@@ -301,6 +302,7 @@ impl Tessera for ApiService {
                     size: v.size,
                     content_sha256: hex::encode(v.content_sha256),
                     device_id: v.device_id.clone(),
+                    created_by: v.created_by.clone(),
                     created_at_ms: v.created_at_ms,
                 })
                 .collect(),

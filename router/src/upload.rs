@@ -30,7 +30,10 @@ use crate::placement::BlockNodeInfo;
 /// Who writes what, and how to treat a stale base version.
 #[derive(Debug, Clone)]
 pub struct UploadRequest {
+    /// Whose namespace the file is in (the owner, for a grantee's write).
     pub user_id: String,
+    /// Who writes it (kept with the version).
+    pub created_by: String,
     pub path: String,
     pub device_id: String,
     pub base_version: Option<u64>,
@@ -357,7 +360,7 @@ pub async fn commit(
         content_sha256: content.sha256,
         chunks: content.chunks.clone(),
         device_id: req.device_id.clone(),
-        created_by: req.user_id.clone(),
+        created_by: req.created_by.clone(),
         base_version: req.base_version,
         policy: req.policy,
         now_ms: crate::datapath::now_ms(),

@@ -47,6 +47,7 @@ async fn cache_hits_own_writes_and_other_routers_writes() {
             .unwrap();
     let req = UploadRequest {
         user_id: "alice".into(),
+        created_by: "alice".into(),
         path: "/f.txt".into(),
         device_id: "other".into(),
         base_version: None,

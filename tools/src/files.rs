@@ -270,16 +270,17 @@ pub async fn versions(json: bool, path: &str) -> anyhow::Result<()> {
         let list: Vec<_> = r
             .versions
             .iter()
-            .map(|v| json!({"version": v.version, "size": v.size, "sha256": v.content_sha256, "device": v.device_id, "created_at_ms": v.created_at_ms}))
+            .map(|v| json!({"version": v.version, "size": v.size, "sha256": v.content_sha256, "device": v.device_id, "created_by": v.created_by, "created_at_ms": v.created_at_ms}))
             .collect();
         println!("{}", serde_json::Value::Array(list));
     } else {
         for v in &r.versions {
             println!(
-                "v{:<5} {:>12} bytes  {}  from {}",
+                "v{:<5} {:>12} bytes  {}  by {} from {}",
                 v.version,
                 v.size,
                 &v.content_sha256[..12.min(v.content_sha256.len())],
+                v.created_by,
                 v.device_id
             );
         }

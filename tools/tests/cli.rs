@@ -348,6 +348,8 @@ fn shares_grant_view_edit_and_admin_down_the_tree_until_unshared_or_expired() {
     ok_json(&bob, &["--owner", "dev", "put", bobs.to_str().unwrap(), "/proj/a/new.txt"]);
     ok_json(owner, &["get", "/proj/a/new.txt", back_s]);
     assert_eq!(std::fs::read(&back).unwrap(), b"written by bob");
+    let history = ok_json(owner, &["versions", "/proj/a/new.txt"]);
+    assert_eq!(history[0]["created_by"], "bob", "the owner's history says who wrote it: {history}");
     fails(&bob, &["--owner", "dev", "share", "/proj/a", "carol"], "permission denied");
     // Resumable uploads do not work on shared paths yet: refused, never redirected
     // into bob's own files.

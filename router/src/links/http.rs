@@ -74,8 +74,8 @@ struct LinkState {
 pub fn routes(dp: Arc<DataPath>) -> axum::Router {
     let state = LinkState { dp, guard: Arc::new(PasswordGuard::default()) };
     axum::Router::new()
-        .route("/l/{token}", get(page).post(page_post))
-        .route("/l/{token}/raw", get(raw).post(raw_post))
+        .route("/l/{token}", get(page).post(page))
+        .route("/l/{token}/raw", get(raw).post(raw))
         .with_state(state)
 }
 
@@ -137,6 +137,7 @@ struct Ask {
 
 impl Ask {
     fn new(headers: &HeaderMap, uri: &Uri, form: Option<&Bytes>, raw: bool) -> Self {
+        // Form fields of a POST join the query's.
         let mut fields = query_pairs(uri);
         if let Some(body) = form {
             fields.extend(form_urlencoded::parse(body).into_owned());
@@ -152,11 +153,8 @@ impl Ask {
     }
 }
 
-async fn page(State(s): State<LinkState>, Path(token): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
-    serve(&s, &token, Ask::new(&headers, &uri, None, false)).await
-}
-
-async fn page_post(
+// GET and POST alike (a GET's body is empty).
+async fn page(
     State(s): State<LinkState>,
     Path(token): Path<String>,
     headers: HeaderMap,
@@ -166,11 +164,7 @@ async fn page_post(
     serve(&s, &token, Ask::new(&headers, &uri, Some(&body), false)).await
 }
 
-async fn raw(State(s): State<LinkState>, Path(token): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
-    serve(&s, &token, Ask::new(&headers, &uri, None, true)).await
-}
-
-async fn raw_post(
+async fn raw(
     State(s): State<LinkState>,
     Path(token): Path<String>,
     headers: HeaderMap,

@@ -234,6 +234,7 @@ impl S3Gateway {
         meta.etag = hex::encode(content.md5);
         let up = UploadRequest {
             user_id: user.clone(),
+            created_by: user.clone(),
             path,
             device_id: S3_DEVICE.into(),
             base_version,
@@ -553,6 +554,7 @@ impl S3Gateway {
         );
         let up = UploadRequest {
             user_id: user.clone(),
+            created_by: user.clone(),
             path,
             device_id: S3_DEVICE.into(),
             base_version: None,

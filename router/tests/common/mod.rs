@@ -73,6 +73,7 @@ impl TestCluster {
     pub async fn put(&self, user: &str, path: &str, data: &[u8]) -> Result<UploadReport, RouterError> {
         let req = UploadRequest {
             user_id: user.into(),
+            created_by: user.into(),
             path: path.into(),
             device_id: "test".into(),
             base_version: None,
