@@ -87,8 +87,8 @@ impl ApiService {
         action: Action,
     ) -> Result<(User, String), Status> {
         let user = self.user(req).await?;
-        let owner = req.metadata().get(sharing::OWNER).and_then(|v| v.to_str().ok()).filter(|o| !o.is_empty());
-        let namespace = sharing::namespace_for(&self.dp, &user.user_id, owner, path, action).await?;
+        let owner = Self::owner_of(req);
+        let namespace = sharing::namespace_for(&self.dp, &user.user_id, owner.as_deref(), path, action).await?;
         Ok((user, namespace))
     }
 

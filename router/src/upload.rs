@@ -212,9 +212,13 @@ impl StoredContent {
         }
         let hashes: Vec<ChunkHash> =
             self.chunks.iter().map(|c| ChunkHash(c.hash)).collect::<BTreeSet<_>>().into_iter().collect();
+        let placement = dp.view.placement();
         for batch in hashes.chunks(1000) {
-            let held = held_fragment_counts(dp, batch).await;
-            for (hash, count) in batch.iter().zip(held) {
+            // Every node is asked (a fallback node may hold a displaced fragment),
+            // so the exact checks touch every copy.
+            let held = crate::repair::Holdings::fetch(dp, &placement, batch).await;
+            for (row, hash) in batch.iter().enumerate() {
+                let count = held.distinct_indices(row);
                 if count < dp.config.data_shards {
                     return Err(RouterError::Unavailable(format!(
                         "chunk {hash} is no longer stored ({count} fragments found): its last reference went while \
@@ -225,29 +229,6 @@ impl StoredContent {
         }
         Ok(())
     }
-}
-
-/// Distinct fragment indices of each chunk held by the block nodes that answer,
-/// asking every node (a fallback node may hold a displaced fragment): the exact
-/// checks touch every copy.
-async fn held_fragment_counts(dp: &DataPath, hashes: &[ChunkHash]) -> Vec<usize> {
-    let placement = dp.view.placement();
-    let pool = &dp.view.pool;
-    let asks = placement.block_nodes().iter().map(|node| async move {
-        let client = pool.client(node).ok()?;
-        let result = client.batch_has(hashes).await;
-        pool.note_result(node, &result);
-        result.ok()
-    });
-    let mut indices = vec![BTreeSet::new(); hashes.len()];
-    for held in futures::future::join_all(asks).await.into_iter().flatten() {
-        for (row, idx) in held.into_iter().enumerate() {
-            if let Some(set) = indices.get_mut(row) {
-                set.extend(idx);
-            }
-        }
-    }
-    indices.into_iter().map(|s| s.len()).collect()
 }
 
 /// Chunks `body`, stores every chunk not already stored, and returns the chunk list

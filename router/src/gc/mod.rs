@@ -104,19 +104,26 @@ async fn save(dp: &DataPath, record: &mut GcRecord) -> Result<(), RouterError> {
     }
 }
 
+/// Proposes `cmd` to shard group `group` (GC works per group, not per user).
+async fn shard_command(dp: &DataPath, group: u64, cmd: ShardCommand) -> Result<ShardResponse, RouterError> {
+    match dp.view.meta.propose(group, &GroupCommand::Shard(cmd)).await? {
+        (GroupResponse::Shard(Ok(r)), _) => Ok(r),
+        (GroupResponse::Shard(Err(e)), _) => Err(e.into()),
+        (other, _) => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+    }
+}
+
 async fn expire_sessions(dp: &DataPath, group: u64) -> Result<u64, RouterError> {
     let mut removed = 0;
     loop {
-        let cmd = GroupCommand::Shard(ShardCommand::ExpireSessions { now_ms: now_ms() });
-        match dp.view.meta.propose(group, &cmd).await? {
-            (GroupResponse::Shard(Ok(ShardResponse::SessionsExpired { removed: n, more })), _) => {
+        match shard_command(dp, group, ShardCommand::ExpireSessions { now_ms: now_ms() }).await? {
+            ShardResponse::SessionsExpired { removed: n, more } => {
                 removed += n;
                 if !more {
                     return Ok(removed);
                 }
             }
-            (GroupResponse::Shard(Err(e)), _) => return Err(e.into()),
-            (other, _) => return Err(RouterError::Metadata(format!("unexpected answer to ExpireSessions: {other:?}"))),
+            other => return Err(RouterError::Metadata(format!("unexpected answer to ExpireSessions: {other:?}"))),
         }
     }
 }
@@ -165,15 +172,13 @@ async fn zero_ref_head(dp: &DataPath, group: u64) -> Result<(u64, u64), RouterEr
 
 async fn trim_zero_refs(dp: &DataPath, group: u64, through_cursor: u64) -> Result<(), RouterError> {
     loop {
-        let cmd = GroupCommand::Shard(ShardCommand::TrimZeroRefLog { through_cursor });
-        match dp.view.meta.propose(group, &cmd).await? {
-            (GroupResponse::Shard(Ok(ShardResponse::ZeroRefLogTrimmed { more, .. })), _) => {
+        match shard_command(dp, group, ShardCommand::TrimZeroRefLog { through_cursor }).await? {
+            ShardResponse::ZeroRefLogTrimmed { more, .. } => {
                 if !more {
                     return Ok(());
                 }
             }
-            (GroupResponse::Shard(Err(e)), _) => return Err(e.into()),
-            (other, _) => return Err(RouterError::Metadata(format!("unexpected answer to TrimZeroRefLog: {other:?}"))),
+            other => return Err(RouterError::Metadata(format!("unexpected answer to TrimZeroRefLog: {other:?}"))),
         }
     }
 }
@@ -188,15 +193,10 @@ async fn mark(
     for shard in dp.view.placement().shards() {
         let mut after = None;
         loop {
-            let q = GroupQuery::Shard(ShardQuery::ListChunks { after, limit: 4096 });
-            let page = match dp.view.meta.query(shard.group_id, &q).await? {
-                GroupAnswer::Shard(Ok(QueryResponse::Chunks(page))) => page,
-                GroupAnswer::Shard(Err(e)) => return Err(e.into()),
-                other => return Err(RouterError::Metadata(format!("unexpected answer to ListChunks: {other:?}"))),
-            };
-            after = page.items.last().map(|(h, _)| *h);
-            marked.extend(page.items.into_iter().map(|(h, _)| ChunkHash(h)));
-            if !page.has_more {
+            let (hashes, more) = crate::repair::chunk_page(dp, shard.group_id, after, 4096).await?;
+            after = hashes.last().map(|h| h.0);
+            marked.extend(hashes);
+            if !more {
                 break;
             }
         }

@@ -74,8 +74,8 @@ struct LinkState {
 pub fn routes(dp: Arc<DataPath>) -> axum::Router {
     let state = LinkState { dp, guard: Arc::new(PasswordGuard::default()) };
     axum::Router::new()
-        .route("/l/{token}", get(page).post(page))
-        .route("/l/{token}/raw", get(raw).post(raw))
+        .route("/l/{token}", get(handle::<false>).post(handle::<false>))
+        .route("/l/{token}/raw", get(handle::<true>).post(handle::<true>))
         .with_state(state)
 }
 
@@ -153,25 +153,15 @@ impl Ask {
     }
 }
 
-// GET and POST alike (a GET's body is empty).
-async fn page(
+// GET and POST alike (a GET's body is empty); `RAW` for `/l/<token>/raw`.
+async fn handle<const RAW: bool>(
     State(s): State<LinkState>,
     Path(token): Path<String>,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    serve(&s, &token, Ask::new(&headers, &uri, Some(&body), false)).await
-}
-
-async fn raw(
-    State(s): State<LinkState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    serve(&s, &token, Ask::new(&headers, &uri, Some(&body), true)).await
+    serve(&s, &token, Ask::new(&headers, &uri, Some(&body), RAW)).await
 }
 
 fn password_form(token: &LinkToken, wrong: bool) -> Response {

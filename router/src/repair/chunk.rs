@@ -28,7 +28,7 @@ impl Holdings {
             match result {
                 Ok(held) => Some(held),
                 Err(e) => {
-                    tracing::debug!(node = %node.id, error = %e.message(), "block node did not answer during repair");
+                    tracing::debug!(node = %node.id, error = %e.message(), "block node did not answer a presence check");
                     None
                 }
             }
@@ -39,6 +39,17 @@ impl Holdings {
 
     pub fn unreachable(&self) -> impl Iterator<Item = &str> {
         self.by_node.iter().filter(|(_, h)| h.is_none()).map(|(id, _)| id.as_str())
+    }
+
+    /// Distinct fragment indices of row `row` held by the nodes that answered.
+    pub fn distinct_indices(&self, row: usize) -> usize {
+        let mut seen = std::collections::BTreeSet::new();
+        for (_, held) in &self.by_node {
+            if let Some(idx) = held.as_ref().and_then(|h| h.get(row)) {
+                seen.extend(idx.iter().copied());
+            }
+        }
+        seen.len()
     }
 
     /// `None` when the node did not answer; else whether it holds `index` of row `row`.

@@ -21,6 +21,8 @@
 pub mod background;
 mod chunk;
 
+pub(crate) use chunk::Holdings;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -176,7 +178,8 @@ async fn scrub_all(dp: &DataPath, placement: &Placement, progress: &mut RepairPr
     corrupt
 }
 
-async fn chunk_page(
+/// One page of a shard's referenced chunks (hash order) and whether more follow.
+pub(crate) async fn chunk_page(
     dp: &DataPath,
     group: u64,
     after: Option<[u8; 32]>,
