@@ -18,6 +18,7 @@ mod remote;
 mod resumable;
 mod sharing;
 mod status;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,6 +127,9 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Keep a local folder and a remote folder identical (both ways), with
+    /// offline edits, resumed transfers and conflict copies.
+    Sync(sync::SyncArgs),
     /// Make an old version current again (no data is copied).
     Restore { path: String, version: u64 },
     /// Operator commands.
@@ -166,7 +170,8 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    if let Some(owner) = cli.owner.filter(|o| !o.is_empty()) {
+    let owner = cli.owner.clone().filter(|o| !o.is_empty());
+    if let Some(owner) = owner.clone() {
         if !owner.is_ascii() {
             eprintln!("tessera: --owner must be a user id (ASCII)");
             return ExitCode::FAILURE;
@@ -192,6 +197,14 @@ fn main() -> ExitCode {
             Command::Versions { path } => files::versions(json, &path).await,
             Command::Changes { after, limit, wait, device, follow } => {
                 files::changes(json, after, limit, wait, &device, follow).await
+            }
+            Command::Sync(args) => {
+                let folder = sync::open(&args, owner.as_deref()).await?;
+                if args.once {
+                    sync::once(json, &folder).await
+                } else {
+                    sync::run(json, &args, folder).await
+                }
             }
             Command::Restore { path, version } => files::restore(json, &path, version).await,
             Command::Share { path, user, permission, expires } => {

@@ -15,6 +15,8 @@ use tessera_proto::api as pb;
 use tessera_router::codec::chunker::chunk_reader;
 use tessera_router::codec::hash::ContentHasher;
 use tessera_router::codec::ChunkerParams;
+use tessera_router::client::TesseraClient;
+use indicatif::ProgressBar;
 
 use crate::files::{local_file_len, print, progress, wire_policy};
 use crate::remote::{connect, explain};
@@ -23,23 +25,33 @@ use crate::OnConflict;
 /// Test failpoint: exit (as if killed) after sending this many chunks.
 const FAILPOINT_EXIT_AFTER_CHUNKS: &str = "TESSERA_FAILPOINT_EXIT_AFTER_CHUNKS";
 
-struct LocalChunk {
-    offset: u64,
-    size: u64,
-    hash: [u8; 32],
+/// One content-defined chunk of a local file.
+pub(crate) struct LocalChunk {
+    pub offset: u64,
+    pub size: u64,
+    pub hash: [u8; 32],
 }
 
-fn scan(path: &Path) -> anyhow::Result<(Vec<LocalChunk>, [u8; 32])> {
+/// A local file cut into chunks with the router's FastCDC parameters.
+pub(crate) struct ScannedFile {
+    pub chunks: Vec<LocalChunk>,
+    pub sha256: [u8; 32],
+    pub size: u64,
+}
+
+pub(crate) fn scan(path: &Path) -> anyhow::Result<ScannedFile> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut chunks = Vec::new();
     let mut whole = ContentHasher::default();
+    let mut size = 0;
     chunk_reader(file, ChunkerParams::default(), |c| {
         whole.update(&c.data);
+        size += c.data.len() as u64;
         chunks.push(LocalChunk { offset: c.offset, size: c.data.len() as u64, hash: c.hash.0 });
         Ok(())
     })
     .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok((chunks, whole.finish()))
+    Ok(ScannedFile { chunks, sha256: whole.finish(), size })
 }
 
 fn read_at(path: &Path, offset: u64, size: u64) -> anyhow::Result<Vec<u8>> {
@@ -66,32 +78,46 @@ pub fn put_chunk_messages(session_id: &Bytes, hash: &[u8; 32], data: Bytes) -> V
         .collect()
 }
 
-pub async fn put(
-    json: bool,
-    local: &Path,
-    remote: &str,
-    base_version: Option<u64>,
-    device: &str,
-    on_conflict: OnConflict,
-) -> anyhow::Result<()> {
-    local_file_len(local)?;
-    let path = local.to_path_buf();
-    let (chunks, sha) = tokio::task::spawn_blocking(move || scan(&path)).await??;
+/// The session of one upload: named after the path, the content and the device,
+/// so running the same upload again reopens it.
+fn session_id(remote: &str, sha256: &[u8; 32], device: &str) -> Bytes {
     let mut id_hash = Sha256::new();
     id_hash.update(b"tessera-upload\0");
     id_hash.update(remote.as_bytes());
     id_hash.update([0]);
-    id_hash.update(sha);
+    id_hash.update(sha256);
     id_hash.update(device.as_bytes());
-    let session_id = Bytes::copy_from_slice(&id_hash.finalize()[..16]);
+    Bytes::copy_from_slice(&id_hash.finalize()[..16])
+}
 
-    let client = connect().await?;
+/// What one session upload did.
+pub(crate) struct SessionUpload {
+    pub response: pb::PutResponse,
+    pub chunks_sent: u64,
+    pub bytes_sent: u64,
+}
+
+/// Uploads `file` (already scanned from `local`) to `remote` through a session:
+/// only the chunks the cluster lacks are sent. Fails if the file changed since
+/// it was scanned (a chunk no longer reads back whole, or its hash is refused).
+pub(crate) async fn upload_scanned(
+    client: &TesseraClient,
+    local: &Path,
+    file: &ScannedFile,
+    remote: &str,
+    base_version: Option<u64>,
+    device: &str,
+    on_conflict: i32,
+    bar: &ProgressBar,
+) -> anyhow::Result<SessionUpload> {
+    let session_id = session_id(remote, &file.sha256, device);
     let mut raw = client.raw();
     let status = raw
         .open_session(pb::OpenSessionRequest {
             session_id: session_id.clone(),
             path: remote.to_owned(),
-            chunks: chunks
+            chunks: file
+                .chunks
                 .iter()
                 .map(|c| pb::SessionChunk { hash: Bytes::copy_from_slice(&c.hash), size: c.size })
                 .collect(),
@@ -104,13 +130,13 @@ pub async fn put(
     let missing: std::collections::HashSet<Vec<u8>> = status.missing.iter().map(|h| h.to_vec()).collect();
     let to_send: Vec<&LocalChunk> = {
         let mut seen = std::collections::HashSet::new();
-        chunks.iter().filter(|c| missing.contains(&c.hash[..]) && seen.insert(c.hash)).collect()
+        file.chunks.iter().filter(|c| missing.contains(&c.hash[..]) && seen.insert(c.hash)).collect()
     };
     let stop_after: Option<usize> = std::env::var(FAILPOINT_EXIT_AFTER_CHUNKS).ok().and_then(|v| v.parse().ok());
-    let bar = progress(to_send.iter().map(|c| c.size).sum(), "upload");
-    let (mut sent, mut sent_bytes) = (0u64, 0u64);
+    bar.set_length(to_send.iter().map(|c| c.size).sum());
+    let (mut chunks_sent, mut bytes_sent) = (0u64, 0u64);
     for c in &to_send {
-        if stop_after == Some(sent as usize) {
+        if stop_after == Some(chunks_sent as usize) {
             std::process::exit(75);
         }
         let path = local.to_path_buf();
@@ -118,35 +144,48 @@ pub async fn put(
         let data = tokio::task::spawn_blocking(move || read_at(&path, offset, size)).await??;
         let pieces = put_chunk_messages(&session_id, &c.hash, Bytes::from(data));
         raw.put_chunk(futures::stream::iter(pieces)).await.map_err(explain)?;
-        sent += 1;
-        sent_bytes += c.size;
+        chunks_sent += 1;
+        bytes_sent += c.size;
         bar.inc(c.size);
     }
-    let r = raw
+    let response = raw
         .commit_session(pb::CommitSessionRequest {
             session_id,
-            content_sha256: Bytes::copy_from_slice(&sha),
-            on_conflict: wire_policy(on_conflict),
+            content_sha256: Bytes::copy_from_slice(&file.sha256),
+            on_conflict,
         })
         .await
         .map_err(explain)?
         .into_inner();
+    Ok(SessionUpload { response, chunks_sent, bytes_sent })
+}
+
+pub async fn put(
+    json: bool,
+    local: &Path,
+    remote: &str,
+    base_version: Option<u64>,
+    device: &str,
+    on_conflict: OnConflict,
+) -> anyhow::Result<()> {
+    local_file_len(local)?;
+    let path = local.to_path_buf();
+    let file = tokio::task::spawn_blocking(move || scan(&path)).await??;
+    let client = connect().await?;
+    let bar = progress(0, "upload");
+    let up =
+        upload_scanned(&client, local, &file, remote, base_version, device, wire_policy(on_conflict), &bar).await?;
     bar.finish_and_clear();
+    let (r, sent, sent_bytes, total) = (up.response, up.chunks_sent, up.bytes_sent, file.chunks.len() as u64);
     print(
         json,
         json!({
             "path": r.path, "version": r.version, "size": r.size, "sha256": r.content_sha256,
-            "chunks_total": chunks.len(), "chunks_uploaded": sent,
-            "chunks_deduped": chunks.len() as u64 - sent, "bytes_transferred": sent_bytes,
+            "chunks_total": total, "chunks_uploaded": sent,
+            "chunks_deduped": total - sent, "bytes_transferred": sent_bytes,
             "conflict": r.conflict, "conflict_path": r.conflict_path, "resumable": true,
         }),
-        format!(
-            "{} version {} ({} bytes, {sent} of {} chunks sent, {sent_bytes} bytes transferred)",
-            r.path,
-            r.version,
-            r.size,
-            chunks.len()
-        ),
+        format!("{} version {} ({} bytes, {sent} of {total} chunks sent, {sent_bytes} bytes transferred)", r.path, r.version, r.size),
     );
     Ok(())
 }
