@@ -18,7 +18,7 @@ use crate::auth::{Authenticator, MethodPath, ACCESS_KEY, DATE, SIGNATURE};
 use crate::datapath::{now_ms, DataPath};
 use crate::error::RouterError;
 use crate::upload::{UploadReport, UploadRequest};
-use crate::{download, ops, sessions, sharing, upload};
+use crate::{download, feed, ops, sessions, sharing, upload};
 use tessera_meta::model::access::Action;
 use tessera_meta::model::shares::Permission;
 
@@ -97,11 +97,28 @@ impl ApiService {
     async fn own_files_only<T>(&self, req: &Request<T>) -> Result<User, Status> {
         let user = self.user(req).await?;
         match Self::owner_of(req) {
-            Some(owner) if owner != user.user_id => Err(Status::failed_precondition(
-                "this call works on your own files only (not on files shared with you yet)",
-            )),
+            Some(owner) if owner != user.user_id => {
+                Err(Status::failed_precondition("this call works on your own files only (not on files shared with you)"))
+            }
             _ => Ok(user),
         }
+    }
+
+    /// The caller, the namespace and the upload session a session call names: the
+    /// session is looked up in the owner's namespace when the call names an owner, and
+    /// the caller must then be allowed to write the session's path (now).
+    async fn session_call<T>(
+        &self,
+        req: &Request<T>,
+        id: tessera_meta::model::SessionId,
+    ) -> Result<(User, String, tessera_meta::model::UploadSession), Status> {
+        let user = self.user(req).await?;
+        let namespace = Self::owner_of(req).unwrap_or_else(|| user.user_id.clone());
+        let session = sessions::get(&self.dp, &namespace, id).await?;
+        if namespace != user.user_id {
+            sharing::namespace_for(&self.dp, &user.user_id, Some(&namespace), &session.path, Action::Write).await?;
+        }
+        Ok((user, namespace, session))
     }
 
     fn owner_of<T>(req: &Request<T>) -> Option<String> {
@@ -172,6 +189,7 @@ fn changes_to_wire(page: tessera_meta::model::ChangePage) -> pb::ChangesResponse
             .collect(),
         next_cursor: page.next_cursor,
         has_more: page.has_more,
+        head_cursor: page.head_cursor,
     }
 }
 
@@ -310,10 +328,12 @@ impl Tessera for ApiService {
     }
 
     async fn restore(&self, request: Request<pb::RestoreRequest>) -> Result<Response<pb::PutResponse>, Status> {
-        let user = self.own_files_only(&request).await?;
+        let path = request.get_ref().path.clone();
+        let (caller, namespace) = self.caller_and_namespace(&request, &path, Action::Write).await?;
         let req = request.into_inner();
-        let outcome = ops::restore(&self.dp, &user.user_id, &req.path, req.version, &req.device_id).await?;
-        let file = download::resolve(&self.dp, &user.user_id, &outcome.path, Some(outcome.version)).await?;
+        let outcome =
+            ops::restore(&self.dp, &namespace, &req.path, req.version, &caller.user_id, &req.device_id).await?;
+        let file = download::resolve(&self.dp, &namespace, &outcome.path, Some(outcome.version)).await?;
         Ok(Response::new(pb::PutResponse {
             path: outcome.path,
             version: outcome.version,
@@ -329,9 +349,21 @@ impl Tessera for ApiService {
         &self,
         request: Request<pb::OpenSessionRequest>,
     ) -> Result<Response<pb::SessionStatus>, Status> {
-        let user = self.own_files_only(&request).await?;
+        let path = request.get_ref().path.clone();
+        let (caller, namespace) = self.caller_and_namespace(&request, &path, Action::Write).await?;
         let req = request.into_inner();
         let id = session_id(&req.session_id)?;
+        if namespace != caller.user_id {
+            // Resuming names an open session: it must be one the caller may write too.
+            match sessions::get(&self.dp, &namespace, id).await {
+                Ok(existing) if existing.path != req.path => {
+                    sharing::namespace_for(&self.dp, &caller.user_id, Some(&namespace), &existing.path, Action::Write)
+                        .await?;
+                }
+                Ok(_) | Err(RouterError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let chunks = req
             .chunks
             .iter()
@@ -341,22 +373,23 @@ impl Tessera for ApiService {
                 Ok(tessera_meta::model::ChunkRef { hash, size: c.size })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        let s =
-            sessions::open(&self.dp, &user.user_id, id, &req.path, chunks, req.base_version, &req.device_id).await?;
+        let s = sessions::open(&self.dp, &namespace, id, &req.path, chunks, req.base_version, &req.device_id).await?;
         Ok(Response::new(session_status(&s)))
     }
 
     async fn put_chunk(
         &self,
-        request: Request<Streaming<pb::PutChunkRequest>>,
+        mut request: Request<Streaming<pb::PutChunkRequest>>,
     ) -> Result<Response<pb::SessionStatus>, Status> {
-        let user = self.own_files_only(&request).await?;
-        let mut stream = request.into_inner();
-        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty PutChunk stream"))?;
+        let first =
+            request.get_mut().message().await?.ok_or_else(|| Status::invalid_argument("empty PutChunk stream"))?;
         let Some(pb::put_chunk_request::Part::Header(h)) = first.part else {
             return Err(Status::invalid_argument("the first PutChunk message must be the header"));
         };
         let id = session_id(&h.session_id)?;
+        // Checked before any data is read: a caller who may not write gets nothing stored.
+        let (_, namespace, _) = self.session_call(&request, id).await?;
+        let mut stream = request.into_inner();
         let hash = ChunkHash::from_slice(&h.hash).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let mut data = Vec::new();
         while let Some(m) = stream.message().await? {
@@ -367,13 +400,12 @@ impl Tessera for ApiService {
                 data.extend_from_slice(&d);
             }
         }
-        let s = sessions::put_chunk(&self.dp, &user.user_id, id, hash, Bytes::from(data)).await?;
+        let s = sessions::put_chunk(&self.dp, &namespace, id, hash, Bytes::from(data)).await?;
         Ok(Response::new(session_status(&s)))
     }
 
     async fn get_session(&self, request: Request<pb::SessionRef>) -> Result<Response<pb::SessionStatus>, Status> {
-        let user = self.own_files_only(&request).await?;
-        let s = sessions::get(&self.dp, &user.user_id, session_id(&request.get_ref().session_id)?).await?;
+        let (_, _, s) = self.session_call(&request, session_id(&request.get_ref().session_id)?).await?;
         Ok(Response::new(session_status(&s)))
     }
 
@@ -381,16 +413,18 @@ impl Tessera for ApiService {
         &self,
         request: Request<pb::CommitSessionRequest>,
     ) -> Result<Response<pb::PutResponse>, Status> {
-        let user = self.own_files_only(&request).await?;
+        let id = session_id(&request.get_ref().session_id)?;
+        // Checked here and again inside the commit command (the shard's own check at
+        // commit time is what decides).
+        let (caller, namespace, session) = self.session_call(&request, id).await?;
         let req = request.into_inner();
-        let id = session_id(&req.session_id)?;
         let sha: [u8; 32] = req
             .content_sha256
             .as_ref()
             .try_into()
             .map_err(|_| Status::invalid_argument("content_sha256 must be 32 bytes"))?;
-        let session = sessions::get(&self.dp, &user.user_id, id).await?;
-        let outcome = sessions::commit(&self.dp, &user.user_id, id, sha, policy(req.on_conflict)?).await?;
+        let outcome =
+            sessions::commit(&self.dp, &namespace, id, sha, policy(req.on_conflict)?, &caller.user_id).await?;
         Ok(Response::new(pb::PutResponse {
             path: outcome.path,
             version: outcome.version,
@@ -404,8 +438,9 @@ impl Tessera for ApiService {
     }
 
     async fn abort_session(&self, request: Request<pb::SessionRef>) -> Result<Response<pb::Done>, Status> {
-        let user = self.own_files_only(&request).await?;
-        sessions::abort(&self.dp, &user.user_id, session_id(&request.get_ref().session_id)?).await?;
+        let id = session_id(&request.get_ref().session_id)?;
+        let (_, namespace, _) = self.session_call(&request, id).await?;
+        sessions::abort(&self.dp, &namespace, id).await?;
         Ok(Response::new(pb::Done {}))
     }
 
@@ -430,10 +465,13 @@ impl Tessera for ApiService {
     }
 
     async fn changes(&self, request: Request<pb::ChangesRequest>) -> Result<Response<pb::ChangesResponse>, Status> {
-        let user = self.own_files_only(&request).await?;
+        let user = self.user(&request).await?;
+        let owner = Self::owner_of(&request);
         let req = request.into_inner();
         let wait = std::time::Duration::from_millis(u64::from(req.wait_ms).min(self.max_change_wait_ms));
-        let page = ops::changes(&self.dp, &user.user_id, req.after_cursor, req.limit, &req.device_id, wait).await?;
+        let page =
+            feed::changes(&self.dp, &user.user_id, owner.as_deref(), req.after_cursor, req.limit, &req.device_id, wait)
+                .await?;
         Ok(Response::new(changes_to_wire(page)))
     }
 
@@ -443,20 +481,23 @@ impl Tessera for ApiService {
         &self,
         request: Request<pb::ChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        let user = self.own_files_only(&request).await?;
+        let user = self.user(&request).await?;
+        let owner = Self::owner_of(&request);
         let req = request.into_inner();
         let dp = self.dp.clone();
-        // Long-polls back to back; the shard answers as soon as a change commits.
+        // Long-polls back to back; the shard answers as soon as a change commits. With an
+        // owner, every poll re-checks what is shared: an unshare ends the stream with
+        // PERMISSION_DENIED.
         let wait = std::time::Duration::from_millis(self.max_change_wait_ms.max(1000));
         let state = (req.after_cursor, false);
         let stream = futures::stream::unfold(state, move |(mut cursor, failed)| {
-            let (dp, user_id, device) = (dp.clone(), user.user_id.clone(), req.device_id.clone());
+            let (dp, user_id, device, owner) = (dp.clone(), user.user_id.clone(), req.device_id.clone(), owner.clone());
             async move {
                 if failed {
                     return None;
                 }
                 loop {
-                    match ops::changes(&dp, &user_id, cursor, req.limit, &device, wait).await {
+                    match feed::changes(&dp, &user_id, owner.as_deref(), cursor, req.limit, &device, wait).await {
                         // Nothing new, or only the caller's own events: keep waiting.
                         Ok(page) if page.events.is_empty() => cursor = page.next_cursor,
                         Ok(page) => {

@@ -2,8 +2,13 @@
 //! `GET /v1/changes?after=N&limit=M&wait_ms=W&device=D` on the router's port,
 //! signed like native calls (`x-tessera-access-key`, `x-tessera-date`,
 //! `x-tessera-signature` over the path `/v1/changes`). The answer is JSON
-//! `{"events": [...], "next_cursor": N, "has_more": bool}`; with nothing new it
-//! waits for the next change up to `wait_ms` (capped like `Changes`).
+//! `{"events": [...], "next_cursor": N, "has_more": bool, "head_cursor": N}`; with
+//! nothing new it waits for the next change up to `wait_ms` (capped like `Changes`).
+//!
+//! `owner=USER` (or the `x-tessera-owner` header, as on the native API) reads USER's
+//! feed filtered to what USER shares with the caller (`crate::feed`); 403 when
+//! nothing is shared (any more). Like the other parameters, the owner is not part of
+//! the signature: it only selects, and access is checked for the signed caller.
 
 use std::sync::Arc;
 
@@ -15,7 +20,7 @@ use axum::routing::get;
 use crate::auth::{Authenticator, ACCESS_KEY, DATE, SIGNATURE};
 use crate::datapath::{now_ms, DataPath};
 use crate::error::RouterError;
-use crate::ops;
+use crate::feed;
 
 pub const PATH: &str = "/v1/changes";
 
@@ -39,6 +44,7 @@ fn error(e: RouterError) -> Response {
         RouterError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         RouterError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
         RouterError::NotFound(_) => StatusCode::NOT_FOUND,
+        RouterError::PermissionDenied(_) => StatusCode::FORBIDDEN,
         RouterError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -55,6 +61,7 @@ async fn changes(State(s): State<FeedState>, headers: HeaderMap, uri: Uri) -> Re
     let mut limit = 0u32;
     let mut wait_ms = 0u64;
     let mut device = String::new();
+    let mut owner = headers.get(crate::sharing::OWNER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         let bad = || error(RouterError::InvalidArgument(format!("{k} must be a number, not {v:?}")));
         match k.as_ref() {
@@ -71,11 +78,20 @@ async fn changes(State(s): State<FeedState>, headers: HeaderMap, uri: Uri) -> Re
                 Err(_) => return bad(),
             },
             "device" => device = v.into_owned(),
+            "owner" => match &owner {
+                Some(o) if *o != v => {
+                    return error(RouterError::InvalidArgument(
+                        "owner= and the x-tessera-owner header name different users".into(),
+                    ))
+                }
+                _ => owner = Some(v.into_owned()),
+            },
             _ => {}
         }
     }
     let wait = std::time::Duration::from_millis(wait_ms.min(s.max_wait_ms));
-    match ops::changes(&s.dp, &user.user_id, after, limit, &device, wait).await {
+    let owner = owner.filter(|o| !o.is_empty());
+    match feed::changes(&s.dp, &user.user_id, owner.as_deref(), after, limit, &device, wait).await {
         Ok(page) => match serde_json::to_value(&page) {
             Ok(body) => json(StatusCode::OK, body),
             Err(e) => error(RouterError::Metadata(e.to_string())),

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod datapath;
 pub mod download;
 pub mod error;
+pub mod feed;
 pub mod gc;
 pub mod links;
 pub mod meta_cache;

@@ -147,18 +147,21 @@ pub async fn changes(
     }
 }
 
+/// Restores `version` of `user_id`'s file as a new version written by `created_by` (a
+/// grantee's restore is checked against the owner's shares by the shard, in the command).
 pub async fn restore(
     dp: &DataPath,
     user_id: &str,
     path: &str,
     version: u64,
+    created_by: &str,
     device_id: &str,
 ) -> Result<CommitOutcome, RouterError> {
     let cmd = ShardCommand::RestoreVersion {
         user_id: user_id.into(),
         path: path.into(),
         version,
-        created_by: user_id.into(),
+        created_by: created_by.into(),
         device_id: device_id.into(),
         now_ms: now_ms(),
     };

@@ -1,5 +1,5 @@
 //! Resumable uploads through upload sessions kept in the user's metadata
-//! shard: open (idempotent for the same session id), store chunks one by one
+//! shard (the owner's, for a grantee uploading into a shared folder): open (idempotent for the same session id), store chunks one by one
 //! (each checked against its hash and the session's chunk list), commit.
 //! Chunks already in the cluster are marked stored at open, so a client
 //! sends only what is really missing (delta sync from a chunk list).
@@ -108,18 +108,21 @@ pub async fn put_chunk(
     get(dp, user_id, id).await
 }
 
+/// Commits the session as a version of `user_id`'s file, written by `created_by` (a
+/// grantee's commit is checked against the owner's shares by the shard, in the commit).
 pub async fn commit(
     dp: &DataPath,
     user_id: &str,
     id: SessionId,
     content_sha256: [u8; 32],
     policy: ConflictPolicy,
+    created_by: &str,
 ) -> Result<CommitOutcome, RouterError> {
     let cmd = ShardCommand::CommitSession {
         session_id: id,
         user_id: user_id.into(),
         content_sha256,
-        created_by: user_id.into(),
+        created_by: created_by.into(),
         policy,
         now_ms: now_ms(),
     };

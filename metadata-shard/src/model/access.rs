@@ -70,3 +70,21 @@ pub fn check_access(
     let (permission, granted_on) = best.map_or((None, None), |(p, at)| (Some(p), Some(at)));
     Ok(AccessDecision { allowed, is_owner: false, permission, granted_on })
 }
+
+/// Fails with PermissionDenied unless `user` may do `action` on `path` of `owner` at
+/// `now_ms`: commands a grantee makes on the owner's shard (session commits, restores)
+/// re-check access in the command itself, so an unshare committed before them wins.
+pub(crate) fn require(
+    kv: &dyn KvRead,
+    owner: &str,
+    path: &str,
+    user: &str,
+    action: Action,
+    now_ms: i64,
+) -> Result<(), ModelError> {
+    if check_access(kv, owner, path, user, action, now_ms)?.allowed {
+        Ok(())
+    } else {
+        Err(ModelError::PermissionDenied(format!("{path} of {owner} is not shared with {user} for {action:?}")))
+    }
+}

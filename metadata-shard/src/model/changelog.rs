@@ -102,11 +102,14 @@ pub struct ChangePage {
     /// Resume from here: past every event examined, including filtered ones.
     pub next_cursor: u64,
     pub has_more: bool,
+    /// The newest cursor in the log at read time (where a client that has just
+    /// listed the whole tree starts following).
+    pub head_cursor: u64,
 }
 
-/// How many events one read may skip over for `exclude_device`, so a device that made a
-/// million changes does not turn one read into a full log scan; the page simply ends
-/// early with `has_more` set.
+/// How many events one read may skip over (for `exclude_device`, or events a grantee
+/// may not see), so a device that made a million changes does not turn one read into a
+/// full log scan; the page simply ends early with `has_more` set.
 const MAX_EXAMINED_PER_READ: usize = 10_000;
 
 /// Events with cursor > `after_cursor`, at most `limit`, skipping those made by
@@ -117,6 +120,19 @@ pub fn read_changes(
     after_cursor: u64,
     limit: usize,
     exclude_device: Option<&str>,
+) -> Result<ChangePage, ModelError> {
+    read_where(kv, user, after_cursor, limit, |event| exclude_device != Some(event.device_id.as_str()))
+}
+
+/// Events with cursor > `after_cursor` that `keep` accepts, at most `limit`; the cursors
+/// of the others are still consumed (`next_cursor` moves past them), and at most
+/// [`MAX_EXAMINED_PER_READ`] events are looked at.
+pub(crate) fn read_where(
+    kv: &dyn KvRead,
+    user: &str,
+    after_cursor: u64,
+    limit: usize,
+    mut keep: impl FnMut(&ChangeEvent) -> bool,
 ) -> Result<ChangePage, ModelError> {
     if limit == 0 {
         return Err(ModelError::InvalidArgument("limit must be positive".into()));
@@ -135,7 +151,7 @@ pub fn read_changes(
             let event: ChangeEvent = decode(&value, "change event")?;
             examined += 1;
             next_cursor = event.cursor;
-            if exclude_device != Some(event.device_id.as_str()) {
+            if keep(&event) {
                 events.push(event);
             }
             if events.len() == limit || examined == MAX_EXAMINED_PER_READ {
@@ -143,5 +159,5 @@ pub fn read_changes(
             }
         }
     }
-    Ok(ChangePage { events, next_cursor, has_more: next_cursor < head })
+    Ok(ChangePage { events, next_cursor, has_more: next_cursor < head, head_cursor: head })
 }

@@ -205,6 +205,13 @@ pub fn share(owner: &str, path: &str, grantee: &str) -> Vec<u8> {
     tagged(SHARE, &[owner.as_bytes(), &[0], path.as_bytes(), &[0], grantee.as_bytes()])
 }
 
+/// Every share `owner` has made (all paths, all grantees).
+pub fn shares_of_owner(owner: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = user_scope(SHARE, owner);
+    let end = prefix_end(&start);
+    (start, end)
+}
+
 /// Shares of exactly `path`.
 pub fn shares_of_path(owner: &str, path: &str) -> (Vec<u8>, Vec<u8>) {
     let start = tagged(SHARE, &[owner.as_bytes(), &[0], path.as_bytes(), &[0]]);

@@ -9,7 +9,8 @@
 //!   [`tree_ops`] (move, delete, purge), [`listing`], [`versions`] (commit, conflicts,
 //!   restore, pruning), [`chunks`] (refcounts, zero-ref log), [`sessions`] (resumable
 //!   uploads), [`multipart`] (S3 multipart uploads), [`buckets`] (S3 bucket settings),
-//!   [`usage`] (per-user usage and quotas), [`shares`], [`links`], [`access`], [`changelog`];
+//!   [`usage`] (per-user usage and quotas), [`shares`], [`links`], [`access`], [`changelog`],
+//!   [`shared_feed`] (a grantee's filtered view of an owner's change log);
 //! - support: [`paths`] (path rules, conflict names), [`codec`] (value encoding),
 //!   [`types`] (ids, hashes, `ShardConfig`), [`error`].
 
@@ -29,6 +30,7 @@ pub mod namespace;
 pub mod paths;
 pub mod query;
 pub mod sessions;
+pub mod shared_feed;
 pub mod shares;
 pub mod trash;
 pub mod tree_ops;
@@ -52,6 +54,7 @@ pub use multipart::{ChosenPart, CompleteMultipart, MultipartUpload, PartPage, Pa
 pub use namespace::{DetachedPage, Entry, EntryKind, FileState};
 pub use query::{query, QueryResponse, ShardQuery};
 pub use sessions::{OpenSession, UploadSession};
+pub use shared_feed::SharedChangePage;
 pub use shares::{Permission, Share, ShareMove, SharedWithMe, SharedWithMePage};
 pub use tree_ops::{DeleteOutcome, MoveOutcome, PurgeOutcome};
 pub use types::{ChunkRef, Hash32, LinkToken, ObjectMeta, SessionId, ShardConfig, UploadId};

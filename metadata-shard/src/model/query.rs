@@ -13,6 +13,7 @@ use super::listing::{self, FolderPage, ObjectPage};
 use super::multipart::{self, MultipartUpload, PartPage, UploadPage};
 use super::namespace::{self, DetachedPage, Entry};
 use super::sessions::{self, UploadSession};
+use super::shared_feed::{self, SharedChangePage};
 use super::shares::{self, Share, SharedWithMePage};
 use super::types::{Hash32, LinkToken, SessionId, UploadId};
 use super::versions::{self, FileRef, VersionPage, VersionRecord};
@@ -121,6 +122,16 @@ pub enum ShardQuery {
         limit: usize,
         exclude_device: Option<String>,
     },
+    /// `owner`'s change log as `grantee` may see it (`model::shared_feed`): only events
+    /// under paths shared with the grantee at `now_ms`; PermissionDenied when none is.
+    ReadSharedChanges {
+        owner: String,
+        grantee: String,
+        after_cursor: u64,
+        limit: usize,
+        exclude_device: Option<String>,
+        now_ms: i64,
+    },
     BucketConfig {
         user_id: String,
         path: String,
@@ -164,6 +175,7 @@ pub enum QueryResponse {
     Link(Link),
     Links(Vec<Link>),
     Changes(ChangePage),
+    SharedChanges(SharedChangePage),
     Cursor(u64),
     BucketConfig(BucketConfig),
     Multipart(MultipartUpload),
@@ -213,6 +225,17 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
         Q::ChangeHead { user_id } => R::Cursor(changelog::head_cursor(kv, user_id)?),
         Q::ReadChanges { user_id, after_cursor, limit, exclude_device } => {
             R::Changes(changelog::read_changes(kv, user_id, *after_cursor, *limit, exclude_device.as_deref())?)
+        }
+        Q::ReadSharedChanges { owner, grantee, after_cursor, limit, exclude_device, now_ms } => {
+            R::SharedChanges(shared_feed::read_shared_changes(
+                kv,
+                owner,
+                grantee,
+                *after_cursor,
+                *limit,
+                exclude_device.as_deref(),
+                *now_ms,
+            )?)
         }
         Q::BucketConfig { user_id, path } => R::BucketConfig(buckets::bucket_config(kv, user_id, path)?),
         Q::Multipart { upload_id, user_id } => R::Multipart(multipart::get_upload(kv, upload_id, user_id)?),

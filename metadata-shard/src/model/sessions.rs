@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::{self, Action};
 use super::codec::{decode, encode, get_decoded};
 use super::command::Tx;
 use super::kv::KvRead;
@@ -142,10 +143,15 @@ pub(crate) struct CommitSession<'c> {
 }
 
 /// Commits the session's chunk list as a version (path, base and device from the
-/// session); fails while any chunk is missing. The session's references pass to the
+/// session); fails while any chunk is missing, and when `created_by` is not the owner
+/// and may not write the session's path (any more). The session's references pass to the
 /// version (or are released if the content was already current).
 pub(crate) fn commit(tx: &mut Tx<'_>, req: CommitSession<'_>) -> Result<CommitOutcome, ModelError> {
     let session = get_open_session(tx.kv, &req.session_id, req.user_id, req.now_ms)?;
+    if req.created_by != session.user_id {
+        // A grantee's upload: still allowed to write there now?
+        access::require(tx.kv, &session.user_id, &session.path, req.created_by, Action::Write, req.now_ms)?;
+    }
     let missing = session.missing().len();
     if missing > 0 {
         return Err(ModelError::ChunksMissing { missing });

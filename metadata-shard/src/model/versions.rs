@@ -309,7 +309,8 @@ fn write_version(
 }
 
 /// Makes an old version current again as a new version pointing at the same chunks
-/// (no data copied). Restoring a deleted file revives it (and its parent folders).
+/// (no data copied). Restoring a deleted file revives it (and its parent folders). A
+/// grantee (`created_by` not the owner) must be allowed to write `path` at the time.
 pub(crate) fn restore(
     tx: &mut Tx<'_>,
     user: &str,
@@ -320,6 +321,9 @@ pub(crate) fn restore(
 ) -> Result<CommitOutcome, ModelError> {
     validate_user_id(user)?;
     validate_non_root(path)?;
+    if created_by != user {
+        super::access::require(tx.kv, user, path, created_by, super::access::Action::Write, origin.now_ms)?;
+    }
     let entry = namespace::load(tx.kv, user, path)?.ok_or_else(|| ModelError::NotFound(path.to_string()))?;
     let Some(state) = entry.file().cloned() else {
         return Err(ModelError::NotAFile(path.to_string()));

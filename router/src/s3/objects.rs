@@ -409,7 +409,7 @@ impl S3Gateway {
             Some(VersionRef::DeleteMarker(n)) => {
                 // Removing the delete marker brings the object back.
                 if entry.deleted && n == current {
-                    crate::ops::restore(&self.dp, user, &path, n, S3_DEVICE).await.or_s3()?;
+                    crate::ops::restore(&self.dp, user, &path, n, user, S3_DEVICE).await.or_s3()?;
                 }
                 Ok(DeleteObjectOutput {
                     delete_marker: Some(true),

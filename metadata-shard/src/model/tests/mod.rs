@@ -6,6 +6,7 @@ mod namespace_tests;
 mod random_tests;
 mod s3_tests;
 mod share_tests;
+mod shared_feed_tests;
 mod version_tests;
 
 use super::*;
