@@ -157,6 +157,8 @@ enum BenchCommand {
     Native(bench::native::NativeArgs),
     /// Load an S3 endpoint (Tessera's or any other store's).
     S3(bench::s3::S3Args),
+    /// Time how long a file saved in one synced folder takes to appear in another.
+    Sync(bench::sync_latency::SyncLatencyArgs),
 }
 
 fn main() -> ExitCode {
@@ -219,6 +221,7 @@ fn main() -> ExitCode {
             Command::Cluster { command } => cluster::run(command).await,
             Command::Bench { command: BenchCommand::Native(args) } => bench::native::run(json, args).await,
             Command::Bench { command: BenchCommand::S3(args) } => bench::s3::run(json, args).await,
+            Command::Bench { command: BenchCommand::Sync(args) } => bench::sync_latency::run(json, &args).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@
 
 pub mod native;
 pub mod s3;
+pub mod sync_latency;
 mod sigv4;
 
 use std::future::Future;

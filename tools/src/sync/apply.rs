@@ -58,7 +58,14 @@ fn stops_pass(e: &anyhow::Error) -> bool {
 
 impl Pass<'_> {
     pub(super) async fn settle(&mut self, dirty: BTreeSet<String>) -> Result<(), PassError> {
-        let done = self.send_local_moves(&dirty).await?;
+        let (done, moved_in) = self.send_local_moves(&dirty).await?;
+        if !done.is_empty() {
+            // A remote move changed the remote side of whole subtrees: read it afresh.
+            self.remote_known.clear();
+            self.complete_listing = false;
+        }
+        let mut dirty = dirty;
+        dirty.extend(moved_in);
         let mut deferred = Vec::new();
         for rel in &dirty {
             if done.contains(rel) {
@@ -333,10 +340,16 @@ impl Pass<'_> {
 
     /// Local renames, sent as remote moves: a folder whose whole synced content
     /// reappears under a new name moves as one; otherwise a file deleted here
-    /// whose content appears as a new file moves. Returns the paths settled.
-    async fn send_local_moves(&mut self, dirty: &BTreeSet<String>) -> Result<BTreeSet<String>, PassError> {
+    /// whose content appears as a new file moves. Returns the paths settled, and
+    /// the remote paths a folder move brought along that this side has not seen
+    /// (added remotely under the old name meanwhile).
+    async fn send_local_moves(
+        &mut self,
+        dirty: &BTreeSet<String>,
+    ) -> Result<(BTreeSet<String>, BTreeSet<String>), PassError> {
         let root = self.folder.root.clone();
         let mut settled = BTreeSet::new();
+        let mut moved_in = BTreeSet::new();
         // Gone here, unchanged remotely.
         let mut gone: Vec<String> = Vec::new();
         let mut new: Vec<(String, LocalItem)> = Vec::new();
@@ -382,6 +395,8 @@ impl Pass<'_> {
                         settled.insert(new_rel);
                     }
                     self.report.moved_remote += 1;
+                    let tree = self.folder.remote.list_tree(to).await?;
+                    moved_in.extend(tree.into_keys().filter(|k| !self.base.contains_key(k)));
                     break;
                 }
             }
@@ -426,7 +441,7 @@ impl Pass<'_> {
             settled.insert(to.clone());
             self.report.moved_remote += 1;
         }
-        Ok(settled)
+        Ok((settled, moved_in))
     }
 
     /// Whether local folder `to` holds exactly what was synced under `from`.

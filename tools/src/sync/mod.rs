@@ -31,7 +31,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use tokio::sync::{mpsc, watch};
 
-pub use pass::{PassError, PassReport, SyncedFolder};
+pub use pass::{run as run_pass, PassError, PassReport, SyncedFolder};
 
 #[derive(Args, Clone)]
 pub struct SyncArgs {
