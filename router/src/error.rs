@@ -26,6 +26,9 @@ pub enum RouterError {
     /// The user's storage quota would be exceeded.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// A request body past a configured size limit.
+    #[error("too large: {0}")]
+    TooLarge(String),
     #[error("data integrity: {0}")]
     Integrity(String),
     #[error("metadata: {0}")]
@@ -76,6 +79,7 @@ impl From<RouterError> for tonic::Status {
             RouterError::Unauthenticated(_) => Code::Unauthenticated,
             RouterError::Unavailable(_) => Code::Unavailable,
             RouterError::QuotaExceeded(_) => Code::ResourceExhausted,
+            RouterError::TooLarge(_) => Code::OutOfRange,
             RouterError::Integrity(_) => Code::DataLoss,
             RouterError::Metadata(_) | RouterError::Io(_) => Code::Internal,
         };

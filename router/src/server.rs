@@ -35,6 +35,7 @@ pub struct RouterConfig {
     pub s3: S3Config,
     pub repair: crate::repair::background::RepairConfig,
     pub gc: crate::gc::background::GcConfig,
+    pub links: crate::links::LinksConfig,
 }
 
 impl Default for RouterConfig {
@@ -49,6 +50,7 @@ impl Default for RouterConfig {
             s3: S3Config::default(),
             repair: Default::default(),
             gc: Default::default(),
+            links: Default::default(),
         }
     }
 }
@@ -133,7 +135,7 @@ pub async fn start(
         }
     });
     let http = listener::observability_routes(Arc::new(registry), health)
-        .merge(crate::links::http::routes(dp.clone()))
+        .merge(crate::links::http::routes(dp.clone(), cfg.links.clone()))
         .merge(crate::changes_http::routes(dp.clone(), auth.clone(), cfg.max_change_wait_ms));
     let (tcp, addr) =
         listener::bind(&cfg.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;

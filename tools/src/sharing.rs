@@ -87,7 +87,7 @@ pub async fn shared_with_me(json: bool) -> anyhow::Result<()> {
 #[derive(clap::Subcommand)]
 pub enum LinkCommand {
     /// Make a URL that lets anyone holding it read PATH (a file, or a folder and
-    /// everything in it).
+    /// everything in it); an edit link to a folder also takes uploads into it.
     Create {
         path: String,
         #[arg(long, default_value = "view", value_parser = ["view", "edit"])]

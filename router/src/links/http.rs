@@ -10,6 +10,8 @@
 //!   until the window ends, right password or not.
 //! * Unknown and revoked links are 404, expired ones 410, with the same short
 //!   text for every link: nothing about the owner or the path leaks.
+//! * Edit links to a folder take uploads ([`super::upload`]): `PUT /l/<token>/<name>`
+//!   and the upload form on the folder's page (a multipart POST to `/l/<token>`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,9 +21,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use futures::StreamExt;
-use tessera_meta::model::links::{verify_link_password, Link};
+use tessera_meta::model::links::{verify_link_password, Link, LinkPermission};
 use tessera_meta::model::types::LinkToken;
 use tessera_meta::model::EntryKind;
 
@@ -65,25 +67,31 @@ impl PasswordGuard {
 }
 
 #[derive(Clone)]
-struct LinkState {
-    dp: Arc<DataPath>,
+pub(super) struct LinkState {
+    pub dp: Arc<DataPath>,
     guard: Arc<PasswordGuard>,
+    pub config: super::LinksConfig,
 }
 
+/// Largest urlencoded form (a password, a sub-path) a POST may carry.
+const MAX_FORM_BYTES: usize = 64 << 10;
+
 /// The `/l/...` routes, to merge into the router's HTTP routes.
-pub fn routes(dp: Arc<DataPath>) -> axum::Router {
-    let state = LinkState { dp, guard: Arc::new(PasswordGuard::default()) };
+pub fn routes(dp: Arc<DataPath>, config: super::LinksConfig) -> axum::Router {
+    let state = LinkState { dp, guard: Arc::new(PasswordGuard::default()), config };
     axum::Router::new()
-        .route("/l/{token}", get(handle::<false>).post(handle::<false>))
-        .route("/l/{token}/raw", get(handle::<true>).post(handle::<true>))
+        .route("/l/{token}", get(handle::<false>).post(post_page))
+        // A file named "raw" at the top of the folder is uploaded here.
+        .route("/l/{token}/raw", get(handle::<true>).post(handle::<true>).put(put_raw_name))
+        .route("/l/{token}/{*name}", put(put_named))
         .with_state(state)
 }
 
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
-fn html(status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn html(status: StatusCode, title: &str, body: &str) -> Response {
     let page = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title>\
          <style>body{{font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em}}\
@@ -95,15 +103,15 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
-fn plain(status: StatusCode, text: &str) -> Response {
+pub(super) fn plain(status: StatusCode, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{text}\n")).into_response()
 }
 
-fn wants_html(headers: &HeaderMap) -> bool {
+pub(super) fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
-fn failure(browser: bool, status: StatusCode, text: &str) -> Response {
+pub(super) fn failure(browser: bool, status: StatusCode, text: &str) -> Response {
     if browser {
         html(status, text, "")
     } else {
@@ -117,7 +125,7 @@ fn query_pairs(uri: &Uri) -> HashMap<String, String> {
 
 /// A path inside a folder link: relative, without `.`/`..`/empty segments, so the
 /// result always stays below the link's folder.
-fn inside(link: &Link, relative: Option<&str>) -> Option<String> {
+pub(super) fn inside(link: &Link, relative: Option<&str>) -> Option<String> {
     let Some(rel) = relative.map(|r| r.trim_matches('/')).filter(|r| !r.is_empty()) else {
         return Some(link.path.clone());
     };
@@ -127,12 +135,14 @@ fn inside(link: &Link, relative: Option<&str>) -> Option<String> {
     Some(format!("{}/{rel}", link.path.trim_end_matches('/')))
 }
 
-struct Ask {
-    browser: bool,
-    raw: bool,
-    password: Option<String>,
-    relative: Option<String>,
-    range: Option<String>,
+pub(super) struct Ask {
+    pub browser: bool,
+    pub raw: bool,
+    pub password: Option<String>,
+    pub relative: Option<String>,
+    pub range: Option<String>,
+    /// A line shown above a folder's listing (after an upload).
+    pub notice: Option<String>,
 }
 
 impl Ask {
@@ -149,8 +159,18 @@ impl Ask {
             password: header_password.or_else(|| fields.get("password").cloned()),
             relative: fields.get("path").cloned(),
             range: headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned),
+            notice: None,
         }
     }
+}
+
+/// The password a script sends with a request: the header, or `?password=`.
+pub(super) fn script_password(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    headers
+        .get(PASSWORD_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query_pairs(uri).remove("password"))
 }
 
 // GET and POST alike (a GET's body is empty); `RAW` for `/l/<token>/raw`.
@@ -164,7 +184,45 @@ async fn handle<const RAW: bool>(
     serve(&s, &token, Ask::new(&headers, &uri, Some(&body), RAW)).await
 }
 
-fn password_form(token: &LinkToken, wrong: bool) -> Response {
+/// POST to a link's page: the upload form (multipart) or a password/sub-path form.
+async fn post_page(
+    State(s): State<LinkState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if let Some(boundary) = super::multipart::boundary(content_type) {
+        return super::upload::form(&s, &token, &headers, &uri, body, &boundary).await;
+    }
+    match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
+        Ok(form) => serve(&s, &token, Ask::new(&headers, &uri, Some(&form), false)).await,
+        Err(_) => failure(wants_html(&headers), StatusCode::PAYLOAD_TOO_LARGE, "That form is too large."),
+    }
+}
+
+async fn put_named(
+    State(s): State<LinkState>,
+    Path((token, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    super::upload::put(&s, &token, &name, &headers, &uri, body).await
+}
+
+async fn put_raw_name(
+    State(s): State<LinkState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Body,
+) -> Response {
+    super::upload::put(&s, &token, "raw", &headers, &uri, body).await
+}
+
+pub(super) fn password_form(token: &LinkToken, wrong: bool) -> Response {
     let note = if wrong { "<p>That password is not right.</p>" } else { "" };
     let body = format!(
         "{note}<form method=\"post\" action=\"{}\"><input type=\"password\" name=\"password\" autofocus> \
@@ -174,48 +232,84 @@ fn password_form(token: &LinkToken, wrong: bool) -> Response {
     html(if wrong { StatusCode::UNAUTHORIZED } else { StatusCode::OK }, "This link needs a password", &body)
 }
 
-async fn serve(s: &LinkState, token_text: &str, ask: Ask) -> Response {
+/// The link behind `token_text`, or the page that says why there is none (404 for
+/// unknown and revoked, 410 for expired).
+pub(super) async fn find_link(s: &LinkState, token_text: &str, browser: bool) -> Result<(LinkToken, Link), Response> {
     let Some(token) = parse_token(token_text) else {
-        return failure(ask.browser, StatusCode::NOT_FOUND, "This link does not exist.");
+        return Err(failure(browser, StatusCode::NOT_FOUND, "This link does not exist."));
     };
-    let link = match lookup(&s.dp, token).await {
-        Ok(Lookup::Found(link)) => link,
-        Ok(Lookup::Missing) => return failure(ask.browser, StatusCode::NOT_FOUND, "This link does not exist."),
-        Ok(Lookup::Expired) => return failure(ask.browser, StatusCode::GONE, "This link has expired."),
+    match lookup(&s.dp, token).await {
+        Ok(Lookup::Found(link)) => Ok((token, link)),
+        Ok(Lookup::Missing) => Err(failure(browser, StatusCode::NOT_FOUND, "This link does not exist.")),
+        Ok(Lookup::Expired) => Err(failure(browser, StatusCode::GONE, "This link has expired.")),
         Err(e) => {
             tracing::warn!(error = %e, "link lookup failed");
-            return failure(ask.browser, StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment.");
-        }
-    };
-    if link.password_hash.is_some() {
-        if let Some(wait) = s.guard.blocked(&token) {
-            let mut r = failure(ask.browser, StatusCode::TOO_MANY_REQUESTS, "Too many wrong passwords; try later.");
-            if let Ok(v) = wait.to_string().parse() {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return r;
-        }
-        let Some(given) = ask.password.clone() else {
-            // Asking without a password is not a wrong guess.
-            if ask.browser {
-                return password_form(&token, false);
-            }
-            return plain(StatusCode::UNAUTHORIZED, "This link needs a password.");
-        };
-        let check = link.clone();
-        let right = tokio::task::spawn_blocking(move || verify_link_password(&check, &given)).await.unwrap_or(false);
-        if !right {
-            s.guard.failed(&token);
-            if ask.browser {
-                return password_form(&token, true);
-            }
-            return plain(StatusCode::UNAUTHORIZED, "This link needs a password.");
+            Err(failure(browser, StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment."))
         }
     }
-    let Some(path) = inside(&link, ask.relative.as_deref()) else {
+}
+
+/// 429 with `Retry-After` while a password link is blocked after wrong passwords.
+pub(super) fn blocked(s: &LinkState, token: &LinkToken, link: &Link, browser: bool) -> Option<Response> {
+    let wait = s.guard.blocked(token).filter(|_| link.password_hash.is_some())?;
+    let mut r = failure(browser, StatusCode::TOO_MANY_REQUESTS, "Too many wrong passwords; try later.");
+    if let Ok(v) = wait.to_string().parse() {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Some(r)
+}
+
+/// Lets a request through a link's password: None when it may go on, else the refusal
+/// (429 while blocked; 401, or the password form for a browser, when the password is
+/// missing or wrong — a wrong one counts towards the block).
+pub(super) async fn unlock(
+    s: &LinkState,
+    token: &LinkToken,
+    link: &Link,
+    given: Option<&str>,
+    browser: bool,
+) -> Option<Response> {
+    // No password: nothing to unlock.
+    link.password_hash.as_ref()?;
+    if let Some(r) = blocked(s, token, link, browser) {
+        return Some(r);
+    }
+    let Some(given) = given.map(str::to_owned) else {
+        // Asking without a password is not a wrong guess.
+        if browser {
+            return Some(password_form(token, false));
+        }
+        return Some(plain(StatusCode::UNAUTHORIZED, "This link needs a password."));
+    };
+    let check = link.clone();
+    let right = tokio::task::spawn_blocking(move || verify_link_password(&check, &given)).await.unwrap_or(false);
+    if right {
+        return None;
+    }
+    s.guard.failed(token);
+    if browser {
+        return Some(password_form(token, true));
+    }
+    Some(plain(StatusCode::UNAUTHORIZED, "This link needs a password."))
+}
+
+async fn serve(s: &LinkState, token_text: &str, ask: Ask) -> Response {
+    let (token, link) = match find_link(s, token_text, ask.browser).await {
+        Ok(found) => found,
+        Err(refusal) => return refusal,
+    };
+    if let Some(refusal) = unlock(s, &token, &link, ask.password.as_deref(), ask.browser).await {
+        return refusal;
+    }
+    render(s, &token, &link, &ask).await
+}
+
+/// The page or bytes `ask` wants from an unlocked link.
+pub(super) async fn render(s: &LinkState, token: &LinkToken, link: &Link, ask: &Ask) -> Response {
+    let Some(path) = inside(link, ask.relative.as_deref()) else {
         return failure(ask.browser, StatusCode::NOT_FOUND, "Not found.");
     };
-    match content(s, &token, &link, &path, &ask).await {
+    match content(s, token, link, &path, ask).await {
         Ok(r) => r,
         Err(RouterError::NotFound(_)) | Err(RouterError::WrongKind(_)) => {
             failure(ask.browser, StatusCode::NOT_FOUND, "Not found.")
@@ -227,12 +321,12 @@ async fn serve(s: &LinkState, token_text: &str, ask: Ask) -> Response {
     }
 }
 
-fn name_of(path: &str) -> &str {
+pub(super) fn name_of(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Hidden fields that carry the password and sub-path on to the next form.
-fn carried(ask: &Ask, relative: Option<&str>) -> String {
+pub(super) fn carried(ask: &Ask, relative: Option<&str>) -> String {
     let mut out = String::new();
     if let Some(p) = &ask.password {
         out += &format!("<input type=\"hidden\" name=\"password\" value=\"{}\">", escape(p));
@@ -282,7 +376,13 @@ async fn content(
                     escape(&label)
                 );
             }
-            Ok(html(StatusCode::OK, name_of(path), &format!("<ul>{items}</ul>")))
+            let notice = ask.notice.as_deref().map(|n| format!("<p id=\"notice\">{}</p>", escape(n))).unwrap_or_default();
+            let upload = if link.permission == LinkPermission::Edit {
+                super::upload::form_html(token, &carried(ask, relative))
+            } else {
+                String::new()
+            };
+            Ok(html(StatusCode::OK, name_of(path), &format!("{notice}<ul>{items}</ul>{upload}")))
         }
         EntryKind::File(f) => {
             if ask.browser {

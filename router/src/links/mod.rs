@@ -1,14 +1,19 @@
-//! Links: a URL that gives anyone holding it read access to one file or folder,
-//! optionally behind a password and an expiry. The token is 256 random bits
-//! chosen here; the link record lives on the owner's shard (model::links), the
-//! password as an argon2 hash computed here, never inside the state machine.
-//! [`http`] serves links to browsers and to curl.
+//! Links: a URL that gives anyone holding it read access to one file or folder
+//! (and, for edit links to a folder, lets them upload into it), optionally behind a
+//! password and an expiry. The token is 256 random bits chosen here; the link
+//! record lives on the owner's shard (model::links), the password as an argon2 hash
+//! computed here, never inside the state machine. [`http`] serves links to browsers
+//! and to curl, [`upload`] takes uploads through edit links ([`multipart`] reads the
+//! upload form).
 
 pub mod http;
+pub mod multipart;
+pub mod upload;
 
 use std::time::Duration;
 
 use rand::RngCore;
+use serde::Deserialize;
 use tessera_meta::command::ApplyErrorKind;
 use tessera_meta::command::{GroupAnswer, GroupQuery};
 use tessera_meta::model::links::{hash_link_password, Link, LinkPermission};
@@ -18,6 +23,20 @@ use tessera_meta::model::{QueryResponse, ShardCommand, ShardQuery, ShardResponse
 use crate::datapath::{now_ms, DataPath};
 use crate::error::RouterError;
 use crate::ops;
+
+/// `[links]` in router.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// Largest file one upload through an edit link may store (413 beyond).
+    pub max_upload_bytes: u64,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        Self { max_upload_bytes: 5 << 30 }
+    }
+}
 
 /// Where a link is served: `/l/<64 hex digits>` on the router's port.
 pub fn url_path(token: &LinkToken) -> String {

@@ -18,6 +18,7 @@ pub fn to_s3(e: RouterError) -> S3Error {
         RouterError::Unavailable(_) => S3ErrorCode::ServiceUnavailable,
         // S3 has no code of its own for this (see the status below).
         RouterError::QuotaExceeded(_) => S3ErrorCode::Custom("QuotaExceeded".into()),
+        RouterError::TooLarge(_) => S3ErrorCode::EntityTooLarge,
         RouterError::Integrity(_) | RouterError::Metadata(_) | RouterError::Io(_) => S3ErrorCode::InternalError,
     };
     if code == S3ErrorCode::InternalError || code == S3ErrorCode::ServiceUnavailable {
