@@ -152,3 +152,51 @@ def test_a_password_link_asks_first_and_then_downloads(dev, browser, tmp_path):
     screenshot(driver, tmp_path, "link-page-after-password.png")
     driver.find_element(By.ID, "download").click()
     assert downloaded(downloads, "secret.bin").read_bytes() == data
+
+
+def test_an_edit_links_folder_page_uploads_a_file_through_its_form(dev, browser, tmp_path):
+    root, env = dev
+    driver, _ = browser
+    tessera(env, "mkdir", "/inbox/sub")
+    url = json.loads(tessera(env, "--json", "link", "create", "/inbox", "--permission", "edit"))["url"]
+    data = os.urandom(300_000)
+    local = root / "from-browser.bin"
+    local.write_bytes(data)
+
+    driver.get(url)
+    assert driver.title == "inbox"
+    driver.find_element(By.ID, "file").send_keys(str(local))
+    screenshot(driver, tmp_path, "link-upload-form.png")
+    driver.find_element(By.ID, "upload").click()
+    # Back on the listing (a redirect to the link), which now shows the file.
+    until("the listing with the upload", lambda: "from-browser.bin" in driver.page_source)
+    assert driver.current_url == url
+    screenshot(driver, tmp_path, "link-upload-done.png")
+    back = root / "back.bin"
+    tessera(env, "get", "/inbox/from-browser.bin", str(back))
+    assert back.read_bytes() == data
+
+
+def test_a_password_edit_link_takes_an_upload_after_the_password(dev, browser, tmp_path):
+    root, env = dev
+    driver, _ = browser
+    tessera(env, "mkdir", "/locked-inbox")
+    url = json.loads(
+        tessera(env, "--json", "link", "create", "/locked-inbox", "--permission", "edit", "--password",
+                stdin="open sesame\n")
+    )["url"]
+    data = os.urandom(50_000)
+    local = root / "behind-password.bin"
+    local.write_bytes(data)
+
+    driver.get(url)
+    field = driver.find_element(By.NAME, "password")
+    field.send_keys("open sesame")
+    field.submit()
+    until("the folder page", lambda: driver.title == "locked-inbox")
+    driver.find_element(By.ID, "file").send_keys(str(local))
+    driver.find_element(By.ID, "upload").click()
+    until("the listing after the upload", lambda: "Uploaded behind-password.bin" in driver.page_source)
+    back = root / "back-locked.bin"
+    tessera(env, "get", "/locked-inbox/behind-password.bin", str(back))
+    assert back.read_bytes() == data

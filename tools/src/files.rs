@@ -314,7 +314,10 @@ fn print_changes(json: bool, r: &pb::ChangesResponse, footer: bool) {
                        "version": e.version, "device": e.device_id, "at_ms": e.at_ms, "peer": e.peer})
             })
             .collect();
-        println!("{}", json!({"events": events, "next_cursor": r.next_cursor, "has_more": r.has_more}));
+        println!(
+            "{}",
+            json!({"events": events, "next_cursor": r.next_cursor, "has_more": r.has_more, "head_cursor": r.head_cursor})
+        );
     } else {
         for e in &r.events {
             let to = if e.new_path.is_empty() { String::new() } else { format!(" -> {}", e.new_path) };

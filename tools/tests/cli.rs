@@ -351,11 +351,12 @@ fn shares_grant_view_edit_and_admin_down_the_tree_until_unshared_or_expired() {
     let history = ok_json(owner, &["versions", "/proj/a/new.txt"]);
     assert_eq!(history[0]["created_by"], "bob", "the owner's history says who wrote it: {history}");
     fails(&bob, &["--owner", "dev", "share", "/proj/a", "carol"], "permission denied");
-    // Resumable uploads do not work on shared paths yet: refused, never redirected
-    // into bob's own files.
-    fails(&bob, &["--owner", "dev", "put", "--resumable", bobs.to_str().unwrap(), "/proj/r.txt"], "own files only");
+    // Resumable uploads land in the owner's tree too, never in bob's own files
+    // (more in tests/sharing.rs).
+    ok_json(&bob, &["--owner", "dev", "put", "--resumable", bobs.to_str().unwrap(), "/proj/r.txt"]);
     fails(&bob, &["stat", "/proj/r.txt"], "not found");
-    fails(owner, &["stat", "/proj/r.txt"], "not found");
+    ok_json(owner, &["get", "/proj/r.txt", back_s]);
+    assert_eq!(std::fs::read(&back).unwrap(), b"written by bob");
     let listed = ok_json(owner, &["shares", "/proj"]);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["permission"], "edit", "re-sharing replaces the permission");
