@@ -97,9 +97,9 @@ impl ApiService {
     async fn own_files_only<T>(&self, req: &Request<T>) -> Result<User, Status> {
         let user = self.user(req).await?;
         match Self::owner_of(req) {
-            Some(owner) if owner != user.user_id => {
-                Err(Status::failed_precondition("this call works on your own files only (not on files shared with you)"))
-            }
+            Some(owner) if owner != user.user_id => Err(Status::failed_precondition(
+                "this call works on your own files only (not on files shared with you)",
+            )),
             _ => Ok(user),
         }
     }

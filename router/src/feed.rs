@@ -82,9 +82,8 @@ async fn shared_changes(
         round = if page.has_more {
             Duration::ZERO // a read examines a bounded number of events: read on at once
         } else {
-            let until_expiry = visible_until_ms.map_or(left, |at| {
-                Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0))
-            });
+            let until_expiry = visible_until_ms
+                .map_or(left, |at| Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0)));
             left.min(until_expiry)
         };
     }

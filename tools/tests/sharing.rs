@@ -92,7 +92,9 @@ fn events(page: &serde_json::Value) -> Vec<(u64, String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["cursor"].as_u64().unwrap(), e["kind"].as_str().unwrap().into(), e["path"].as_str().unwrap().into()))
+        .map(|e| {
+            (e["cursor"].as_u64().unwrap(), e["kind"].as_str().unwrap().into(), e["path"].as_str().unwrap().into())
+        })
         .collect()
 }
 
@@ -182,8 +184,11 @@ fn a_grantee_follows_the_owners_feed_of_shared_items_until_unshared() {
     let over_http = http_changes(&bob, "after=0&limit=1000&owner=dev");
     assert_eq!(over_http.status, 200, "{}", over_http.text());
     let v: serde_json::Value = serde_json::from_slice(&over_http.body).unwrap();
-    assert!(v["events"].as_array().unwrap().iter().all(|e| e["path"].as_str().unwrap().starts_with("/proj")
-        || e["path"] == "/other.txt"));
+    assert!(v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["path"].as_str().unwrap().starts_with("/proj") || e["path"] == "/other.txt"));
     assert!(v["events"].as_array().unwrap().iter().any(|e| e["path"] == "/proj/late.txt"), "{v}");
     assert!(v["head_cursor"].as_u64().unwrap() > head);
     assert_eq!(http_changes(&carol, "after=0&owner=dev").status, 200, "carol has /proj/moved-in.txt");
@@ -191,11 +196,12 @@ fn a_grantee_follows_the_owners_feed_of_shared_items_until_unshared() {
     assert_eq!(http_changes(&dave, "after=0&owner=dev").status, 403);
 
     // A followed feed ends with PERMISSION_DENIED as soon as the share goes.
-    let mut follower = command(&bob, &["--json", "--owner", "dev", "changes", "--follow", "--after", &head.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follower =
+        command(&bob, &["--json", "--owner", "dev", "changes", "--follow", "--after", &head.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = follower.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -363,7 +369,9 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
                 )
                 .as_bytes(),
             ),
-            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+            None => {
+                body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes())
+            }
         }
         body.extend_from_slice(content);
         body.extend_from_slice(b"\r\n");
@@ -389,10 +397,17 @@ fn edit_links_to_a_folder_take_uploads_by_put_and_by_the_pages_form() {
     let put = http_request(at, "PUT", &format!("{edit}/new.bin"), &[], &data).unwrap();
     assert_eq!(put.status, 201, "{}", put.text());
     let v: serde_json::Value = serde_json::from_slice(&put.body).unwrap();
-    assert_eq!((v["name"].as_str(), v["version"].as_u64(), v["size"].as_u64()), (Some("new.bin"), Some(1), Some(data.len() as u64)));
+    assert_eq!(
+        (v["name"].as_str(), v["version"].as_u64(), v["size"].as_u64()),
+        (Some("new.bin"), Some(1), Some(data.len() as u64))
+    );
     assert!(read_back(env, work.path(), "/drop/new.bin") == data, "the bytes through the link, exactly");
     let history = ok_json(env, &["versions", "/drop/new.bin"]);
-    assert_eq!((history[0]["device"].as_str(), history[0]["created_by"].as_str()), (Some("link"), Some("dev")), "{history}");
+    assert_eq!(
+        (history[0]["device"].as_str(), history[0]["created_by"].as_str()),
+        (Some("link"), Some("dev")),
+        "{history}"
+    );
     let deep = http_request(at, "PUT", &format!("{edit}/sub%20dir/deep/x.txt"), &[], b"deep down").unwrap();
     assert_eq!(deep.status, 201, "{}", deep.text());
     assert_eq!(read_back(env, work.path(), "/drop/sub dir/deep/x.txt"), b"deep down");
@@ -442,7 +457,8 @@ fn edit_links_to_a_folder_take_uploads_by_put_and_by_the_pages_form() {
     assert_eq!(read_back(env, work.path(), "/drop/sub dir/one.txt"), b"one");
     assert_eq!(read_back(env, work.path(), "/drop/sub dir/two.txt"), b"two");
     // A password link: the password field first; the listing comes back as the answer.
-    let (ct, body) = multipart(&[("password", None, b"open sesame"), ("file", Some("secret.txt"), b"behind a password")]);
+    let (ct, body) =
+        multipart(&[("password", None, b"open sesame"), ("file", Some("secret.txt"), b"behind a password")]);
     let posted = http_request(at, "POST", &locked, &[html, ("Content-Type", &ct)], &body).unwrap();
     assert_eq!(posted.status, 200, "{}", posted.text());
     assert!(posted.text().contains("Uploaded secret.txt") && posted.text().contains("existing.txt"));

@@ -376,7 +376,8 @@ async fn content(
                     escape(&label)
                 );
             }
-            let notice = ask.notice.as_deref().map(|n| format!("<p id=\"notice\">{}</p>", escape(n))).unwrap_or_default();
+            let notice =
+                ask.notice.as_deref().map(|n| format!("<p id=\"notice\">{}</p>", escape(n))).unwrap_or_default();
             let upload = if link.permission == LinkPermission::Edit {
                 super::upload::form_html(token, &carried(ask, relative))
             } else {

@@ -238,8 +238,7 @@ where
         if !disposition.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("form-data")) {
             return Err(MultipartError::Malformed("a part that is not form-data"));
         }
-        let name =
-            disposition_param(disposition, "name").ok_or(MultipartError::Malformed("a part without a name"))?;
+        let name = disposition_param(disposition, "name").ok_or(MultipartError::Malformed("a part without a name"))?;
         let filename = disposition_param(disposition, "filename");
         self.state = State::Data;
         Ok(Some(PartInfo { name, filename }))

@@ -30,8 +30,8 @@ use super::http::{
 use super::multipart::Multipart;
 use super::url_path;
 use crate::error::RouterError;
-use crate::upload::{self, UploadReport, UploadRequest};
 use crate::ops;
+use crate::upload::{self, UploadReport, UploadRequest};
 
 /// The device versions written through links are recorded with.
 pub const LINK_DEVICE: &str = "link";

@@ -140,7 +140,9 @@ fn a_grantee_sees_the_owners_events_under_shared_paths_only() {
     assert_eq!(seen(&kv, BOB, 1), expected, "pages of one give the same events once each");
     assert_eq!(seen(&kv, BOB, 3), expected);
     let carol = seen(&kv, CAROL, 1000);
-    assert!(carol.iter().all(|(_, p, n)| p.starts_with("/proj") || n.as_deref().is_some_and(|n| n.starts_with("/proj"))));
+    assert!(carol
+        .iter()
+        .all(|(_, p, n)| p.starts_with("/proj") || n.as_deref().is_some_and(|n| n.starts_with("/proj"))));
     assert_eq!(carol.iter().filter(|(k, _, _)| *k == ChangeKind::Share).count(), 1, "only carol's own share");
 
     // The device filter still applies, and the owner reads everything.
