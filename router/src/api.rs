@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tessera_meta::cluster::User;
+use tessera_meta::model::versions::FileRef;
 use tessera_meta::model::versions::ConflictPolicy as ModelPolicy;
 use tessera_meta::model::{Entry, EntryKind};
 use tessera_proto::api::tessera_server::Tessera;
@@ -308,9 +309,12 @@ impl Tessera for ApiService {
     }
 
     async fn versions(&self, request: Request<pb::VersionsRequest>) -> Result<Response<pb::VersionsResponse>, Status> {
-        let path = request.get_ref().path.clone();
-        let (_, namespace) = self.caller_and_namespace(&request, &path, Action::Read).await?;
-        let page = ops::versions(&self.dp, &namespace, &path).await?;
+        let (path, detached) = (request.get_ref().path.clone(), request.get_ref().detached_id);
+        let (namespace, file) = match detached {
+            Some(id) => (self.own_files_only(&request).await?.user_id, FileRef::Detached(id)),
+            None => (self.caller_and_namespace(&request, &path, Action::Read).await?.1, FileRef::Path(path)),
+        };
+        let page = ops::versions(&self.dp, &namespace, file).await?;
         Ok(Response::new(pb::VersionsResponse {
             versions: page
                 .versions
@@ -325,6 +329,28 @@ impl Tessera for ApiService {
                 })
                 .collect(),
         }))
+    }
+
+    async fn list_detached(
+        &self,
+        request: Request<pb::ListDetachedRequest>,
+    ) -> Result<Response<pb::ListDetachedResponse>, Status> {
+        let user = self.own_files_only(&request).await?;
+        let req = request.into_inner();
+        let start = (req.start_after_id > 0).then_some(req.start_after_id);
+        let limit = if req.limit == 0 { 1000 } else { req.limit as usize };
+        let page = ops::list_detached(&self.dp, &user.user_id, start, limit).await?;
+        Ok(Response::new(pb::ListDetachedResponse {
+            files: page.files.iter().map(entry_to_wire).collect(),
+            next_start_after_id: page.next_start_after.unwrap_or(0),
+        }))
+    }
+
+    async fn reattach(&self, request: Request<pb::ReattachRequest>) -> Result<Response<pb::Entry>, Status> {
+        let user = self.own_files_only(&request).await?;
+        let req = request.into_inner();
+        let entry = ops::reattach(&self.dp, &user.user_id, req.id, &req.path, &req.device_id).await?;
+        Ok(Response::new(entry_to_wire(&entry)))
     }
 
     async fn restore(&self, request: Request<pb::RestoreRequest>) -> Result<Response<pb::PutResponse>, Status> {

@@ -111,15 +111,44 @@ pub async fn purge(dp: &DataPath, user_id: &str, path: &str, device_id: &str) ->
     command(dp, user_id, cmd).await.map(|_| ())
 }
 
-pub async fn versions(dp: &DataPath, user_id: &str, path: &str) -> Result<VersionPage, RouterError> {
-    let q = ShardQuery::ListVersions {
-        user_id: user_id.into(),
-        file: FileRef::Path(path.into()),
-        before: None,
-        limit: 1000,
-    };
+pub async fn versions(dp: &DataPath, user_id: &str, file: FileRef) -> Result<VersionPage, RouterError> {
+    let q = ShardQuery::ListVersions { user_id: user_id.into(), file, before: None, limit: 1000 };
     match query(dp, user_id, q).await? {
         QueryResponse::Versions(p) => Ok(p),
+        other => unexpected(other),
+    }
+}
+
+/// A page of the user's detached files (deleted files displaced from their path).
+pub async fn list_detached(
+    dp: &DataPath,
+    user_id: &str,
+    start_after: Option<u64>,
+    limit: usize,
+) -> Result<tessera_meta::model::DetachedPage, RouterError> {
+    let q = ShardQuery::ListDetached { user_id: user_id.into(), start_after, limit: limit.clamp(1, 1000) };
+    match query(dp, user_id, q).await? {
+        QueryResponse::Detached(p) => Ok(p),
+        other => unexpected(other),
+    }
+}
+
+pub async fn reattach(
+    dp: &DataPath,
+    user_id: &str,
+    file_id: u64,
+    path: &str,
+    device_id: &str,
+) -> Result<Entry, RouterError> {
+    let cmd = ShardCommand::ReattachFile {
+        user_id: user_id.into(),
+        file_id,
+        path: path.into(),
+        device_id: device_id.into(),
+        now_ms: now_ms(),
+    };
+    match command(dp, user_id, cmd).await? {
+        ShardResponse::Reattached(e) => Ok(e),
         other => unexpected(other),
     }
 }

@@ -258,11 +258,11 @@ pub async fn rm(json: bool, path: &str, purge: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn versions(json: bool, path: &str) -> anyhow::Result<()> {
+pub async fn versions(json: bool, path: &str, detached_id: Option<u64>) -> anyhow::Result<()> {
     let r = connect()
         .await?
         .raw()
-        .versions(pb::VersionsRequest { path: path.to_owned() })
+        .versions(pb::VersionsRequest { path: path.to_owned(), detached_id })
         .await
         .map_err(explain)?
         .into_inner();
@@ -285,6 +285,45 @@ pub async fn versions(json: bool, path: &str) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `tessera detached`: every detached file, one per line (a JSON array with --json).
+pub async fn detached(json: bool) -> anyhow::Result<()> {
+    let mut raw = connect().await?.raw();
+    let mut all = Vec::new();
+    let mut start_after_id = 0;
+    loop {
+        let page = raw
+            .list_detached(pb::ListDetachedRequest { start_after_id, limit: 1000 })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        all.extend(page.files);
+        if page.next_start_after_id == 0 {
+            break;
+        }
+        start_after_id = page.next_start_after_id;
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(all.iter().map(entry_json).collect()));
+    } else {
+        for e in &all {
+            println!("{:>8}  {:>12}  {}  (v{}; tessera reattach {} PATH)", e.id, e.size, e.path, e.version, e.id);
+        }
+    }
+    Ok(())
+}
+
+pub async fn reattach(json: bool, id: u64, path: &str) -> anyhow::Result<()> {
+    let e = connect()
+        .await?
+        .raw()
+        .reattach(pb::ReattachRequest { id, path: path.to_owned(), device_id: "cli".into() })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    print(json, entry_json(&e), format!("detached file {id} is back at {}", e.path));
     Ok(())
 }
 

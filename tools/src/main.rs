@@ -89,7 +89,17 @@ enum Command {
         purge: bool,
     },
     /// List a file's versions, newest first.
-    Versions { path: String },
+    Versions {
+        #[arg(required_unless_present = "detached")]
+        path: Option<String>,
+        /// A detached file's versions instead (its id from `tessera detached`).
+        #[arg(long)]
+        detached: Option<u64>,
+    },
+    /// Deleted files displaced from their path by a newer entry (they keep their versions).
+    Detached,
+    /// Put a detached file back, live, at PATH.
+    Reattach { id: u64, path: String },
     /// Share a file or folder with another user (a folder share covers everything in it).
     Share {
         path: String,
@@ -196,7 +206,11 @@ fn main() -> ExitCode {
             Command::Mkdir { path } => files::mkdir(json, &path).await,
             Command::Mv { from, to } => files::mv(json, &from, &to).await,
             Command::Rm { path, purge } => files::rm(json, &path, purge).await,
-            Command::Versions { path } => files::versions(json, &path).await,
+            Command::Versions { path, detached } => {
+                files::versions(json, path.as_deref().unwrap_or_default(), detached).await
+            }
+            Command::Detached => files::detached(json).await,
+            Command::Reattach { id, path } => files::reattach(json, id, &path).await,
             Command::Changes { after, limit, wait, device, follow } => {
                 files::changes(json, after, limit, wait, &device, follow).await
             }

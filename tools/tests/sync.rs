@@ -71,9 +71,9 @@ fn server_tree(rt: &tokio::runtime::Runtime, c: &TesseraClient) -> Tree {
     out
 }
 
-/// Every content hash the cluster keeps for the user: current files and every
-/// version of every path the change feed ever named, followed through folder
-/// moves (deleted files included).
+/// Every content hash the cluster keeps for the user: every version of every
+/// path the change feed ever named, followed through folder moves (deleted
+/// files included), and of every detached file.
 fn every_kept_content(rt: &tokio::runtime::Runtime, c: &TesseraClient) -> BTreeSet<String> {
     let mut paths = BTreeSet::new();
     let mut after = 0;
@@ -99,8 +99,14 @@ fn every_kept_content(rt: &tokio::runtime::Runtime, c: &TesseraClient) -> BTreeS
         }
     }
     let mut kept = BTreeSet::new();
-    for path in paths {
-        if let Ok(v) = rt.block_on(c.raw().versions(pb::VersionsRequest { path })) {
+    let mut asks: Vec<pb::VersionsRequest> =
+        paths.into_iter().map(|path| pb::VersionsRequest { path, detached_id: None }).collect();
+    // Deleted files displaced from their path by a newer entry keep their history too.
+    let detached = rt.block_on(c.raw().list_detached(pb::ListDetachedRequest::default())).unwrap().into_inner();
+    assert_eq!(detached.next_start_after_id, 0);
+    asks.extend(detached.files.iter().map(|f| pb::VersionsRequest { path: String::new(), detached_id: Some(f.id) }));
+    for ask in asks {
+        if let Ok(v) = rt.block_on(c.raw().versions(ask)) {
             kept.extend(v.into_inner().versions.into_iter().map(|v| v.content_sha256));
         }
     }
