@@ -513,3 +513,58 @@ fn long_running_clients_follow_file_system_events_and_the_change_feed() {
     a.kill9();
     b.kill9();
 }
+
+#[test]
+fn a_grantee_syncs_a_shared_folder_and_a_view_share_only_reads() {
+    let work = tempfile::tempdir().unwrap();
+    let dev = start_dev(&work.path().join("data"));
+    let owner = &dev.env; // user "dev"
+    let bob = common::user_env(owner, "bob");
+    let carol = common::user_env(owner, "carol");
+    let team = SyncClient::new(work.path(), "owner-laptop");
+    std::fs::create_dir_all(team.dir.join("Team/plans")).unwrap();
+    std::fs::write(team.dir.join("Team/plans/q1.txt"), b"ship it").unwrap();
+    std::fs::write(team.dir.join("private.txt"), b"mine only").unwrap();
+    team.pass(owner);
+    common::ok_json(owner, &["share", "/Team", "bob", "--permission", "edit"]);
+    common::ok_json(owner, &["share", "/Team", "carol", "--permission", "view"]);
+
+    let shared_pass = |env: &HashMap<String, String>, c: &SyncClient| {
+        let dir = c.dir.display().to_string();
+        tessera(env, &["--owner", "dev", "sync", &dir, "--device", &c.device, "--remote", "/Team", "--once", "--json"])
+    };
+    let bobs = SyncClient::new(work.path(), "bob-laptop");
+    let out = shared_pass(&bob, &bobs);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(bobs.dir.join("plans/q1.txt")).unwrap(), b"ship it");
+    assert!(!bobs.dir.join("private.txt").exists() && !bobs.dir.join("Team").exists());
+
+    // An edit share writes both ways.
+    std::fs::write(bobs.dir.join("plans/q2.txt"), b"from bob").unwrap();
+    assert!(shared_pass(&bob, &bobs).status.success());
+    team.pass(owner);
+    assert_eq!(std::fs::read(team.dir.join("Team/plans/q2.txt")).unwrap(), b"from bob");
+    std::fs::write(team.dir.join("Team/plans/q1.txt"), b"shipped").unwrap();
+    std::fs::write(team.dir.join("private.txt"), b"still mine").unwrap();
+    team.pass(owner);
+    let report: serde_json::Value = serde_json::from_slice(&shared_pass(&bob, &bobs).stdout).unwrap();
+    assert_eq!(report["downloaded"], 1, "only the shared change comes down: {report}");
+    assert_eq!(std::fs::read(bobs.dir.join("plans/q1.txt")).unwrap(), b"shipped");
+
+    // A view share reads, and refuses writes without losing the local file.
+    let carols = SyncClient::new(work.path(), "carol-phone");
+    assert!(shared_pass(&carol, &carols).status.success());
+    assert_eq!(std::fs::read(carols.dir.join("plans/q2.txt")).unwrap(), b"from bob");
+    std::fs::write(carols.dir.join("plans/carol.txt"), b"not allowed").unwrap();
+    let refused = shared_pass(&carol, &carols);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("permission denied"));
+    assert_eq!(std::fs::read(carols.dir.join("plans/carol.txt")).unwrap(), b"not allowed");
+    assert!(tessera(owner, &["stat", "/Team/plans/carol.txt"]).status.code() == Some(1));
+
+    // Unshared: the grantee's next pass is refused and changes nothing locally.
+    common::ok_json(owner, &["unshare", "/Team", "bob"]);
+    let before = local_tree(&bobs.dir);
+    assert!(!shared_pass(&bob, &bobs).status.success());
+    assert_eq!(local_tree(&bobs.dir), before);
+}

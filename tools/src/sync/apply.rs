@@ -79,8 +79,10 @@ impl Pass<'_> {
         }
         for rel in deferred.iter().rev() {
             // Decided again: the remote side is read afresh.
-            self.remote_known.remove(rel);
-            self.complete_listing = false;
+            if let Err(e) = self.fresh_remote_item(rel).await.map_err(anyhow::Error::from) {
+                self.failed(rel, e)?;
+                continue;
+            }
             if let Err(e) = self.settle_path(rel, true).await {
                 self.failed(rel, e)?;
             }
@@ -255,8 +257,7 @@ impl Pass<'_> {
                     local::rename_durably(&path, &copy_path)?;
                     self.record(&copy, synced)?;
                 }
-                self.remote_known.remove(rel);
-                let remote_item = self.remote_item(rel).await?;
+                let remote_item = self.fresh_remote_item(rel).await?;
                 let item = local::stat(&self.folder.root, rel)?;
                 if remote_item.is_some() {
                     self.download(rel, item, remote_item).await?;
@@ -388,8 +389,6 @@ impl Pass<'_> {
                             synced.mtime_ns = mtime_ns;
                         }
                         self.forget(&rel)?;
-                        self.remote_known.remove(&rel);
-                        self.remote_known.remove(&new_rel);
                         self.record(&new_rel, synced)?;
                         settled.insert(rel);
                         settled.insert(new_rel);
@@ -434,8 +433,6 @@ impl Pass<'_> {
                 synced.mtime_ns = *mtime_ns;
             }
             self.forget(&from)?;
-            self.remote_known.remove(&from);
-            self.remote_known.remove(to);
             self.record(to, synced)?;
             settled.insert(from);
             settled.insert(to.clone());

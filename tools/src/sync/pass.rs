@@ -89,6 +89,15 @@ impl From<std::io::Error> for PassError {
     }
 }
 
+/// How often a pass compares the whole remote tree rather than only what the
+/// change feed names: a safety net that repairs any drift (say, a state
+/// database restored from a backup).
+const FULL_COMPARE_EVERY_MS: i64 = 3_600_000;
+
+fn now_ms() -> i64 {
+    local::mtime_ns(std::time::SystemTime::now()) / 1_000_000
+}
+
 /// Records are written in batches: losing the last few to a crash is harmless
 /// (the next pass finds both sides alike and records them again).
 const RECORD_BATCH: usize = 128;
@@ -100,6 +109,8 @@ pub(super) struct Pass<'a> {
     pub remote_known: HashMap<String, Option<RemoteItem>>,
     /// Whether `remote_known` holds the whole remote tree.
     pub complete_listing: bool,
+    /// When this pass listed the whole remote tree, if it did.
+    complete_listing_at: Option<i64>,
     /// Local files hashed this pass, with the size and mtime they were hashed at.
     pub hashed: HashMap<String, (LocalItem, ScannedFile)>,
     pub report: PassReport,
@@ -137,6 +148,13 @@ impl<'a> Pass<'a> {
     pub fn base_under(&self, rel: &str) -> Vec<String> {
         let prefix = format!("{rel}/");
         self.base.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// The remote side of `rel` read now (after this pass changed it).
+    pub async fn fresh_remote_item(&mut self, rel: &str) -> Result<Option<RemoteItem>, Status> {
+        let item = self.folder.remote.stat(rel).await?;
+        self.remote_known.insert(rel.to_owned(), item);
+        Ok(item)
     }
 
     pub async fn remote_item(&mut self, rel: &str) -> Result<Option<RemoteItem>, Status> {
@@ -193,6 +211,7 @@ pub async fn run(folder: &SyncedFolder) -> Result<PassReport, PassError> {
         base: folder.db.entries()?,
         remote_known: HashMap::new(),
         complete_listing: false,
+        complete_listing_at: None,
         hashed: HashMap::new(),
         report: PassReport::default(),
         pending: BTreeSet::new(),
@@ -202,7 +221,8 @@ pub async fn run(folder: &SyncedFolder) -> Result<PassReport, PassError> {
     // Whatever happened, keep what was done.
     pass.flush()?;
     let cursor = result?;
-    folder.db.finish_pass(cursor, &pass.pending)?;
+    let listed_at = pass.complete_listing_at;
+    folder.db.finish_pass(cursor, &pass.pending, listed_at)?;
     pass.report.cursor = cursor;
     Ok(pass.report)
 }
@@ -214,6 +234,7 @@ impl Pass<'_> {
         // Paths whose remote subtree is read whole (folders created, moved in or
         // retried).
         let mut to_list: BTreeSet<String> = dirty.clone();
+        let relist_due = now_ms() - self.folder.db.listed_at_ms()? > FULL_COMPARE_EVERY_MS;
         let cursor = match self.folder.db.cursor()? {
             None => {
                 let head = remote.changes(0, 1, 0).await?.head_cursor;
@@ -233,7 +254,7 @@ impl Pass<'_> {
                         break;
                     }
                 }
-                if relist_all {
+                if relist_all || relist_due {
                     self.list_everything(&mut dirty).await?;
                 } else {
                     self.list_subtrees(&to_list, &mut dirty).await?;
@@ -267,6 +288,7 @@ impl Pass<'_> {
         let tree = self.folder.remote.list_tree("").await?;
         self.remote_known = tree.iter().map(|(k, v)| (k.clone(), Some(*v))).collect();
         self.complete_listing = true;
+        self.complete_listing_at = Some(now_ms());
         dirty.extend(tree.into_keys());
         dirty.extend(self.base.keys().cloned());
         Ok(())

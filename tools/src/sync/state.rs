@@ -137,13 +137,25 @@ impl StateDb {
         Ok(())
     }
 
-    /// Ends a pass: the cursor it read up to and the paths to try again next time.
-    pub fn finish_pass(&self, cursor: u64, pending: &BTreeSet<String>) -> anyhow::Result<()> {
+    /// When a pass last compared the whole remote tree (ms since the epoch).
+    pub fn listed_at_ms(&self) -> anyhow::Result<i64> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let v = meta.get("listed_at_ms")?.map(|v| v.value().parse::<i64>()).transpose();
+        Ok(v.context("corrupt listing time in the sync state")?.unwrap_or(0))
+    }
+
+    /// Ends a pass: the cursor it read up to, the paths to try again next time,
+    /// and (`listed_at_ms`) when it compared the whole remote tree, if it did.
+    pub fn finish_pass(&self, cursor: u64, pending: &BTreeSet<String>, listed_at_ms: Option<i64>) -> anyhow::Result<()> {
         let tx = self.db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
             let cursor = cursor.to_string();
             meta.insert("cursor", cursor.as_str())?;
+            if let Some(at) = listed_at_ms {
+                meta.insert("listed_at_ms", at.to_string().as_str())?;
+            }
             let mut table = tx.open_table(PENDING)?;
             table.retain(|_, _| false)?;
             for p in pending {
@@ -185,13 +197,14 @@ mod tests {
             let mut c = Changes::default();
             c.removed.insert("gone".into());
             db.record(c).unwrap();
-            db.finish_pass(42, &BTreeSet::from(["x".to_owned()])).unwrap();
+            db.finish_pass(42, &BTreeSet::from(["x".to_owned()]), Some(5)).unwrap();
         }
         let db = StateDb::open(dir.path(), &binding).unwrap();
         assert_eq!(db.cursor().unwrap(), Some(42));
         assert_eq!(db.entries().unwrap(), BTreeMap::from([("a/b.txt".to_owned(), file(2))]));
         assert_eq!(db.pending().unwrap(), BTreeSet::from(["x".to_owned()]));
-        db.finish_pass(43, &BTreeSet::new()).unwrap();
+        db.finish_pass(43, &BTreeSet::new(), None).unwrap();
+        assert_eq!(db.listed_at_ms().unwrap(), 5);
         assert!(db.pending().unwrap().is_empty());
         drop(db);
         let other = Binding { remote_root: "/elsewhere".into(), owner: String::new() };
