@@ -9,14 +9,14 @@ use std::path::Path;
 
 use anyhow::Context;
 use bytes::Bytes;
+use indicatif::ProgressBar;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tessera_proto::api as pb;
+use tessera_router::client::TesseraClient;
 use tessera_router::codec::chunker::chunk_reader;
 use tessera_router::codec::hash::ContentHasher;
 use tessera_router::codec::ChunkerParams;
-use tessera_router::client::TesseraClient;
-use indicatif::ProgressBar;
 
 use crate::files::{local_file_len, print, progress, wire_policy};
 use crate::remote::{connect, explain};
@@ -185,7 +185,10 @@ pub async fn put(
             "chunks_deduped": total - sent, "bytes_transferred": sent_bytes,
             "conflict": r.conflict, "conflict_path": r.conflict_path, "resumable": true,
         }),
-        format!("{} version {} ({} bytes, {sent} of {total} chunks sent, {sent_bytes} bytes transferred)", r.path, r.version, r.size),
+        format!(
+            "{} version {} ({} bytes, {sent} of {total} chunks sent, {sent_bytes} bytes transferred)",
+            r.path, r.version, r.size
+        ),
     );
     Ok(())
 }

@@ -1,71 +1,14 @@
 //! The `tessera` CLI against `tessera dev` (a real cluster in one process):
 //! round trips, versions and restore, folders, bad input, restart.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use tessera_tests::{http_request, poll_until, ProcessGuard, TestRng};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
-
-struct Dev {
-    guard: ProcessGuard,
-    env: HashMap<String, String>,
-}
-
-fn start_dev(dir: &Path) -> Dev {
-    let env_file = dir.join("env");
-    let _ = std::fs::remove_file(&env_file);
-    let log = dir.with_extension(format!("log-{}", std::process::id()));
-    let mut guard = ProcessGuard::spawn(
-        "tessera dev",
-        Path::new(BIN),
-        &["dev".into(), "--data".into(), dir.display().to_string()],
-        &log,
-    )
-    .unwrap();
-    let text = poll_until(Duration::from_secs(60), "DIR/env", || {
-        assert!(guard.is_running(), "tessera dev exited:\n{}", guard.log_text());
-        std::fs::read_to_string(&env_file).ok()
-    })
-    .unwrap();
-    Dev { guard, env: tessera_tests::env_lines(&text) }
-}
-
-fn tessera(env: &HashMap<String, String>, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env)
-        .output()
-        .unwrap()
-}
-
-fn ok_json(env: &HashMap<String, String>, args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let out = tessera(env, &all);
-    assert!(out.status.success(), "tessera {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn fails(env: &HashMap<String, String>, args: &[&str], expect: &str) {
-    let out = tessera(env, args);
-    assert!(!out.status.success(), "tessera {args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(expect), "tessera {args:?}: expected {expect:?} in {err:?}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr, got {err:?}");
-}
-
-fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, data).unwrap();
-    p
-}
+use common::{fails, http_changes, ok_json, start_dev, tessera, user_env, write, BIN};
+use tessera_tests::{http_request, poll_until, TestRng};
 
 #[test]
 fn cli_round_trips_versions_folders_errors_and_restart() {
@@ -304,14 +247,6 @@ fn a_followed_change_feed_pushes_other_devices_changes_as_they_commit() {
     let _ = follower.wait();
 }
 
-fn user_env(env: &HashMap<String, String>, name: &str) -> HashMap<String, String> {
-    let user = ok_json(env, &["admin", "user", "create", name]);
-    let mut other = env.clone();
-    other.insert("TESSERA_ACCESS_KEY".into(), user["access_key"].as_str().unwrap().into());
-    other.insert("TESSERA_SECRET_KEY".into(), user["secret_key"].as_str().unwrap().into());
-    other
-}
-
 #[test]
 fn shares_grant_view_edit_and_admin_down_the_tree_until_unshared_or_expired() {
     let work = tempfile::tempdir().unwrap();
@@ -478,19 +413,6 @@ fn links_serve_pages_and_bytes_with_ranges_passwords_expiry_and_revocation() {
     assert_eq!((revoked.status, unknown.status), (404, 404));
     assert_eq!(revoked.body, unknown.body, "a revoked link tells nothing more than an unknown one");
     assert_eq!(http_request(at, "GET", "/l/not-hex", &[], b"").unwrap().status, 404);
-}
-
-/// A signed `GET /v1/changes?QUERY` (the change feed over HTTP).
-fn http_changes(env: &HashMap<String, String>, query: &str) -> tessera_tests::HttpResponse {
-    let now = tessera_router::datapath::now_ms();
-    let signed = tessera_router::auth::client_headers(
-        &env["TESSERA_ACCESS_KEY"],
-        &env["TESSERA_SECRET_KEY"],
-        tessera_router::changes_http::PATH,
-        now,
-    );
-    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    http_request(&env["TESSERA_ENDPOINT"], "GET", &format!("/v1/changes?{query}"), &headers, b"").unwrap()
 }
 
 #[test]

@@ -2,90 +2,20 @@
 //! the owner's shared items (CLI, long-poll, follow, HTTP), resumable uploads and
 //! restores on shared paths, and uploads through edit links (PUT and the page's form).
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::{command, fails, http_changes, ok_json, read_back, start_dev, user_env, write};
 use sha2::{Digest, Sha256};
 use tessera_proto::api as pb;
 use tessera_router::client::TesseraClient;
-use tessera_tests::{http_request, poll_until, ProcessGuard, TestRng};
+use tessera_tests::{http_request, poll_until, TestRng};
 use tonic::Code;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
-
-struct Dev {
-    _guard: ProcessGuard,
-    env: HashMap<String, String>,
-}
-
-fn start_dev(dir: &Path) -> Dev {
-    let env_file = dir.join("env");
-    let log = dir.with_extension(format!("log-{}", std::process::id()));
-    let mut guard = ProcessGuard::spawn(
-        "tessera dev",
-        Path::new(BIN),
-        &["dev".into(), "--data".into(), dir.display().to_string()],
-        &log,
-    )
-    .unwrap();
-    let text = poll_until(Duration::from_secs(60), "DIR/env", || {
-        assert!(guard.is_running(), "tessera dev exited:\n{}", guard.log_text());
-        std::fs::read_to_string(&env_file).ok()
-    })
-    .unwrap();
-    Dev { _guard: guard, env: tessera_tests::env_lines(&text) }
-}
-
-fn command(env: &HashMap<String, String>, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(env);
-    c
-}
-
-fn tessera(env: &HashMap<String, String>, args: &[&str]) -> Output {
-    command(env, args).output().unwrap()
-}
-
-fn ok_json(env: &HashMap<String, String>, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = tessera(env, &all);
-    assert!(out.status.success(), "tessera {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn fails(env: &HashMap<String, String>, args: &[&str], expect: &str) {
-    let out = tessera(env, args);
-    assert!(!out.status.success(), "tessera {args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(expect), "tessera {args:?}: expected {expect:?} in {err:?}");
-}
-
-fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, data).unwrap();
-    p
-}
-
-/// The bytes of `path` as `env`'s user reads them.
-fn read_back(env: &HashMap<String, String>, dir: &Path, path: &str) -> Vec<u8> {
-    let out = dir.join("read-back");
-    ok_json(env, &["get", path, out.to_str().unwrap()]);
-    std::fs::read(&out).unwrap()
-}
-
-fn user_env(env: &HashMap<String, String>, name: &str) -> HashMap<String, String> {
-    let user = ok_json(env, &["admin", "user", "create", name]);
-    let mut other = env.clone();
-    other.insert("TESSERA_ACCESS_KEY".into(), user["access_key"].as_str().unwrap().into());
-    other.insert("TESSERA_SECRET_KEY".into(), user["secret_key"].as_str().unwrap().into());
-    other
-}
 
 fn events(page: &serde_json::Value) -> Vec<(u64, String, String)> {
     page["events"]
@@ -96,18 +26,6 @@ fn events(page: &serde_json::Value) -> Vec<(u64, String, String)> {
             (e["cursor"].as_u64().unwrap(), e["kind"].as_str().unwrap().into(), e["path"].as_str().unwrap().into())
         })
         .collect()
-}
-
-/// A signed `GET /v1/changes?QUERY` as `env`'s user.
-fn http_changes(env: &HashMap<String, String>, query: &str) -> tessera_tests::HttpResponse {
-    let signed = tessera_router::auth::client_headers(
-        &env["TESSERA_ACCESS_KEY"],
-        &env["TESSERA_SECRET_KEY"],
-        tessera_router::changes_http::PATH,
-        tessera_router::datapath::now_ms(),
-    );
-    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    http_request(&env["TESSERA_ENDPOINT"], "GET", &format!("/v1/changes?{query}"), &headers, b"").unwrap()
 }
 
 #[test]

@@ -47,8 +47,12 @@ fn local_tree(root: &Path) -> Tree {
 }
 
 fn client(rt: &tokio::runtime::Runtime, env: &HashMap<String, String>) -> TesseraClient {
-    rt.block_on(TesseraClient::connect(&env["TESSERA_ENDPOINT"], &env["TESSERA_ACCESS_KEY"], &env["TESSERA_SECRET_KEY"]))
-        .unwrap()
+    rt.block_on(TesseraClient::connect(
+        &env["TESSERA_ENDPOINT"],
+        &env["TESSERA_ACCESS_KEY"],
+        &env["TESSERA_SECRET_KEY"],
+    ))
+    .unwrap()
 }
 
 fn server_tree(rt: &tokio::runtime::Runtime, c: &TesseraClient) -> Tree {

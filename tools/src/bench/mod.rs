@@ -6,8 +6,8 @@
 
 pub mod native;
 pub mod s3;
-pub mod sync_latency;
 mod sigv4;
+pub mod sync_latency;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -52,8 +52,7 @@ fn synced_folder() -> Synced {
 
 /// A failure that stops the whole pass (the cluster is gone) rather than one path.
 fn stops_pass(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<Status>().is_some_and(unreachable)
-        || e.to_string().starts_with("cluster unavailable")
+    e.downcast_ref::<Status>().is_some_and(unreachable) || e.to_string().starts_with("cluster unavailable")
 }
 
 impl Pass<'_> {
@@ -369,10 +368,8 @@ impl Pass<'_> {
             if settled.iter().any(|s: &String| to.starts_with(&format!("{s}/"))) {
                 continue;
             }
-            let candidates: Vec<&String> = gone
-                .iter()
-                .filter(|g| self.base.get(*g).is_some_and(|b| b.folder) && !settled.contains(*g))
-                .collect();
+            let candidates: Vec<&String> =
+                gone.iter().filter(|g| self.base.get(*g).is_some_and(|b| b.folder) && !settled.contains(*g)).collect();
             for from in candidates {
                 if self.same_folder_content(from, to).await? {
                     if let Err(e) = self.folder.remote.rename(from, to).await {

@@ -59,9 +59,11 @@ pub fn stat(root: &Path, rel: &str) -> io::Result<Option<LocalItem>> {
 /// out (and said so once per scan in the log).
 pub fn scan(root: &Path) -> io::Result<BTreeMap<String, LocalItem>> {
     let mut out = BTreeMap::new();
-    let walk = walkdir::WalkDir::new(root).min_depth(1).follow_links(false).into_iter().filter_entry(|e| {
-        e.file_name().to_str().is_none_or(|n| !ignored(n))
-    });
+    let walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| e.file_name().to_str().is_none_or(|n| !ignored(n)));
     for entry in walk {
         let entry = match entry {
             Ok(e) => e,

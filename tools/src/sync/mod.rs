@@ -139,9 +139,8 @@ fn watch_local(root: &Path, tx: mpsc::Sender<Wake>) -> anyhow::Result<notify::Re
             let _ = tx.try_send(Wake::Local); // overflowed: rescan
             return;
         };
-        let ours = event.paths.iter().all(|p| {
-            p.components().any(|c| c.as_os_str().to_str().is_some_and(local::ignored))
-        });
+        let ours =
+            event.paths.iter().all(|p| p.components().any(|c| c.as_os_str().to_str().is_some_and(local::ignored)));
         if !ours && !matches!(event.kind, notify::EventKind::Access(_)) {
             let _ = tx.try_send(Wake::Local);
         }
@@ -276,7 +275,9 @@ pub async fn run(json: bool, args: &SyncArgs, folder: SyncedFolder) -> anyhow::R
                     total.conflicts
                 )
             }
-            Status::Offline(e) => format!("offline at {at} ({e}); local changes wait and are sent when the cluster is back"),
+            Status::Offline(e) => {
+                format!("offline at {at} ({e}); local changes wait and are sent when the cluster is back")
+            }
             Status::Failed(e) => format!("sync pass failed at {at}: {e}"),
         };
         if tty {

@@ -20,7 +20,10 @@ pub enum Side {
     Absent,
     Folder,
     /// A file's content hash (and for the remote side its version).
-    File { sha256: [u8; 32], version: u64 },
+    File {
+        sha256: [u8; 32],
+        version: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +33,14 @@ pub enum Decision {
     /// Both sides changed to the same thing: record it as the new base.
     Record,
     /// Upload the local file; `base_version` 0 means "expect no file there".
-    Upload { base_version: u64 },
+    Upload {
+        base_version: u64,
+    },
     /// Local and remote edits clash: upload against the stale base (the cluster
     /// writes a conflict copy), then download the remote version.
-    UploadConflict { base_version: u64 },
+    UploadConflict {
+        base_version: u64,
+    },
     MkdirRemote,
     DeleteRemote,
     Download,

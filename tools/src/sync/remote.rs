@@ -132,8 +132,11 @@ impl Remote {
     }
 
     pub async fn is_empty_folder(&self, rel: &str) -> Result<bool, Status> {
-        let page =
-            self.client.raw().list(pb::ListRequest { path: self.full(rel), start_after: String::new(), limit: 1 }).await;
+        let page = self
+            .client
+            .raw()
+            .list(pb::ListRequest { path: self.full(rel), start_after: String::new(), limit: 1 })
+            .await;
         match page {
             Ok(p) => Ok(p.into_inner().entries.iter().all(|e| e.deleted)),
             Err(s) if s.code() == Code::NotFound => Ok(true),

@@ -100,8 +100,8 @@ impl StateDb {
         let mut out = BTreeMap::new();
         for row in table.iter()? {
             let (k, v) = row?;
-            let synced: Synced = serde_json::from_slice(v.value())
-                .with_context(|| format!("corrupt sync state for {}", k.value()))?;
+            let synced: Synced =
+                serde_json::from_slice(v.value()).with_context(|| format!("corrupt sync state for {}", k.value()))?;
             out.insert(k.value().to_owned(), synced);
         }
         Ok(out)
@@ -147,7 +147,12 @@ impl StateDb {
 
     /// Ends a pass: the cursor it read up to, the paths to try again next time,
     /// and (`listed_at_ms`) when it compared the whole remote tree, if it did.
-    pub fn finish_pass(&self, cursor: u64, pending: &BTreeSet<String>, listed_at_ms: Option<i64>) -> anyhow::Result<()> {
+    pub fn finish_pass(
+        &self,
+        cursor: u64,
+        pending: &BTreeSet<String>,
+        listed_at_ms: Option<i64>,
+    ) -> anyhow::Result<()> {
         let tx = self.db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;

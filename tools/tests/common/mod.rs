@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -43,19 +43,12 @@ pub fn tessera(env: &HashMap<String, String>, args: &[&str]) -> Output {
 
 /// Runs `tessera` with only `env` (and PATH) plus `extra`.
 pub fn tessera_with(env: &HashMap<String, String>, extra: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env)
-        .envs(extra.iter().copied())
-        .output()
-        .unwrap()
+    command(env, args).envs(extra.iter().copied()).output().unwrap()
 }
 
 pub fn ok_json(env: &HashMap<String, String>, args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.push("--json");
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
     let out = tessera(env, &all);
     assert!(out.status.success(), "tessera {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
@@ -69,4 +62,45 @@ pub fn user_env(env: &HashMap<String, String>, name: &str) -> HashMap<String, St
     other.insert("TESSERA_ACCESS_KEY".into(), user["access_key"].as_str().unwrap().into());
     other.insert("TESSERA_SECRET_KEY".into(), user["secret_key"].as_str().unwrap().into());
     other
+}
+
+pub fn command(env: &HashMap<String, String>, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).envs(env);
+    c
+}
+
+/// A failing command: non-zero exit and one line on stderr naming `expect`.
+pub fn fails(env: &HashMap<String, String>, args: &[&str], expect: &str) {
+    let out = tessera(env, args);
+    assert!(!out.status.success(), "tessera {args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(expect), "tessera {args:?}: expected {expect:?} in {err:?}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line on stderr, got {err:?}");
+}
+
+pub fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// The bytes of `path` as `env`'s user reads them.
+pub fn read_back(env: &HashMap<String, String>, dir: &Path, path: &str) -> Vec<u8> {
+    let out = dir.join("read-back");
+    ok_json(env, &["get", path, out.to_str().unwrap()]);
+    std::fs::read(&out).unwrap()
+}
+
+/// A signed `GET /v1/changes?QUERY` (the change feed over HTTP) as `env`'s user.
+pub fn http_changes(env: &HashMap<String, String>, query: &str) -> tessera_tests::HttpResponse {
+    let signed = tessera_router::auth::client_headers(
+        &env["TESSERA_ACCESS_KEY"],
+        &env["TESSERA_SECRET_KEY"],
+        tessera_router::changes_http::PATH,
+        tessera_router::datapath::now_ms(),
+    );
+    let headers: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    tessera_tests::http_request(&env["TESSERA_ENDPOINT"], "GET", &format!("/v1/changes?{query}"), &headers, b"")
+        .unwrap()
 }
