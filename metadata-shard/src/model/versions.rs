@@ -132,6 +132,18 @@ pub(crate) fn commit(
 ) -> Result<CommitOutcome, ModelError> {
     validate_user_id(&cmd.user_id)?;
     validate_non_root(&cmd.path)?;
+    if cmd.created_by != cmd.user_id {
+        // A grantee's write: an unshare or expiry between the router's check and this
+        // command wins.
+        super::access::require(
+            tx.kv,
+            &cmd.user_id,
+            &cmd.path,
+            &cmd.created_by,
+            super::access::Action::Write,
+            cmd.now_ms,
+        )?;
+    }
     let total: u128 = cmd.chunks.iter().map(|c| u128::from(c.size)).sum();
     if total != u128::from(cmd.size) {
         return Err(ModelError::InvalidArgument(format!("size {} but chunks add up to {total}", cmd.size)));

@@ -222,3 +222,29 @@ fn links_passwords_expiry_and_revocation() {
     assert_eq!(outcome.revoked_links, vec![[2u8; 32]]);
     assert!(matches!(links::resolve_link(&kv, &[2; 32], T0), Err(ModelError::NotFound(_))));
 }
+
+#[test]
+fn a_grantees_plain_commit_needs_write_access_when_it_applies() {
+    let mut kv = MemKv::new();
+    mkdir(&mut kv, "/team");
+    let by_bob = |content: u64| {
+        let mut cmd = commit_cmd("/team/notes.txt", &[chunk(content)], content, None, "bob-laptop");
+        cmd.created_by = BOB.into();
+        ShardCommand::CommitVersion(cmd)
+    };
+    assert!(matches!(try_run(&mut kv, by_bob(1)), Err(ModelError::PermissionDenied(_))), "no share yet");
+    share(&mut kv, "/team", BOB, Permission::View, None);
+    assert!(matches!(try_run(&mut kv, by_bob(1)), Err(ModelError::PermissionDenied(_))), "view only");
+    share(&mut kv, "/team", BOB, Permission::Edit, Some(T0 + 1000));
+    let ShardResponse::Committed(done) = run(&mut kv, by_bob(2)) else { panic!("not committed") };
+    assert_eq!(done.version, 1);
+    // Expired between the router's check and the command: refused, nothing written.
+    let mut late = by_bob(3);
+    if let ShardCommand::CommitVersion(c) = &mut late {
+        c.now_ms = T0 + 1000;
+    }
+    let before = kv.clone();
+    assert!(matches!(try_run(&mut kv, late), Err(ModelError::PermissionDenied(_))));
+    assert_eq!(kv, before, "a refused commit leaves the store as it was");
+    assert_eq!(stat(&kv, "/team/notes.txt").unwrap().file().unwrap().version, 1);
+}
