@@ -288,6 +288,16 @@ pub fn user_by_access_key(view: &GroupView<'_>, access_key: &str) -> Result<Opti
     Ok(read::<User>(view, &user_key(&user_id))?.ok().flatten())
 }
 
+/// Every user, in id order ("user0" is the first key after every "user/…" key).
+pub fn users(view: &GroupView<'_>) -> Result<Vec<UserSummary>, rocksdb::Error> {
+    Ok(view
+        .scan(b"user/", b"user0", usize::MAX)?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice::<User>(&v).ok())
+        .map(|u| UserSummary { user_id: u.user_id, display_name: u.display_name, created_at_ms: u.created_at_ms })
+        .collect())
+}
+
 /// All registered nodes of a kind, in id order.
 pub fn nodes(view: &GroupView<'_>, kind: NodeKind) -> Result<Vec<NodeInfo>, rocksdb::Error> {
     let prefix = format!("node/{}/", kind.tag()).into_bytes();
@@ -307,6 +317,16 @@ pub enum ClusterQuery {
     ShardMap,
     LastRepair,
     LastGc,
+    /// Every user (ids, names, creation time; never the secrets).
+    Users,
+}
+
+/// A user as the operator sees it: no access key, no secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserSummary {
+    pub user_id: String,
+    pub display_name: String,
+    pub created_at_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -317,6 +337,7 @@ pub enum ClusterAnswer {
     ShardMap(Vec<ShardGroup>),
     LastRepair(Option<RepairRecord>),
     LastGc(Option<GcRecord>),
+    Users(Vec<UserSummary>),
 }
 
 /// Every shard group, by id.
@@ -337,5 +358,6 @@ pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, ro
         ClusterQuery::ShardMap => ClusterAnswer::ShardMap(shard_map(view)?),
         ClusterQuery::LastRepair => ClusterAnswer::LastRepair(read::<RepairRecord>(view, LAST_REPAIR)?.ok().flatten()),
         ClusterQuery::LastGc => ClusterAnswer::LastGc(read::<GcRecord>(view, LAST_GC)?.ok().flatten()),
+        ClusterQuery::Users => ClusterAnswer::Users(users(view)?),
     })
 }

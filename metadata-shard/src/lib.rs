@@ -12,5 +12,6 @@ pub mod command;
 pub mod host;
 pub mod model;
 pub mod node;
+pub mod password;
 pub mod raft;
 pub mod shard_kv;

@@ -62,11 +62,15 @@ pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Confi
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Warnings and errors are also kept in memory for operator pages (recent_events).
+    let recent = crate::recent_events::RecentEventsLayer;
     let _ = if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().with_current_span(true).with_span_list(false).try_init()
+        builder.json().with_current_span(true).with_span_list(false).finish().with(recent).try_init()
     } else {
-        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init()
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).finish().with(recent).try_init()
     };
 }
 

@@ -7,6 +7,7 @@
 pub mod chunk_hash;
 pub mod config;
 pub mod listener;
+pub mod recent_events;
 pub mod request_id;
 
 pub use chunk_hash::{ChunkHash, ChunkHashError};

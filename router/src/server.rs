@@ -1,6 +1,7 @@
 //! Runs a router: loads the cluster view from the metadata nodes, serves the
 //! native API, `/metrics` and `/health` on one listener and the S3 API on
-//! another, and keeps the view current in the background.
+//! another, the operator console on a third when `[admin] listen` is set, and
+//! keeps the view current in the background.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct RouterConfig {
     pub repair: crate::repair::background::RepairConfig,
     pub gc: crate::gc::background::GcConfig,
     pub links: crate::links::LinksConfig,
+    /// The operator console (off unless `listen` is set).
+    pub admin: crate::console::AdminConfig,
 }
 
 impl Default for RouterConfig {
@@ -51,6 +54,7 @@ impl Default for RouterConfig {
             repair: Default::default(),
             gc: Default::default(),
             links: Default::default(),
+            admin: Default::default(),
         }
     }
 }
@@ -59,9 +63,12 @@ pub struct RunningRouter {
     pub addr: std::net::SocketAddr,
     /// The S3 listener's address, when the gateway is on.
     pub s3_addr: Option<std::net::SocketAddr>,
+    /// The operator console's address, when it is on.
+    pub admin_addr: Option<std::net::SocketAddr>,
     pub dp: Arc<DataPath>,
     server: listener::ServerHandle,
     s3: Option<S3Listener>,
+    console: Option<crate::console::ConsoleListener>,
     refresh: tokio::task::JoinHandle<()>,
     /// Background repair and GC jobs (those turned on).
     background: Vec<tokio::task::JoinHandle<()>>,
@@ -76,8 +83,15 @@ impl RunningRouter {
         self.s3_addr.map(|a| format!("http://{a}"))
     }
 
+    pub fn admin_endpoint(&self) -> Option<String> {
+        self.admin_addr.map(|a| format!("http://{a}"))
+    }
+
     pub async fn wait(mut self) -> anyhow::Result<()> {
         let served = self.server.join().await;
+        if let Some(console) = self.console.take() {
+            console.stop().await;
+        }
         if let Some(s3) = self.s3.take() {
             s3.stop().await;
         }
@@ -120,6 +134,10 @@ pub async fn start(
     gc_metrics.register(&mut registry);
     let s3_metrics = S3Metrics::default();
     s3_metrics.register(&mut registry);
+    let console_metrics = crate::console::ConsoleMetrics::default();
+    if cfg.admin.enabled() {
+        console_metrics.register(&mut registry);
+    }
     let api = ApiService { dp: dp.clone(), auth: auth.clone(), max_change_wait_ms: cfg.max_change_wait_ms };
     let api_router =
         Routes::new(TesseraServer::new(api).max_decoding_message_size(16 << 20).max_encoding_message_size(16 << 20))
@@ -150,6 +168,19 @@ pub async fn start(
     tracing::info!(%addr, "router listening");
     let refresh = view.spawn_refresh(Duration::from_millis(cfg.refresh_ms.max(100)));
     let by = format!("router {addr}");
+    let console = if cfg.admin.enabled() {
+        let jobs = crate::console::jobs::Background {
+            repair_running: repair_metrics.running.clone(),
+            gc_running: gc_metrics.running.clone(),
+            repair: cfg.repair.clone(),
+            gc: cfg.gc.clone(),
+            by: format!("console of {by}"),
+        };
+        Some(crate::console::start(dp.clone(), &cfg.admin, cfg.meta.clone(), jobs, console_metrics).await?)
+    } else {
+        None
+    };
+    let admin_addr = console.as_ref().map(|c| c.addr);
     let background = [
         crate::repair::background::spawn(dp.clone(), cfg.repair.clone(), repair_metrics, by.clone()),
         crate::gc::background::spawn(dp.clone(), cfg.gc.clone(), gc_metrics, by),
@@ -157,7 +188,7 @@ pub async fn start(
     .into_iter()
     .flatten()
     .collect();
-    Ok(RunningRouter { addr, s3_addr, dp, server, s3, refresh, background })
+    Ok(RunningRouter { addr, s3_addr, admin_addr, dp, server, s3, console, refresh, background })
 }
 
 impl tessera_proto::config::ListenerConfig for RouterConfig {

@@ -47,6 +47,9 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// Print the argon2id hash of a console password read from stdin, for
+    /// `[admin] password_hash` in router.toml.
+    HashPassword,
     /// A user's change log (what sync clients read), oldest first.
     Changes {
         user: String,
@@ -152,7 +155,23 @@ pub async fn cluster(meta: &MetaClient, q: ClusterQuery) -> anyhow::Result<Clust
     }
 }
 
+/// `tessera admin hash-password`: a console password from stdin, its hash on stdout.
+fn hash_password() -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.len() < 12 {
+        anyhow::bail!("use a console password of at least 12 characters");
+    }
+    println!("{}", crate::local_cluster::admin_password_hash(password)?);
+    Ok(())
+}
+
 pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
+    // Needs no cluster (nor TESSERA_META_ENDPOINT).
+    if let AdminCommand::HashPassword = command {
+        return hash_password();
+    }
     let endpoints = meta_endpoints()?;
     let meta = MetaClient::new(endpoints.clone());
     match command {
@@ -242,6 +261,7 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        AdminCommand::HashPassword => return hash_password(),
         AdminCommand::Status => {
             let status = crate::status::collect(&meta, &endpoints).await?;
             if json {

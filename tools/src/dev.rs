@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tessera_block::{BlockConfig, BlockNode};
 use tessera_meta::client::MetaClient;
 use tessera_meta::node::{self as meta_node, MetaConfig};
+use tessera_router::console::AdminConfig;
 use tessera_router::s3::server::S3Config;
 use tessera_router::server::{self as router_server, RouterConfig};
 
@@ -44,6 +45,13 @@ struct DevState {
     user_id: String,
     access_key: String,
     secret_key: String,
+    /// The operator console (generated on the first start that lacks it).
+    #[serde(default)]
+    admin_port: u16,
+    #[serde(default)]
+    admin_password: String,
+    #[serde(default)]
+    admin_password_hash: String,
 }
 
 fn load_state(dir: &Path, port: Option<u16>) -> anyhow::Result<(DevState, bool)> {
@@ -56,6 +64,7 @@ fn load_state(dir: &Path, port: Option<u16>) -> anyhow::Result<(DevState, bool)>
         if s.s3_port == 0 {
             s.s3_port = free_port()?;
         }
+        ensure_admin(&mut s)?;
         return Ok((s, false));
     }
     let (router_port, s3_port, meta_port, block_ports) = match port {
@@ -65,9 +74,31 @@ fn load_state(dir: &Path, port: Option<u16>) -> anyhow::Result<(DevState, bool)>
         }
     };
     let (access_key, secret_key) = crate::admin::new_credentials();
-    let state =
-        DevState { router_port, s3_port, meta_port, block_ports, user_id: "dev".into(), access_key, secret_key };
+    let mut state = DevState {
+        router_port,
+        s3_port,
+        meta_port,
+        block_ports,
+        user_id: "dev".into(),
+        access_key,
+        secret_key,
+        admin_port: 0,
+        admin_password: String::new(),
+        admin_password_hash: String::new(),
+    };
+    ensure_admin(&mut state)?;
     Ok((state, true))
+}
+
+/// A console port and password for state files that have none yet.
+fn ensure_admin(s: &mut DevState) -> anyhow::Result<()> {
+    if s.admin_port == 0 {
+        s.admin_port = free_port()?;
+    }
+    if s.admin_password.is_empty() || s.admin_password_hash.is_empty() {
+        (s.admin_password, s.admin_password_hash) = crate::local_cluster::new_admin_password()?;
+    }
+    Ok(())
 }
 
 fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -121,17 +152,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             domain: Some(format!("localhost:{}", state.s3_port)),
             ..S3Config::default()
         },
+        admin: AdminConfig {
+            listen: format!("127.0.0.1:{}", state.admin_port),
+            password_hash: state.admin_password_hash.clone(),
+            ..AdminConfig::default()
+        },
         ..RouterConfig::default()
     };
     let router = router_server::start(router_cfg, std::future::pending()).await.context("starting the router")?;
     let endpoint = router.endpoint();
     let s3 = router.s3_endpoint().unwrap_or_default();
+    let admin_url = router.admin_endpoint().unwrap_or_default();
     let env = ClientEnv {
         router: &endpoint,
         s3: &s3,
         meta: &meta.addr,
         access_key: &state.access_key,
         secret_key: &state.secret_key,
+        admin: Some((&admin_url, &state.admin_password)),
     };
     write_env(&dir, &env)?;
     println!(
@@ -140,6 +178,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         blocks.len(),
         dir.display()
     );
+    println!("operator console: {admin_url} (password: TESSERA_ADMIN_PASSWORD in {})", dir.join("env").display());
     println!("credentials and endpoints: source {}", dir.join("env").display());
 
     tessera_proto::listener::shutdown_signal().await;

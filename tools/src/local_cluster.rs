@@ -94,19 +94,36 @@ pub struct ClientEnv<'a> {
     pub meta: &'a str,
     pub access_key: &'a str,
     pub secret_key: &'a str,
+    /// The operator console's URL and admin password, when it is on.
+    pub admin: Option<(&'a str, &'a str)>,
 }
 
 /// Writes `DIR/env`: `export` lines for the CLI and S3 tools (atomically).
 pub fn write_env(dir: &Path, env: &ClientEnv<'_>) -> anyhow::Result<()> {
-    let ClientEnv { router, s3, meta, access_key: access, secret_key: secret } = env;
-    let text = format!(
+    let ClientEnv { router, s3, meta, access_key: access, secret_key: secret, admin } = env;
+    let mut text = format!(
         "export TESSERA_ENDPOINT={router}\nexport TESSERA_META_ENDPOINT={meta}\nexport TESSERA_ACCESS_KEY={access}\n\
          export TESSERA_SECRET_KEY={secret}\nexport TESSERA_S3_ENDPOINT={s3}\nexport AWS_ENDPOINT_URL={s3}\n\
          export AWS_ACCESS_KEY_ID={access}\nexport AWS_SECRET_ACCESS_KEY={secret}\nexport AWS_REGION=us-east-1\n"
     );
+    if let Some((url, password)) = admin {
+        text.push_str(&format!("export TESSERA_ADMIN_URL={url}\nexport TESSERA_ADMIN_PASSWORD={password}\n"));
+    }
     let path = dir.join("env");
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &path)?;
     Ok(())
+}
+
+/// A new console password (24 characters) and its argon2id hash for `[admin] password_hash`.
+pub fn new_admin_password() -> anyhow::Result<(String, String)> {
+    let any = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let password: String = (0..24).map(|_| any[rand::random_range(0..any.len())] as char).collect();
+    Ok((password.clone(), admin_password_hash(&password)?))
+}
+
+/// The argon2id PHC string of a console password (random salt).
+pub fn admin_password_hash(password: &str) -> anyhow::Result<String> {
+    Ok(tessera_meta::password::hash_password(password, &rand::random::<[u8; 16]>())?)
 }

@@ -23,6 +23,10 @@ struct Args {
     /// Base domain for virtual-hosted-style S3 requests (bucket.DOMAIN).
     #[arg(long)]
     s3_domain: Option<String>,
+    /// Address of the operator console (e.g. 127.0.0.1:7090; needs `[admin]
+    /// password_hash`); an empty value turns it off.
+    #[arg(long)]
+    admin_listen: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,9 @@ fn main() -> ExitCode {
         }
         if args.s3_addr_file.is_some() {
             cfg.s3.addr_file = args.s3_addr_file;
+        }
+        if let Some(listen) = args.admin_listen {
+            cfg.admin.listen = listen;
         }
         if args.s3_domain.is_some() {
             cfg.s3.domain = args.s3_domain;
