@@ -3,8 +3,8 @@
 //! password and an expiry. The token is 256 random bits chosen here; the link
 //! record lives on the owner's shard (model::links), the password as an argon2 hash
 //! computed here, never inside the state machine. [`http`] serves links to browsers
-//! and to curl, [`upload`] takes uploads through edit links ([`multipart`] reads the
-//! upload form).
+//! and to curl, [`upload`] takes uploads through edit links (the upload form is
+//! parsed by [`multer`], fed and limited by [`multipart`]).
 
 pub mod http;
 pub mod multipart;

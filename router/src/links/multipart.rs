@@ -1,278 +1,236 @@
-//! A streaming `multipart/form-data` reader (RFC 7578) for the upload form of edit
-//! links: parts are read in order, text fields are small and kept, a file part's data
-//! is handed on piece by piece as it arrives, so an upload never sits in memory whole.
-//! Only what browsers send is supported: `Content-Disposition: form-data` parts with
-//! a `name` and, for files, a `filename`.
+//! The upload form's body (`multipart/form-data`, RFC 7578) as read by [`multer`]:
+//! parts come out in order, text fields small and kept, a file part's data piece by
+//! piece as it arrives, so an upload never sits in memory whole. What this adapter
+//! adds is what multer leaves to its caller:
+//!
+//! * The body reaches multer one piece per poll, at most [`PIECE_BYTES`]: multer
+//!   reads all that is ready before it parses, and a client that sends faster than
+//!   the upload path stores would otherwise pile up in its buffer.
+//! * What comes before a part's data (a preamble, the boundary, the part's headers)
+//!   may take [`MAX_HEAD_BYTES`]: multer holds it in memory until the headers end.
+//! * Every part is cut off past the link's upload limit (multer's per-field size
+//!   limit), text fields past their own small one ([`text`]).
+//! * A part must be `form-data` and have a name; errors carry the text an uploader
+//!   is shown.
 
-use bytes::{Buf, Bytes, BytesMut};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use multer::Field;
 
-/// Most bytes of one part's headers.
-const MAX_HEADER_BYTES: usize = 16 << 10;
+/// The most body bytes handed to multer at a time.
+const PIECE_BYTES: usize = 64 << 10;
+/// The most body bytes read while looking for a part's data.
+const MAX_HEAD_BYTES: u64 = 16 << 10;
+/// `head_left` while a part's data is read.
+const UNLIMITED: u64 = u64::MAX;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum MultipartError {
-    #[error("the upload form's body ended early")]
+    #[error("the upload form's body is incomplete")]
     Truncated,
     #[error("the upload form's body is malformed: {0}")]
-    Malformed(&'static str),
+    Malformed(String),
     #[error("a form field is longer than {0} bytes")]
     FieldTooLong(usize),
+    /// A part past the most bytes one may have (the link's upload limit).
+    #[error("a part of the upload form is longer than {0} bytes")]
+    TooLarge(u64),
     #[error("the upload broke off: {0}")]
     Body(String),
 }
 
-/// The boundary of a `multipart/form-data` content type, if it is one.
-pub fn boundary(content_type: &str) -> Option<String> {
-    let mut params = content_type.split(';');
-    if !params.next()?.trim().eq_ignore_ascii_case("multipart/form-data") {
-        return None;
+/// The error the body stream gives multer when a part's headers do not end in time.
+#[derive(Debug, thiserror::Error)]
+#[error("a part's headers are too long")]
+struct HeadTooLong;
+
+impl From<multer::Error> for MultipartError {
+    fn from(e: multer::Error) -> Self {
+        use multer::Error as E;
+        match e {
+            E::IncompleteStream | E::IncompleteFieldData { .. } | E::IncompleteHeaders => Self::Truncated,
+            E::FieldSizeExceeded { limit, .. } => Self::TooLarge(limit),
+            E::StreamReadFailed(e) if e.is::<HeadTooLong>() => Self::Malformed(e.to_string()),
+            E::StreamReadFailed(e) => Self::Body(e.to_string()),
+            e => Self::Malformed(e.to_string()),
+        }
     }
-    params.find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        let v = v.trim().trim_matches('"');
-        (k.trim().eq_ignore_ascii_case("boundary") && (1..=70).contains(&v.len())).then(|| v.to_owned())
+}
+
+/// The boundary of a `multipart/form-data` content type, if it is one (with a
+/// boundary of 1 to 70 characters, as RFC 2046 has them).
+pub fn boundary(content_type: &str) -> Option<String> {
+    multer::parse_boundary(content_type).ok().filter(|b| (1..=70).contains(&b.len()))
+}
+
+/// The body as multer reads it: one piece per poll (see the module's notes), and an
+/// error once more than `head_left` bytes went by while multer looked for a part.
+struct Paced<S> {
+    body: S,
+    /// What is left of the body's last frame.
+    rest: Bytes,
+    /// A piece went out on the last poll: this one says Pending (and wakes at once),
+    /// so multer works on what it has before it reads on.
+    handed: bool,
+    head_left: Arc<AtomicU64>,
+}
+
+impl<S, E> Stream for Paced<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<BoxError>,
+{
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.handed {
+            this.handed = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        while this.rest.is_empty() {
+            match ready!(this.body.poll_next_unpin(cx)) {
+                Some(Ok(frame)) => this.rest = frame,
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                None => return Poll::Ready(None),
+            }
+        }
+        let left = this.head_left.load(Ordering::Relaxed);
+        if left == 0 {
+            return Poll::Ready(Some(Err(Box::new(HeadTooLong))));
+        }
+        let piece = this.rest.split_to(this.rest.len().min(PIECE_BYTES));
+        if left != UNLIMITED {
+            this.head_left.store(left.saturating_sub(piece.len() as u64), Ordering::Relaxed);
+        }
+        this.handed = true;
+        Poll::Ready(Some(Ok(piece)))
+    }
+}
+
+/// An upload form being read.
+pub struct Multipart {
+    parts: multer::Multipart<'static>,
+    head_left: Arc<AtomicU64>,
+}
+
+impl Multipart {
+    /// Reads `body`; no part may be longer than `max_part_bytes`. A form may carry
+    /// several files, each up to that, so the body as a whole is not limited.
+    pub fn new<S, E>(body: S, boundary: &str, max_part_bytes: u64) -> Self
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let head_left = Arc::new(AtomicU64::new(UNLIMITED));
+        let body = Paced { body, rest: Bytes::new(), handed: false, head_left: head_left.clone() };
+        // The per-field limit holds for every part, files above all. Text fields get
+        // their small one from `text`: multer's limits go by a part's name, but a part
+        // is a file by its filename, whatever its name.
+        let limits = multer::SizeLimit::new().per_field(max_part_bytes);
+        let constraints = multer::Constraints::new().size_limit(limits);
+        Self { parts: multer::Multipart::with_constraints(body, boundary, constraints), head_left }
+    }
+
+    /// The next part; None after the last. Read each part to its end (or [`skip`]
+    /// it) first: what is left of it would count as the next part's headers.
+    pub async fn next_part(&mut self) -> Result<Option<Field<'static>>, MultipartError> {
+        self.head_left.store(MAX_HEAD_BYTES, Ordering::Relaxed);
+        let next = self.parts.next_field().await;
+        self.head_left.store(UNLIMITED, Ordering::Relaxed);
+        let Some(part) = next? else { return Ok(None) };
+        let form_data = part.headers().get(http::header::CONTENT_DISPOSITION).is_some_and(|v| {
+            let kind = v.as_bytes().split(|b| *b == b';').next().unwrap_or_default();
+            kind.trim_ascii().eq_ignore_ascii_case(b"form-data")
+        });
+        if !form_data {
+            return Err(MultipartError::Malformed("a part that is not form-data".into()));
+        }
+        if part.name().is_none() {
+            return Err(MultipartError::Malformed("a part without a name".into()));
+        }
+        Ok(Some(part))
+    }
+}
+
+/// A part's data as it arrives; it ends after an error (multer's part would give it
+/// again and again).
+pub fn data(part: Field<'static>) -> impl Stream<Item = Result<Bytes, MultipartError>> + Unpin + Send {
+    let mut failed = false;
+    part.map(|piece| piece.map_err(MultipartError::from)).take_while(move |piece| {
+        let go_on = !failed;
+        failed |= piece.is_err();
+        futures::future::ready(go_on)
     })
 }
 
-/// What a part says about itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartInfo {
-    pub name: String,
-    /// Present for file inputs (empty when no file was chosen).
-    pub filename: Option<String>,
+/// The whole data of a part as text, at most `max` bytes.
+pub async fn text(mut part: Field<'_>, max: usize) -> Result<String, MultipartError> {
+    let mut out = Vec::new();
+    while let Some(piece) = part.chunk().await? {
+        if out.len() + piece.len() > max {
+            return Err(MultipartError::FieldTooLong(max));
+        }
+        out.extend_from_slice(&piece);
+    }
+    String::from_utf8(out).map_err(|_| MultipartError::Malformed("a field is not UTF-8".into()))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Before the first delimiter.
-    Preamble,
-    /// Right after a delimiter: headers of a part follow, or the closing `--`.
-    Delimiter,
-    /// Inside a part's data.
-    Data,
-    End,
-}
-
-pub struct Multipart<S> {
-    body: S,
-    buf: BytesMut,
-    /// `\r\n--boundary`
-    delimiter: Vec<u8>,
-    state: State,
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let last_start = hay.len().checked_sub(needle.len())?;
-    let mut at = 0;
-    while at <= last_start {
-        let i = hay[at..=last_start].iter().position(|b| *b == needle[0])?;
-        let p = at + i;
-        if &hay[p..p + needle.len()] == needle {
-            return Some(p);
-        }
-        at = p + 1;
-    }
-    None
-}
-
-/// The value of parameter `key` in a `Content-Disposition` header (quoted strings with
-/// backslash escapes, or tokens).
-fn disposition_param(value: &str, key: &str) -> Option<String> {
-    let mut rest = value;
-    while let Some(i) = rest.find(';') {
-        rest = rest[i + 1..].trim_start();
-        let (k, after) = rest.split_once('=')?;
-        let k = k.trim();
-        let (v, tail) = if let Some(quoted) = after.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = quoted.char_indices();
-            let mut end = None;
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => out.extend(chars.next().map(|(_, c)| c)),
-                    '"' => {
-                        end = Some(i + 1);
-                        break;
-                    }
-                    c => out.push(c),
-                }
-            }
-            (out, &quoted[end?..])
-        } else {
-            let end = after.find(';').unwrap_or(after.len());
-            (after[..end].trim().to_owned(), &after[end..])
-        };
-        if k.eq_ignore_ascii_case(key) {
-            return Some(v);
-        }
-        rest = tail;
-    }
-    None
-}
-
-impl<S, E> Multipart<S>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    pub fn new(body: S, boundary: &str) -> Self {
-        let mut buf = BytesMut::with_capacity(64 << 10);
-        // So that a body starting with the first delimiter matches like any other.
-        buf.extend_from_slice(b"\r\n");
-        Self { body, buf, delimiter: format!("\r\n--{boundary}").into_bytes(), state: State::Preamble }
-    }
-
-    /// Reads more of the body; false at its end.
-    async fn fill(&mut self) -> Result<bool, MultipartError> {
-        loop {
-            match self.body.next().await {
-                Some(Ok(piece)) if piece.is_empty() => continue,
-                Some(Ok(piece)) => {
-                    self.buf.extend_from_slice(&piece);
-                    return Ok(true);
-                }
-                Some(Err(e)) => return Err(MultipartError::Body(e.to_string())),
-                None => return Ok(false),
-            }
-        }
-    }
-
-    /// The next piece of the current part's data; None at its end (or outside a part).
-    pub async fn data(&mut self) -> Result<Option<Bytes>, MultipartError> {
-        if self.state != State::Data {
-            return Ok(None);
-        }
-        loop {
-            if let Some(at) = find(&self.buf, &self.delimiter) {
-                if at > 0 {
-                    return Ok(Some(self.buf.split_to(at).freeze()));
-                }
-                self.buf.advance(self.delimiter.len());
-                self.state = State::Delimiter;
-                return Ok(None);
-            }
-            // Everything but a possible start of the delimiter is data.
-            let safe = self.buf.len().saturating_sub(self.delimiter.len() - 1);
-            if safe > 0 {
-                return Ok(Some(self.buf.split_to(safe).freeze()));
-            }
-            if !self.fill().await? {
-                return Err(MultipartError::Truncated);
-            }
-        }
-    }
-
-    /// The whole data of the current part as text, at most `max` bytes.
-    pub async fn text(&mut self, max: usize) -> Result<String, MultipartError> {
-        let mut out = Vec::new();
-        while let Some(piece) = self.data().await? {
-            if out.len() + piece.len() > max {
-                return Err(MultipartError::FieldTooLong(max));
-            }
-            out.extend_from_slice(&piece);
-        }
-        String::from_utf8(out).map_err(|_| MultipartError::Malformed("a field is not UTF-8"))
-    }
-
-    /// Moves to the next part (skipping what is left of the current one); None after
-    /// the last.
-    pub async fn next_part(&mut self) -> Result<Option<PartInfo>, MultipartError> {
-        loop {
-            match self.state {
-                State::End => return Ok(None),
-                State::Data => while self.data().await?.is_some() {},
-                State::Preamble => match find(&self.buf, &self.delimiter) {
-                    Some(at) => {
-                        self.buf.advance(at + self.delimiter.len());
-                        self.state = State::Delimiter;
-                    }
-                    None => {
-                        let keep = self.delimiter.len() - 1;
-                        if self.buf.len() > keep {
-                            self.buf.advance(self.buf.len() - keep);
-                        }
-                        if !self.fill().await? {
-                            return Err(MultipartError::Truncated);
-                        }
-                    }
-                },
-                State::Delimiter => return self.part_headers().await,
-            }
-        }
-    }
-
-    async fn part_headers(&mut self) -> Result<Option<PartInfo>, MultipartError> {
-        while self.buf.len() < 2 {
-            if !self.fill().await? {
-                return Err(MultipartError::Truncated);
-            }
-        }
-        if self.buf.starts_with(b"--") {
-            self.state = State::End;
-            return Ok(None);
-        }
-        let end = loop {
-            if let Some(at) = find(&self.buf, b"\r\n\r\n") {
-                break at;
-            }
-            if self.buf.len() > MAX_HEADER_BYTES {
-                return Err(MultipartError::Malformed("a part's headers are too long"));
-            }
-            if !self.fill().await? {
-                return Err(MultipartError::Truncated);
-            }
-        };
-        let head = self.buf.split_to(end + 4);
-        let text = std::str::from_utf8(&head).map_err(|_| MultipartError::Malformed("part headers are not UTF-8"))?;
-        // The line after the delimiter is empty (or transport padding).
-        let mut lines = text.split("\r\n");
-        if !lines.next().is_some_and(|l| l.trim().is_empty()) {
-            return Err(MultipartError::Malformed("no line break after a boundary"));
-        }
-        let disposition = lines
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-disposition"))
-            .map(|(_, v)| v.trim())
-            .ok_or(MultipartError::Malformed("a part without Content-Disposition"))?;
-        if !disposition.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("form-data")) {
-            return Err(MultipartError::Malformed("a part that is not form-data"));
-        }
-        let name = disposition_param(disposition, "name").ok_or(MultipartError::Malformed("a part without a name"))?;
-        let filename = disposition_param(disposition, "filename");
-        self.state = State::Data;
-        Ok(Some(PartInfo { name, filename }))
-    }
+/// Reads past a part's data.
+pub async fn skip(mut part: Field<'_>) -> Result<(), MultipartError> {
+    while part.chunk().await?.is_some() {}
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn body(text: &[u8], piece: usize) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Unpin {
+    type Body = futures::stream::BoxStream<'static, Result<Bytes, std::convert::Infallible>>;
+
+    /// `text` in pieces of `piece` bytes, all ready at once (as a fast client's).
+    fn body(text: &[u8], piece: usize) -> Body {
         let pieces: Vec<_> = text.chunks(piece.max(1)).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-        futures::stream::iter(pieces)
+        futures::stream::iter(pieces).boxed()
     }
 
-    async fn parts(text: &[u8], piece: usize) -> Result<Vec<(PartInfo, Vec<u8>)>, MultipartError> {
-        let mut mp = Multipart::new(body(text, piece), "XyZ");
+    /// (name, filename) and data of each part, and the largest piece of data seen.
+    async fn parts(
+        body: Body,
+        max_part: u64,
+    ) -> Result<(Vec<(String, Option<String>, Vec<u8>)>, usize), MultipartError> {
+        let mut form = Multipart::new(body, "XyZ", max_part);
         let mut out = Vec::new();
-        while let Some(info) = mp.next_part().await? {
-            let mut data = Vec::new();
-            while let Some(d) = mp.data().await? {
-                data.extend_from_slice(&d);
+        let mut largest = 0;
+        while let Some(part) = form.next_part().await? {
+            let (name, filename) = (part.name().unwrap().to_owned(), part.file_name().map(str::to_owned));
+            let mut pieces = data(part);
+            let mut got = Vec::new();
+            while let Some(piece) = pieces.next().await {
+                let piece = piece?;
+                largest = largest.max(piece.len());
+                got.extend_from_slice(&piece);
             }
-            out.push((info, data));
+            out.push((name, filename, got));
         }
-        Ok(out)
+        Ok((out, largest))
+    }
+
+    fn file_bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
 
     #[tokio::test]
     async fn parts_and_data_come_out_whatever_the_piece_sizes() {
-        let mut file = vec![0u8; 5000];
-        for (i, b) in file.iter_mut().enumerate() {
-            *b = (i * 7 % 251) as u8;
-        }
+        let mut file = file_bytes(5000);
         // Bytes that look like a delimiter's start inside the data.
         file[100..106].copy_from_slice(b"\r\n--Xy");
         let mut text = b"preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\ns3cret\r\n--XyZ\r\n\
@@ -281,22 +239,91 @@ mod tests {
         text.extend_from_slice(&file);
         text.extend_from_slice(b"\r\n--XyZ--\r\n");
         for piece in [1, 2, 3, 7, 64, 1000, 100_000] {
-            let got = parts(&text, piece).await.unwrap();
+            let (got, _) = parts(body(&text, piece), u64::MAX).await.unwrap();
             assert_eq!(got.len(), 2, "piece {piece}");
-            assert_eq!(got[0].0, PartInfo { name: "password".into(), filename: None });
-            assert_eq!(got[0].1, b"s3cret");
-            assert_eq!(got[1].0.filename.as_deref(), Some("a \"b\".bin"));
-            assert!(got[1].1 == file, "piece {piece}: the file's bytes, exactly");
+            assert_eq!((got[0].0.as_str(), got[0].1.as_deref()), ("password", None));
+            assert_eq!(got[0].2, b"s3cret");
+            assert_eq!(got[1].1.as_deref(), Some("a \"b\".bin"));
+            assert!(got[1].2 == file, "piece {piece}: the file's bytes, exactly");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_comes_out_piece_by_piece_however_fast_it_is_sent() {
+        let file = file_bytes(4 << 20);
+        let mut text = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big\"\r\n\r\n".to_vec();
+        text.extend_from_slice(&file);
+        text.extend_from_slice(b"\r\n--XyZ--\r\n");
+        // One frame of it all, and many small ones, all ready at once.
+        for frame in [text.len(), 16 << 10] {
+            let (got, largest) = parts(body(&text, frame), u64::MAX).await.unwrap();
+            assert!(got[0].2 == file);
+            // At most a piece, and what was left of the one before.
+            assert!(largest <= 2 * PIECE_BYTES, "frame {frame}: a piece of {largest} bytes");
+        }
+        // A body that never ends and is always ready is read as far as it is asked.
+        let head = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"endless\"\r\n\r\n";
+        let endless: Body = futures::stream::once(async { Ok(Bytes::from_static(head)) })
+            .chain(futures::stream::repeat(Bytes::from(vec![b'x'; 100_000])).map(Ok))
+            .boxed();
+        let mut form = Multipart::new(endless, "XyZ", u64::MAX);
+        let mut pieces = data(form.next_part().await.unwrap().unwrap());
+        for _ in 0..10 {
+            assert!(pieces.next().await.unwrap().unwrap().len() <= 2 * PIECE_BYTES);
         }
     }
 
     #[tokio::test]
     async fn broken_bodies_are_errors_not_data() {
         let cut = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\nhalf a fi";
-        assert_eq!(parts(cut, 4).await, Err(MultipartError::Truncated));
+        assert_eq!(parts(body(cut, 4), u64::MAX).await, Err(MultipartError::Truncated));
         let no_name = b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nx\r\n--XyZ--";
-        assert!(matches!(parts(no_name, 4).await, Err(MultipartError::Malformed(_))));
-        assert_eq!(parts(b"--XyZ--\r\n", 3).await, Ok(vec![]));
+        assert!(matches!(parts(body(no_name, 4), u64::MAX).await, Err(MultipartError::Malformed(_))));
+        let no_disposition = b"--XyZ\r\nContent-Type: text/plain\r\n\r\nx\r\n--XyZ--";
+        assert!(matches!(parts(body(no_disposition, 4), u64::MAX).await, Err(MultipartError::Malformed(_))));
+        let not_form_data = b"--XyZ\r\nContent-Disposition: attachment; name=\"a\"\r\n\r\nx\r\n--XyZ--";
+        assert!(matches!(parts(body(not_form_data, 4), u64::MAX).await, Err(MultipartError::Malformed(_))));
+        assert_eq!(parts(body(b"no boundary at all", 4), u64::MAX).await, Err(MultipartError::Truncated));
+        assert_eq!(parts(body(b"--XyZ--\r\n", 3), u64::MAX).await, Ok((vec![], 0)));
+    }
+
+    #[tokio::test]
+    async fn what_comes_before_a_parts_data_is_limited() {
+        let headers_too_long = MultipartError::Malformed(HeadTooLong.to_string());
+        // Headers that never end, and a body with no boundary in it, are refused once
+        // a little of them went by (not read to the end into memory).
+        let mut long = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\nX-Pad: ".to_vec();
+        long.extend(std::iter::repeat_n(b'p', 1 << 20));
+        assert_eq!(parts(body(&long, 1000), u64::MAX).await, Err(headers_too_long.clone()));
+        let no_boundary = futures::stream::repeat(Bytes::from_static(b"no boundary here ")).map(Ok).boxed();
+        assert_eq!(parts(no_boundary, u64::MAX).await, Err(headers_too_long));
+        // Headers of a good size, in small pieces, are read.
+        let mut fine = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\nX-Pad: ".to_vec();
+        fine.extend(std::iter::repeat_n(b'p', 8000));
+        fine.extend_from_slice(b"\r\n\r\nvalue\r\n--XyZ--\r\n");
+        assert_eq!(parts(body(&fine, 100), u64::MAX).await.unwrap().0[0].2, b"value");
+    }
+
+    #[tokio::test]
+    async fn parts_and_text_fields_have_their_limits() {
+        let form = |value: &[u8]| {
+            let mut text = b"--XyZ\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\n".to_vec();
+            text.extend_from_slice(value);
+            text.extend_from_slice(b"\r\n--XyZ--\r\n");
+            text
+        };
+        async fn read_text(text: Vec<u8>, max: usize) -> Result<String, MultipartError> {
+            let mut form = Multipart::new(body(&text, 10), "XyZ", 1000);
+            super::text(form.next_part().await?.unwrap(), max).await
+        }
+        assert_eq!(read_text(form(b"a/b"), 3).await.as_deref(), Ok("a/b"));
+        assert_eq!(read_text(form(b"a/bc"), 3).await, Err(MultipartError::FieldTooLong(3)));
+        assert!(matches!(read_text(form(b"\xff\xfe"), 3).await, Err(MultipartError::Malformed(_))));
+        // The most a part may have, and one byte more.
+        assert_eq!(read_text(form(&[b'x'; 1000]), 2000).await.map(|t| t.len()), Ok(1000));
+        assert_eq!(read_text(form(&[b'x'; 1001]), 2000).await, Err(MultipartError::TooLarge(1000)));
+        assert_eq!(parts(body(&form(&[b'x'; 1000]), 7), 1000).await.unwrap().0[0].2, [b'x'; 1000]);
+        assert_eq!(parts(body(&form(&[b'x'; 1001]), 7), 1000).await, Err(MultipartError::TooLarge(1000)));
     }
 
     #[test]
@@ -305,5 +332,6 @@ mod tests {
         assert_eq!(boundary("Multipart/Form-Data; charset=x; boundary=\"q r\"").as_deref(), Some("q r"));
         assert_eq!(boundary("application/x-www-form-urlencoded"), None);
         assert_eq!(boundary("multipart/form-data"), None);
+        assert_eq!(boundary(&format!("multipart/form-data; boundary={}", "b".repeat(71))), None);
     }
 }

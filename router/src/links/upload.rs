@@ -5,8 +5,9 @@
 //!   `..` and empty segments are refused (400). 201 for a new file, 200 for a new
 //!   version, with `{"name", "version", "size", "sha256"}`.
 //! * The upload form on the folder's page: a multipart POST to `/l/<token>` (fields
-//!   `password` and `path` before the `file` parts, as the page writes them); the
-//!   files go into the folder shown, then the browser is sent back to the listing.
+//!   `password` and `path` before the `file` parts, as the page writes them; read by
+//!   [`multer`] through [`super::multipart`]); the files go into the folder shown,
+//!   then the browser is sent back to the listing. A malformed form is 400.
 //!
 //! Passwords and their rate limit are those of reads; a view link refuses writes with
 //! 403, after the password. The body streams through the normal upload path
@@ -27,7 +28,7 @@ use tessera_meta::model::EntryKind;
 use super::http::{
     blocked, failure, find_link, inside, plain, render, script_password, unlock, wants_html, Ask, LinkState,
 };
-use super::multipart::Multipart;
+use super::multipart::{self, Multipart, MultipartError};
 use super::url_path;
 use crate::error::RouterError;
 use crate::ops;
@@ -120,6 +121,20 @@ where
     upload::upload(&s.dp, &req, body).await
 }
 
+/// A file part's data for the upload path: past the link's limit `TooLarge`, and a
+/// form broken off or malformed inside the file `InvalidArgument`.
+fn file_data(part: multer::Field<'static>, max: u64) -> impl Stream<Item = Result<Bytes, RouterError>> + Unpin {
+    use futures::StreamExt;
+    multipart::data(part).map(move |piece| {
+        piece.map_err(|e| match e {
+            MultipartError::TooLarge(_) => {
+                RouterError::TooLarge(format!("uploads through links are limited to {max} bytes"))
+            }
+            e => RouterError::InvalidArgument(e.to_string()),
+        })
+    })
+}
+
 /// What an uploader is told when the write fails; never the owner's paths.
 fn upload_failure(browser: bool, e: RouterError) -> Response {
     let (status, text) = match &e {
@@ -204,7 +219,8 @@ pub(super) async fn form(
         return refusal;
     }
     let max = s.config.max_upload_bytes;
-    let mut form = Multipart::new(body.into_data_stream(), boundary);
+    // Each part, a file above all, is cut off past the link's limit (413).
+    let mut form = Multipart::new(body.into_data_stream(), boundary, max);
     let mut password = script_password(headers, uri);
     let mut relative: Option<String> = None;
     let mut checked = false;
@@ -215,12 +231,13 @@ pub(super) async fn form(
             Ok(None) => break,
             Err(e) => return bad(&e.to_string()),
         };
-        let Some(filename) = part.filename else {
-            let value = match form.text(MAX_FIELD_BYTES).await {
+        let field = part.name().unwrap_or_default().to_owned();
+        let Some(filename) = part.file_name().map(str::to_owned) else {
+            let value = match multipart::text(part, MAX_FIELD_BYTES).await {
                 Ok(v) => v,
                 Err(e) => return bad(&e.to_string()),
             };
-            match part.name.as_str() {
+            match field.as_str() {
                 "password" if !checked => password = Some(value),
                 "path" if !checked => relative = Some(value).filter(|r| !r.trim_matches('/').is_empty()),
                 _ => {}
@@ -243,17 +260,18 @@ pub(super) async fn form(
         }
         let name = base_name(&filename).to_owned();
         if name.is_empty() {
-            continue; // a file input left empty
+            // A file input left empty.
+            if let Err(e) = multipart::skip(part).await {
+                return bad(&e.to_string());
+            }
+            continue;
         }
         let rel = match &relative {
             Some(r) => format!("{}/{name}", r.trim_matches('/')),
             None => name.clone(),
         };
         let Some(path) = target(&link, &rel) else { return bad("That file name is not valid here.") };
-        let data = futures::stream::unfold(&mut form, |form| async move {
-            form.data().await.transpose().map(|piece| (piece, form))
-        });
-        match store(s, &link, path, limited(Box::pin(data), max)).await {
+        match store(s, &link, path, file_data(part, max)).await {
             Ok(_) => stored.push(name),
             Err(e) => return upload_failure(browser, e),
         }
@@ -319,5 +337,29 @@ mod tests {
         assert!(matches!(within[..], [Ok(_), Ok(_)]));
         let past: Vec<_> = limited(body(), 7).collect().await;
         assert!(matches!(past[..], [Ok(_), Err(RouterError::TooLarge(_))]), "{past:?}");
+    }
+
+    #[tokio::test]
+    async fn a_form_file_past_the_limit_ends_in_too_large_and_a_cut_one_is_invalid() {
+        use futures::StreamExt;
+        let file = |data: &'static [u8], closed: bool| {
+            let mut text = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n".to_vec();
+            text.extend_from_slice(data);
+            if closed {
+                text.extend_from_slice(b"\r\n--b--\r\n");
+            }
+            futures::stream::iter([Ok::<_, std::convert::Infallible>(Bytes::from(text))])
+        };
+        let pieces = |body, max| async move {
+            let mut form = Multipart::new(body, "b", max);
+            let part = form.next_part().await.unwrap().unwrap();
+            file_data(part, max).collect::<Vec<_>>().await
+        };
+        let within = pieces(file(b"12345678", true), 8).await;
+        assert!(within.iter().all(|p| p.is_ok()) && within.iter().flatten().map(|p| p.len()).sum::<usize>() == 8);
+        let past = pieces(file(b"123456789", true), 8).await;
+        assert!(matches!(past.last(), Some(Err(RouterError::TooLarge(_)))), "{past:?}");
+        let cut = pieces(file(b"1234", false), 8).await;
+        assert!(matches!(cut.last(), Some(Err(RouterError::InvalidArgument(_)))), "{cut:?}");
     }
 }
