@@ -388,8 +388,11 @@ impl Pass<'_> {
                         self.forget(&rel)?;
                         self.record(&new_rel, synced)?;
                         settled.insert(rel);
-                        settled.insert(new_rel);
                     }
+                    // What is inside is settled like any other path, against the remote
+                    // side after the move (a file deleted remotely meanwhile moved along
+                    // as deleted).
+                    settled.insert(to.clone());
                     self.report.moved_remote += 1;
                     let tree = self.folder.remote.list_tree(to).await?;
                     moved_in.extend(tree.into_keys().filter(|k| !self.base.contains_key(k)));
@@ -405,7 +408,7 @@ impl Pass<'_> {
             }
         }
         for (to, item) in &new {
-            if settled.contains(to) || !matches!(item, LocalItem::File { .. }) {
+            if settled.contains(to) || self.base.contains_key(to) || !matches!(item, LocalItem::File { .. }) {
                 continue;
             }
             let sha = match self.hash(to, *item).await {
