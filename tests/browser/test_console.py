@@ -51,9 +51,18 @@ def test_console_login_health_numbers_and_gc_button(dev, browser, tmp_path):
     def finished():
         driver.get(url + "/")
         jobs = driver.find_elements(By.ID, "console-job")
+        if jobs and jobs[0].get_attribute("data-state") == "failed":
+            raise AssertionError("the GC pass failed: " + jobs[0].text)
         return jobs and jobs[0].get_attribute("data-kind") == "gc" and jobs[0].get_attribute("data-state") == "finished"
 
-    until("the GC pass to show finished", finished, timeout=120)
+    try:
+        until("the GC pass to show finished", finished, timeout=120)
+    except TimeoutError:
+        # Say what the page showed instead, and what the cluster logged.
+        log = (root / "dev.log").read_text(errors="replace").splitlines()
+        raise AssertionError("the GC pass did not show finished; the page said:\n"
+                             + driver.find_element(By.TAG_NAME, "body").text + "\n--- dev.log tail:\n"
+                             + "\n".join(log[-40:]))
     assert driver.find_element(By.ID, "gc").get_attribute("data-state") == "finished"
     record = json.loads(tessera(env, "--json", "admin", "gc", "status"))
     assert record["phase"] == "done" and record["by"].startswith("console of router"), record
