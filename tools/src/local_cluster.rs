@@ -9,38 +9,14 @@ use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, NodeInfo, NodeKind, User};
 use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery};
 
-/// Where the kernel takes the source ports of outgoing connections from.
-fn ephemeral_range() -> (u16, u16) {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let mut it = text.split_whitespace().filter_map(|v| v.parse::<u16>().ok());
-    match (it.next(), it.next()) {
-        (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
-        _ => (32768, 60999),
-    }
-}
-
-/// A port free on 127.0.0.1 right now, kept for a node across restarts.
-///
-/// Chosen at random below the kernel's ephemeral range when there is room: a
-/// port in that range, once released, may be taken as the source port of any
-/// outgoing connection before the node binds it (or while it is restarting).
+/// A port free on 127.0.0.1 right now.
 pub fn free_port() -> anyhow::Result<u16> {
-    // A cluster's processes must not share one, even if the kernel would hand
-    // the same free port out twice in a row.
+    // The kernel may hand the same free port out twice in a row; a cluster's
+    // processes must not share one.
     static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-    let (lo, _) = ephemeral_range();
-    const LOWEST: u16 = 10_000;
-    for _ in 0..200 {
-        let port = if lo > LOWEST + 1000 {
-            let candidate = rand::random_range(LOWEST..lo);
-            match std::net::TcpListener::bind(("127.0.0.1", candidate)) {
-                Ok(l) => l.local_addr()?.port(),
-                Err(_) => continue,
-            }
-        } else {
-            std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()
-        };
+    for _ in 0..100 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         if !handed_out.contains(&port) {
             handed_out.push(port);
             return Ok(port);
