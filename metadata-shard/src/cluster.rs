@@ -1,6 +1,7 @@
 //! The cluster group's (group 0) state: nodes, the shard map, users and their
-//! access keys, and the placement epoch that changes whenever the set of
-//! block nodes does.
+//! access keys, the tiering configuration, and the placement epoch that
+//! changes whenever the set of block nodes (or their labels, or the tiering
+//! configuration) does.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{ApplyError, ApplyErrorKind, Writes};
 use crate::raft::state_machine::GroupView;
+pub use crate::tiering::TieringConfig;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NodeKind {
@@ -32,6 +34,10 @@ pub struct NodeInfo {
     pub id: String,
     pub addr: String,
     pub zone: String,
+    /// Free-form labels of a block node; tiering uses them to place the node in
+    /// a tier (`TierSpec::label`). Changing them bumps the placement epoch.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -70,6 +76,40 @@ pub enum ClusterCommand {
     RecordRepair(RepairRecord),
     /// Keeps the state of the latest garbage-collection pass (written as it runs).
     RecordGc(GcRecord),
+    /// Sets (validated first) or, with `None`, clears the tiering configuration;
+    /// bumps the placement epoch. Answers `ClusterResponse::Epoch` with the new epoch.
+    SetTiering(Option<TieringConfig>),
+    /// Keeps the state of the latest tiering pass (written as it runs).
+    RecordTierPass(TierPassRecord),
+}
+
+/// A tiering pass (demoting cold chunks, promoting read ones) as it runs and when
+/// it ended: what `tessera admin tier status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct TierPassRecord {
+    pub started_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Unset while the pass runs (or if it was interrupted).
+    pub finished_at_ms: Option<i64>,
+    /// Who runs it ("router 127.0.0.1:7000", "cli").
+    pub by: String,
+    /// "list", "move", "done" or "failed".
+    pub phase: String,
+    pub nodes_total: u64,
+    pub nodes_listed: u64,
+    pub chunks_examined: u64,
+    /// Chunks moved to a colder tier.
+    pub chunks_demoted: u64,
+    /// Chunks moved back to the first tier because they were read.
+    pub chunks_promoted: u64,
+    /// Leftover copies removed from a tier the chunk's location record does not
+    /// name (an interrupted or lost move).
+    pub copies_cleaned: u64,
+    /// Moves refused because the location record changed meanwhile (another mover won).
+    pub moves_stale: u64,
+    pub bytes_moved: u64,
+    pub nodes_unreachable: Vec<String>,
+    pub errors: Vec<String>,
 }
 
 /// A garbage-collection pass as it runs and when it ended: what `tessera admin gc
@@ -150,6 +190,8 @@ pub enum ClusterResponse {
 const EPOCH: &[u8] = b"epoch";
 const LAST_REPAIR: &[u8] = b"repair/last";
 const LAST_GC: &[u8] = b"gc/last";
+const TIERING: &[u8] = b"tiering";
+const LAST_TIER_PASS: &[u8] = b"tierpass/last";
 
 fn node_key(kind: NodeKind, id: &str) -> Vec<u8> {
     format!("node/{}/{id}", kind.tag()).into_bytes()
@@ -254,6 +296,28 @@ pub fn apply(
             writes.insert(LAST_GC.to_vec(), Some(bytes));
             ClusterResponse::Done
         }),
+        ClusterCommand::SetTiering(config) => {
+            let encoded = match config {
+                None => Ok(None),
+                Some(c) => match c.validate() {
+                    Err(message) => Err(ApplyError::new(ApplyErrorKind::InvalidArgument, message)),
+                    Ok(()) => json(c).map(Some),
+                },
+            };
+            match encoded {
+                Err(e) => Err(e),
+                Ok(value) => {
+                    let e = epoch(view)? + 1;
+                    writes.insert(TIERING.to_vec(), value);
+                    writes.insert(EPOCH.to_vec(), Some(e.to_string().into_bytes()));
+                    Ok(ClusterResponse::Epoch(e))
+                }
+            }
+        }
+        ClusterCommand::RecordTierPass(record) => json(record).map(|bytes| {
+            writes.insert(LAST_TIER_PASS.to_vec(), Some(bytes));
+            ClusterResponse::Done
+        }),
         ClusterCommand::CreateUser(u) => {
             if u.user_id.is_empty() || u.access_key.is_empty() || u.secret_key.len() < 8 {
                 Err(ApplyError::new(
@@ -317,6 +381,9 @@ pub enum ClusterQuery {
     ShardMap,
     LastRepair,
     LastGc,
+    /// The tiering configuration (`None`: tiering is off).
+    Tiering,
+    LastTierPass,
     /// Every user (ids, names, creation time; never the secrets).
     Users,
 }
@@ -338,6 +405,13 @@ pub enum ClusterAnswer {
     LastRepair(Option<RepairRecord>),
     LastGc(Option<GcRecord>),
     Users(Vec<UserSummary>),
+    Tiering(Option<TieringConfig>),
+    LastTierPass(Option<TierPassRecord>),
+}
+
+/// The tiering configuration, if one is set.
+pub fn tiering(view: &GroupView<'_>) -> Result<Option<TieringConfig>, rocksdb::Error> {
+    Ok(read::<TieringConfig>(view, TIERING)?.ok().flatten())
 }
 
 /// Every shard group, by id.
@@ -359,5 +433,9 @@ pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, ro
         ClusterQuery::LastRepair => ClusterAnswer::LastRepair(read::<RepairRecord>(view, LAST_REPAIR)?.ok().flatten()),
         ClusterQuery::LastGc => ClusterAnswer::LastGc(read::<GcRecord>(view, LAST_GC)?.ok().flatten()),
         ClusterQuery::Users => ClusterAnswer::Users(users(view)?),
+        ClusterQuery::Tiering => ClusterAnswer::Tiering(tiering(view)?),
+        ClusterQuery::LastTierPass => {
+            ClusterAnswer::LastTierPass(read::<TierPassRecord>(view, LAST_TIER_PASS)?.ok().flatten())
+        }
     })
 }

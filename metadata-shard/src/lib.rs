@@ -2,8 +2,8 @@
 //!
 //! A `tessera-meta` process hosts replicas of several Raft groups (openraft)
 //! in one RocksDB: group 0 is the cluster group (nodes, shard map, users,
-//! placement epoch), every other group is a metadata shard owning a slice of
-//! users. See `docs/architecture.md`.
+//! tiering configuration, placement epoch), every other group is a metadata
+//! shard owning a slice of users. See `docs/architecture.md`.
 
 pub mod admin;
 pub mod client;
@@ -15,3 +15,4 @@ pub mod node;
 pub mod password;
 pub mod raft;
 pub mod shard_kv;
+pub mod tiering;

@@ -183,7 +183,7 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Gc { command } => return crate::gc::run(meta, command, json).await,
         AdminCommand::Node { command: NodeCommand::Add { id, addr, zone } } => {
-            let info = NodeInfo { kind: NodeKind::Block, id: id.clone(), addr, zone };
+            let info = NodeInfo { kind: NodeKind::Block, id: id.clone(), addr, zone, labels: vec![] };
             let epoch = cluster_command(&meta, ClusterCommand::RegisterNode(info)).await?;
             println!("block node {id} registered; placement epoch {epoch}");
         }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::buckets::{self, BucketConfig, BucketVersioning};
 use super::changelog::Origin;
+use super::chunk_tiers::{self, ChunkTierMove, ChunkTierOutcome};
 use super::chunks::{self, RefDelta};
 use super::kv::{KvWrite, Overlay};
 use super::links::{self, Link, LinkPermission, NewLink};
@@ -198,6 +199,12 @@ pub enum ShardCommand {
         upload_id: UploadId,
         user_id: String,
     },
+    /// Commits tiering moves to chunk location records (`model::chunk_tiers`): each a
+    /// compare-and-set on the record's generation, applied in order; at most 1000,
+    /// none with an empty tier name. Answers `ChunkTierMoves`, one outcome per move.
+    MoveChunkTiers {
+        moves: Vec<ChunkTierMove>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +248,8 @@ pub enum ShardResponse {
         file_removed: bool,
     },
     QuotaSet(Usage),
+    /// One outcome per move of `MoveChunkTiers`, in the order given.
+    ChunkTierMoves(Vec<ChunkTierOutcome>),
 }
 
 /// Applies one command. Atomic: the command runs against an [`Overlay`] of `kv` and its
@@ -387,5 +396,6 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
             multipart::abort(tx, upload_id, user_id)?;
             R::MultipartAborted
         }
+        C::MoveChunkTiers { moves } => R::ChunkTierMoves(chunk_tiers::move_chunk_tiers(tx.kv, moves)?),
     })
 }

@@ -23,6 +23,9 @@
 //! | `U` | `U` upload id (16)                          | `MultipartUpload`             |
 //! | `P` | `P` upload id (16) part number BE32         | `PartRecord`                  |
 //! | `N` | `N` user NUL path NUL upload id (16)        | empty (uploads by path)       |
+//! | `A` | `A` user                                    | logical bytes stored (u64 BE) |
+//! | `O` | `O` user                                    | quota in bytes (u64 BE)       |
+//! | `R` | `R` chunk hash (32)                         | `ChunkTier` (location record) |
 
 use super::types::{Hash32, LinkToken, SessionId, UploadId};
 
@@ -46,6 +49,7 @@ const MULTIPART_PART: u8 = b'P';
 const MULTIPART_BY_PATH: u8 = b'N';
 const USAGE: u8 = b'A';
 const QUOTA: u8 = b'O';
+const CHUNK_TIER: u8 = b'R';
 
 /// Names of the per-shard counters under `M`.
 pub const NEXT_ENTRY_ID: &str = "next_entry_id";
@@ -175,6 +179,20 @@ pub fn zero_ref(seq: u64) -> Vec<u8> {
 /// The zero-ref log from `first` (inclusive) to its end.
 pub fn zero_ref_from(first: u64) -> (Vec<u8>, Vec<u8>) {
     (zero_ref(first), prefix_end(&[ZERO_REF]))
+}
+
+/// A chunk's location record (which storage tier holds it).
+pub fn chunk_tier(hash: &Hash32) -> Vec<u8> {
+    tagged(CHUNK_TIER, &[hash])
+}
+
+/// Range of the location records of chunks whose hash is above `after` (all when `None`).
+pub fn chunk_tiers_after(after: Option<&Hash32>) -> (Vec<u8>, Vec<u8>) {
+    let start = match after {
+        Some(hash) => key_successor(&chunk_tier(hash)),
+        None => vec![CHUNK_TIER],
+    };
+    (start, prefix_end(&[CHUNK_TIER]))
 }
 
 // ---- upload sessions -------------------------------------------------------------------

@@ -7,7 +7,8 @@
 //! - [`query`]: `ShardQuery` → [`query()`] → `QueryResponse` (reads only);
 //! - one module per idea: [`namespace`] (entries, mkdir -p, tombstones, detached files),
 //!   [`tree_ops`] (move, delete, purge), [`listing`], [`versions`] (commit, conflicts,
-//!   restore, pruning), [`chunks`] (refcounts, zero-ref log), [`sessions`] (resumable
+//!   restore, pruning), [`chunks`] (refcounts, zero-ref log), [`chunk_tiers`] (chunk
+//!   location records of storage tiering), [`sessions`] (resumable
 //!   uploads), [`multipart`] (S3 multipart uploads), [`buckets`] (S3 bucket settings),
 //!   [`usage`] (per-user usage and quotas), [`shares`], [`links`], [`access`], [`changelog`],
 //!   [`shared_feed`] (a grantee's filtered view of an owner's change log);
@@ -17,6 +18,7 @@
 pub mod access;
 pub mod buckets;
 pub mod changelog;
+pub mod chunk_tiers;
 pub mod chunks;
 mod codec;
 pub mod command;
@@ -44,6 +46,7 @@ mod tests;
 pub use access::{AccessDecision, Action};
 pub use buckets::{BucketConfig, BucketVersioning};
 pub use changelog::{ChangeEvent, ChangeKind, ChangePage};
+pub use chunk_tiers::{ChunkTier, ChunkTierMove, ChunkTierOutcome};
 pub use chunks::{ChunkRefPage, ZeroRef, ZeroRefPage};
 pub use command::{apply, ShardCommand, ShardResponse};
 pub use error::{ModelError, ModelResult};

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::access::{self, AccessDecision, Action};
 use super::buckets::{self, BucketConfig};
 use super::changelog::{self, ChangePage};
+use super::chunk_tiers::{self, ChunkTier};
 use super::chunks::{self, ChunkRefPage, ZeroRefPage};
 use super::kv::KvRead;
 use super::links::{self, Link};
@@ -152,6 +153,17 @@ pub enum ShardQuery {
         after: Option<(String, UploadId)>,
         limit: usize,
     },
+    /// Location records of chunks (`None`: never moved, in the first tier), in the
+    /// order asked; at most 1000 hashes. Answers `ChunkTiers`.
+    ChunkTiers {
+        hashes: Vec<Hash32>,
+    },
+    /// Location records with a hash above `after`, in hash order; `limit` is clamped
+    /// to 1..=1000. Answers `ChunkTierPage`.
+    ListChunkTiers {
+        after: Option<Hash32>,
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +193,8 @@ pub enum QueryResponse {
     Multipart(MultipartUpload),
     Parts(PartPage),
     MultipartUploads(UploadPage),
+    ChunkTiers(Vec<Option<ChunkTier>>),
+    ChunkTierPage { entries: Vec<(Hash32, ChunkTier)>, has_more: bool },
 }
 
 pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse, ModelError> {
@@ -245,6 +259,11 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
         Q::ListMultipart { user_id, prefix, after, limit } => {
             let after = after.as_ref().map(|(p, id)| (p.as_str(), id));
             R::MultipartUploads(multipart::list_uploads(kv, user_id, prefix, after, *limit)?)
+        }
+        Q::ChunkTiers { hashes } => R::ChunkTiers(chunk_tiers::chunk_tiers(kv, hashes)?),
+        Q::ListChunkTiers { after, limit } => {
+            let (entries, has_more) = chunk_tiers::list_chunk_tiers(kv, after.as_ref(), *limit)?;
+            R::ChunkTierPage { entries, has_more }
         }
     })
 }

@@ -41,7 +41,13 @@ pub async fn start_block(meta: &MetaClient, dir: &std::path::Path, id: &str, zon
         ..BlockConfig::default()
     };
     let node = BlockNode::start(&cfg).await.unwrap();
-    let info = NodeInfo { kind: NodeKind::Block, id: cfg.node_id.clone(), addr: node.addr.to_string(), zone: cfg.zone };
+    let info = NodeInfo {
+        kind: NodeKind::Block,
+        id: cfg.node_id.clone(),
+        addr: node.addr.to_string(),
+        zone: cfg.zone,
+        labels: vec![],
+    };
     let (resp, _) = meta.propose(0, &GroupCommand::Cluster(ClusterCommand::RegisterNode(info))).await.unwrap();
     assert!(matches!(resp, GroupResponse::Cluster(Ok(_))), "{resp:?}");
     node
