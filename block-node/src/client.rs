@@ -16,6 +16,7 @@ use tonic::{Code, Status};
 use crate::fragment::FragmentKey;
 use crate::node::{MAX_REQUEST, MAX_RESPONSE};
 use crate::service::DATA_PIECE;
+pub use crate::store::ListedFragment;
 
 /// The erasure code a fragment belongs to, and the chunk it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,12 +188,13 @@ impl BlockClient {
         Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())
     }
 
-    /// One page of held fragments after `after`, and whether more follow.
+    /// One page of held fragments after `after` (with their stored, touch and
+    /// read times), and whether more follow.
     pub async fn list_fragments(
         &self,
         after: Option<&FragmentKey>,
         limit: u32,
-    ) -> Result<(Vec<(FragmentKey, u64)>, bool), Status> {
+    ) -> Result<(Vec<ListedFragment>, bool), Status> {
         let req = pb::ListFragmentsRequest { after: after.map(wire_key), limit };
         let mut inner = self.inner.clone();
         let resp = within(CONTROL_TIMEOUT, "list fragments", inner.list_fragments(req)).await?.into_inner();
@@ -202,7 +204,13 @@ impl BlockClient {
                 .key
                 .and_then(|k| FragmentKey::from_wire(&k.chunk_hash, k.index).ok())
                 .ok_or_else(|| Status::new(Code::Internal, "ListFragments answered a malformed key"))?;
-            out.push((key, f.fragment_len));
+            out.push(ListedFragment {
+                key,
+                fragment_len: f.fragment_len,
+                last_touch_ms: f.last_touch_ms,
+                stored_ms: f.stored_ms,
+                last_read_ms: f.last_read_ms,
+            });
         }
         Ok((out, resp.has_more))
     }

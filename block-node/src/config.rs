@@ -27,6 +27,10 @@ pub struct BlockConfig {
     pub bloom_expected_chunks: u64,
     /// How many recent Bloom additions are kept for delta requests.
     pub bloom_delta_window: usize,
+    /// How often, in milliseconds, the chunks' read times recorded in memory are
+    /// written to disk in one batch (also at clean shutdown). A crash loses at
+    /// most about this much of read history.
+    pub read_flush_ms: u64,
 }
 
 impl Default for BlockConfig {
@@ -41,6 +45,7 @@ impl Default for BlockConfig {
             min_free_bytes: 256 << 20,
             bloom_expected_chunks: 1_000_000,
             bloom_delta_window: 1 << 20,
+            read_flush_ms: 30_000,
         }
     }
 }

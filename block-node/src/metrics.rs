@@ -38,6 +38,9 @@ pub struct BlockMetrics {
     pub scrub_corrupt: Counter,
     pub scrub_running: Gauge,
     pub fragments_deleted: Counter,
+    pub read_flushes: Counter,
+    pub read_records_written: Counter,
+    pub read_records_pending: Gauge,
 }
 
 impl BlockMetrics {
@@ -56,6 +59,9 @@ impl BlockMetrics {
             scrub_corrupt: Counter::default(),
             scrub_running: Gauge::default(),
             fragments_deleted: Counter::default(),
+            read_flushes: Counter::default(),
+            read_records_written: Counter::default(),
+            read_records_pending: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("tessera_block");
         r.register("requests", "gRPC requests by operation and outcome", m.requests.clone());
@@ -74,6 +80,13 @@ impl BlockMetrics {
             "deleted_fragments",
             "Fragments deleted (garbage collection, rebalance)",
             m.fragments_deleted.clone(),
+        );
+        r.register("read_flushes", "Batches of chunk read times written to disk", m.read_flushes.clone());
+        r.register("read_records_written", "Chunk read-time records written to disk", m.read_records_written.clone());
+        r.register(
+            "read_records_pending",
+            "Chunks read since the last read-time flush (records the next flush writes)",
+            m.read_records_pending.clone(),
         );
         m
     }

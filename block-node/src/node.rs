@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use tessera_proto::block::block_store_server::BlockStoreServer;
@@ -29,6 +29,7 @@ pub const MAX_RESPONSE: usize = 512 << 20;
 pub struct BlockNode {
     service: BlockService,
     registry: Arc<Registry>,
+    read_flush: Duration,
 }
 
 impl BlockNode {
@@ -57,7 +58,9 @@ impl BlockNode {
             zone: config.zone.clone(),
         };
         service.refresh_gauges();
-        Ok(Self { service, registry: Arc::new(registry) })
+        // At least 1 ms: a zero period would make the flush task spin.
+        let read_flush = Duration::from_millis(config.read_flush_ms.max(1));
+        Ok(Self { service, registry: Arc::new(registry), read_flush })
     }
 
     pub fn store(&self) -> &Arc<FragmentStore> {
@@ -77,14 +80,18 @@ impl BlockNode {
         Arc::new(move || store.disk_space().map(|_| ()).map_err(|e| e.to_string()))
     }
 
-    /// Serves until `shutdown` resolves, then flushes the store.
+    /// Serves until `shutdown` resolves, then flushes the store (pending read
+    /// times included). Read times are also flushed every `read_flush_ms` meanwhile.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let http = listener::observability_routes(self.registry.clone(), self.health());
-        listener::serve(listener, self.routes(), http, shutdown).await?;
+        let flusher = tokio::spawn(flush_reads_every(self.service.clone(), self.read_flush));
+        let served = listener::serve(listener, self.routes(), http, shutdown).await;
+        flusher.abort();
+        served?;
         let store = self.service.store.clone();
         tokio::task::spawn_blocking(move || store.flush()).await??;
         tracing::info!("block node stopped");
@@ -104,6 +111,21 @@ impl BlockNode {
             let _ = rx.await;
         }));
         Ok(RunningBlockNode { addr, store, shutdown: Some(tx), task })
+    }
+}
+
+/// Writes the read times recorded in memory every `period` (see `reads.rs`).
+async fn flush_reads_every(service: BlockService, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await; // the first tick is immediate: nothing has been read yet
+    loop {
+        tick.tick().await;
+        match service.flush_reads().await {
+            Ok(0) => {}
+            Ok(records) => tracing::debug!(records, "read times flushed"),
+            Err(e) => tracing::warn!(error = %e, "writing read times failed; retried at the next flush"),
+        }
     }
 }
 

@@ -59,6 +59,20 @@ impl BlockService {
         })
     }
 
+    /// Writes the pending read times and accounts for the flush in the metrics.
+    pub(crate) async fn flush_reads(&self) -> Result<u64, StoreError> {
+        let store = self.store.clone();
+        let written = blocking(move || store.flush_reads()).await;
+        if let Ok(n) = written {
+            if n > 0 {
+                self.metrics.read_flushes.inc();
+                self.metrics.read_records_written.inc_by(n);
+            }
+        }
+        self.metrics.read_records_pending.set(self.store.read_log().pending() as i64);
+        written
+    }
+
     pub(crate) fn refresh_gauges(&self) {
         self.metrics.fragments.set(self.store.fragment_count() as i64);
         self.metrics.fragment_bytes.set(self.store.fragment_bytes() as i64);
@@ -180,11 +194,12 @@ impl BlockStore for BlockService {
                 .ok_or_else(|| StoreError::InvalidArgument("request has no key".into()))
                 .and_then(|k| FragmentKey::from_wire(&k.chunk_hash, k.index))?;
             let store = self.store.clone();
-            let (meta, data) = blocking(move || store.get(&key)).await?;
+            let (meta, data) = blocking(move || store.read(&key)).await?;
             Ok((key, meta, bytes::Bytes::from(data)))
         }
         .await;
         let (key, meta, data) = self.finish("get_fragment", started, result)?;
+        self.metrics.read_records_pending.set(self.store.read_log().pending() as i64);
         self.metrics.bytes_out.inc_by(data.len() as u64);
         let header =
             pb::GetFragmentResponse { part: Some(get_fragment_response::Part::Header(header_of(&key, &meta))) };
@@ -281,6 +296,8 @@ impl BlockStore for BlockService {
                     key: Some(crate::client::wire_key(&f.key)),
                     fragment_len: f.fragment_len,
                     last_touch_ms: f.last_touch_ms,
+                    stored_ms: f.stored_ms,
+                    last_read_ms: f.last_read_ms,
                 })
                 .collect();
             Ok(pb::ListFragmentsResponse { fragments, has_more })

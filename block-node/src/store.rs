@@ -6,6 +6,9 @@
 //! compaction). Both are written in one `WriteBatch` with a synced WAL, so a
 //! fragment is either fully present with its metadata or absent, and an
 //! acknowledged put survives kill -9 and power loss.
+//!
+//! A third column family, `reads`, holds the chunks' last read times, written
+//! in unsynced batches by [`ReadLog`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +20,7 @@ use tessera_proto::ChunkHash;
 
 use crate::error::StoreError;
 use crate::fragment::{FragmentKey, FragmentMeta, KEY_LEN};
+use crate::reads::{ReadLog, CF_READS};
 use crate::touch::TouchLog;
 
 const CF_INDEX: &str = "index";
@@ -57,6 +61,7 @@ pub struct FragmentStore {
     bytes: AtomicU64,
     stripes: Vec<Mutex<()>>,
     touches: TouchLog,
+    reads: ReadLog,
 }
 
 /// Outcome of [`FragmentStore::delete_untouched`].
@@ -68,12 +73,22 @@ pub struct DeleteOutcome {
     pub kept_recent: u64,
 }
 
-/// One fragment as listed by [`FragmentStore::list`].
+/// One fragment as listed by [`FragmentStore::list`] (and by
+/// `BlockClient::list_fragments`). Times are milliseconds since the Unix epoch
+/// on the node's clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListedFragment {
     pub key: FragmentKey,
     pub fragment_len: u64,
+    /// Last touch of the chunk (stored, or found by an exact `BatchHas`).
     pub last_touch_ms: u64,
+    /// When this copy was written, from its index entry (second precision). A
+    /// re-put of an intact identical fragment keeps it; a re-put that replaces
+    /// the stored copy (damaged, or different bytes) sets it anew.
+    pub stored_ms: u64,
+    /// Last client read of any fragment of the chunk here; 0 = never read since
+    /// the chunk was stored here (after all its fragments were deleted, anew).
+    pub last_read_ms: u64,
 }
 
 fn now_secs() -> u64 {
@@ -117,8 +132,11 @@ impl FragmentStore {
             vec![
                 ColumnFamilyDescriptor::new(CF_INDEX, index_opts),
                 ColumnFamilyDescriptor::new(CF_FRAGMENTS, frag_opts),
+                // Hashes and times: incompressible, small.
+                ColumnFamilyDescriptor::new(CF_READS, Options::default()),
             ],
         )?;
+        let reads = ReadLog::load(&db)?;
         let store = Self {
             db,
             data_dir: data_dir.to_path_buf(),
@@ -128,6 +146,7 @@ impl FragmentStore {
             bytes: AtomicU64::new(0),
             stripes: (0..WRITE_STRIPES).map(|_| Mutex::new(())).collect(),
             touches: TouchLog::new(),
+            reads,
         };
         let (mut count, mut bytes) = (0u64, 0u64);
         store.for_each_fragment(|key, meta| {
@@ -280,6 +299,20 @@ impl FragmentStore {
         Ok((meta, data))
     }
 
+    /// [`get`](Self::get) for a client: a successful read is recorded in the
+    /// read-time log.
+    pub fn read(&self, key: &FragmentKey) -> Result<(FragmentMeta, Vec<u8>), StoreError> {
+        let out = self.get(key)?;
+        // Recorded under the chunk's lock and only while the fragment is still
+        // here: a delete that ran since the read must not be followed by a
+        // record of a chunk this node no longer holds.
+        let _guard = self.stripe(&key.chunk)?;
+        if matches!(self.meta(key), Ok(Some(_))) {
+            self.reads.record(&key.chunk);
+        }
+        Ok(out)
+    }
+
     pub fn meta(&self, key: &FragmentKey) -> Result<Option<FragmentMeta>, StoreError> {
         match self.db.get_pinned_cf(self.cf(CF_INDEX)?, key.encode())? {
             Some(v) => Ok(Some(FragmentMeta::decode(&v)?)),
@@ -394,15 +427,26 @@ impl FragmentStore {
         if doomed.is_empty() {
             return Ok(outcome);
         }
+        // Chunks left without any fragment here (exact: puts wait on the locks
+        // held) lose their read record in the same batch.
+        let chunks: std::collections::HashSet<ChunkHash> = doomed.iter().map(|k| k.chunk).collect();
+        let mut emptied = Vec::new();
+        for chunk in chunks {
+            if self.held_indices(&chunk)?.into_iter().all(|i| doomed.contains(&FragmentKey::new(chunk, i))) {
+                emptied.push(chunk);
+            }
+        }
+        let _paused = self.reads.pause_flushes();
+        for chunk in &emptied {
+            self.reads.forget(&self.db, &mut batch, chunk)?;
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
         self.fragments.fetch_sub(outcome.deleted, Ordering::Relaxed);
         self.bytes.fetch_sub(outcome.bytes_freed, Ordering::Relaxed);
-        for key in &doomed {
-            if self.held_indices(&key.chunk)?.is_empty() {
-                self.touches.forget(&key.chunk);
-            }
+        for chunk in &emptied {
+            self.touches.forget(chunk);
         }
         Ok(outcome)
     }
@@ -431,6 +475,8 @@ impl FragmentStore {
                 key,
                 fragment_len: meta.fragment_len,
                 last_touch_ms: self.touches.last_touch_ms(&key.chunk),
+                stored_ms: meta.stored_at.saturating_mul(1000),
+                last_read_ms: self.reads.last_read_ms(&key.chunk),
             });
         }
         Ok((out, false))
@@ -482,10 +528,37 @@ impl FragmentStore {
         Ok(DiskSpace { free: stats.available_space(), total: stats.total_space() })
     }
 
-    /// Flushes memtables so a clean shutdown leaves no WAL to replay.
+    /// Writes the read times recorded since the last call (see [`ReadLog`]);
+    /// returns the number of records written.
+    pub fn flush_reads(&self) -> Result<u64, StoreError> {
+        self.reads.flush(&self.db)
+    }
+
+    /// The read-time log (pending records, flush counters).
+    pub fn read_log(&self) -> &ReadLog {
+        &self.reads
+    }
+
+    /// The chunk's read time as persisted, ignoring unflushed reads.
+    pub fn persisted_read_ms(&self, chunk: &ChunkHash) -> Result<Option<u64>, StoreError> {
+        ReadLog::persisted_ms(&self.db, chunk)
+    }
+
+    /// Number of persisted read records (scans them).
+    pub fn persisted_read_records(&self) -> Result<u64, StoreError> {
+        ReadLog::persisted_count(&self.db)
+    }
+
+    /// Writes pending read times, then flushes memtables so a clean shutdown
+    /// leaves no WAL to replay.
     pub fn flush(&self) -> Result<(), StoreError> {
+        if let Err(e) = self.flush_reads() {
+            // Only read times are at stake; the fragments' memtables still get flushed.
+            tracing::warn!(error = %e, "writing read times failed");
+        }
         self.db.flush_cf(self.cf(CF_INDEX)?)?;
         self.db.flush_cf(self.cf(CF_FRAGMENTS)?)?;
+        self.db.flush_cf(self.cf(CF_READS)?)?;
         Ok(())
     }
 }

@@ -304,9 +304,9 @@ pub async fn run(
                 }
             };
             record.fragments_examined += page.len() as u64;
-            after = page.last().map(|(k, _)| *k);
+            after = page.last().map(|f| f.key);
             let garbage: Vec<FragmentKey> =
-                page.iter().filter(|(k, _)| !marked.contains(&k.chunk)).map(|(k, _)| *k).collect();
+                page.iter().filter(|f| !marked.contains(&f.key.chunk)).map(|f| f.key).collect();
             if !garbage.is_empty() {
                 record.fragments_unreferenced += garbage.len() as u64;
                 let window = options.grace + began.elapsed();
