@@ -16,6 +16,7 @@ fn nodes(count: usize, zones: usize) -> Vec<BlockNodeInfo> {
             id: format!("node-{i}"),
             zone: format!("zone-{}", i % zones),
             endpoint: format!("http://node-{i}:7100"),
+            labels: vec![],
         })
         .collect()
 }

@@ -117,12 +117,18 @@ impl BlockClient {
 
     /// Reads a fragment, verifying its checksum on arrival too.
     pub async fn get_fragment(&self, key: &FragmentKey) -> Result<(FragmentCode, Vec<u8>), Status> {
-        within(TRANSFER_TIMEOUT, "get fragment", self.fetch_fragment(key)).await
+        within(TRANSFER_TIMEOUT, "get fragment", self.fetch_fragment(key, false)).await
     }
 
-    async fn fetch_fragment(&self, key: &FragmentKey) -> Result<(FragmentCode, Vec<u8>), Status> {
-        let mut stream =
-            self.inner.clone().get_fragment(pb::GetFragmentRequest { key: Some(wire_key(key)) }).await?.into_inner();
+    /// As [`get_fragment`](Self::get_fragment), for repair and tiering moves: the
+    /// node does not record it as a read of the chunk.
+    pub async fn get_fragment_background(&self, key: &FragmentKey) -> Result<(FragmentCode, Vec<u8>), Status> {
+        within(TRANSFER_TIMEOUT, "get fragment", self.fetch_fragment(key, true)).await
+    }
+
+    async fn fetch_fragment(&self, key: &FragmentKey, background: bool) -> Result<(FragmentCode, Vec<u8>), Status> {
+        let req = pb::GetFragmentRequest { key: Some(wire_key(key)), background };
+        let mut stream = self.inner.clone().get_fragment(req).await?.into_inner();
         let first = stream.message().await?.ok_or_else(|| Status::data_loss("empty fragment stream"))?;
         let Some(get_fragment_response::Part::Header(header)) = first.part else {
             return Err(Status::data_loss("fragment stream did not start with a header"));
@@ -168,7 +174,11 @@ impl BlockClient {
     }
 
     pub async fn delete(&self, keys: &[FragmentKey]) -> Result<pb::DeleteFragmentsResponse, Status> {
-        let req = pb::DeleteFragmentsRequest { keys: keys.iter().map(wire_key).collect(), untouched_for_ms: None };
+        let req = pb::DeleteFragmentsRequest {
+            keys: keys.iter().map(wire_key).collect(),
+            untouched_for_ms: None,
+            unstored_for_ms: None,
+        };
         let mut inner = self.inner.clone();
         Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())
     }
@@ -183,6 +193,23 @@ impl BlockClient {
         let req = pb::DeleteFragmentsRequest {
             keys: keys.iter().map(wire_key).collect(),
             untouched_for_ms: Some(u64::try_from(window.as_millis()).unwrap_or(u64::MAX)),
+            unstored_for_ms: None,
+        };
+        let mut inner = self.inner.clone();
+        Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())
+    }
+
+    /// A tiering move's delete of the copy it moved away from: only fragments
+    /// not stored within `window` on the node's clock.
+    pub async fn delete_unstored(
+        &self,
+        keys: &[FragmentKey],
+        window: Duration,
+    ) -> Result<pb::DeleteFragmentsResponse, Status> {
+        let req = pb::DeleteFragmentsRequest {
+            keys: keys.iter().map(wire_key).collect(),
+            untouched_for_ms: None,
+            unstored_for_ms: Some(u64::try_from(window.as_millis()).unwrap_or(u64::MAX)),
         };
         let mut inner = self.inner.clone();
         Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())

@@ -194,7 +194,8 @@ impl BlockStore for BlockService {
                 .ok_or_else(|| StoreError::InvalidArgument("request has no key".into()))
                 .and_then(|k| FragmentKey::from_wire(&k.chunk_hash, k.index))?;
             let store = self.store.clone();
-            let (meta, data) = blocking(move || store.read(&key)).await?;
+            let background = request.get_ref().background;
+            let (meta, data) = blocking(move || if background { store.get(&key) } else { store.read(&key) }).await?;
             Ok((key, meta, bytes::Bytes::from(data)))
         }
         .await;
@@ -256,9 +257,13 @@ impl BlockStore for BlockService {
                 .iter()
                 .map(|k| FragmentKey::from_wire(&k.chunk_hash, k.index))
                 .collect::<Result<Vec<_>, _>>()?;
-            match request.untouched_for_ms {
-                Some(window) => store.delete_untouched(&keys, window),
-                None => store.delete(&keys).map(|(deleted, bytes_freed)| DeleteOutcome {
+            match (request.untouched_for_ms, request.unstored_for_ms) {
+                (Some(_), Some(_)) => {
+                    Err(StoreError::InvalidArgument("untouched_for_ms and unstored_for_ms cannot be combined".into()))
+                }
+                (Some(window), None) => store.delete_untouched(&keys, window),
+                (None, Some(window)) => store.delete_unstored(&keys, window),
+                (None, None) => store.delete(&keys).map(|(deleted, bytes_freed)| DeleteOutcome {
                     deleted,
                     bytes_freed,
                     kept_recent: 0,

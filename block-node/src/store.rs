@@ -229,12 +229,20 @@ impl FragmentStore {
             None => None,
         };
         if let Some(prev) = previous {
-            // Same content address and same checksum: nothing to write, unless
-            // the stored copy is damaged, in which case it is replaced.
+            // Same content address and same checksum: only the stored time is
+            // rewritten (a tiering move's conditional delete spares copies
+            // written again since it began), unless the stored copy is damaged,
+            // in which case it is replaced.
             if prev.crc32c == meta.crc32c
                 && prev.fragment_len == meta.fragment_len
                 && self.read_verified(key, &prev).is_ok()
             {
+                let now = now_secs();
+                if prev.stored_at != now {
+                    let mut wo = WriteOptions::default();
+                    wo.set_sync(true);
+                    self.db.put_cf_opt(index, encoded_key, FragmentMeta { stored_at: now, ..prev }.encode(), &wo)?;
+                }
                 return Ok(PutOutcome::AlreadyPresent);
             }
         }
@@ -379,14 +387,24 @@ impl FragmentStore {
 
     /// Deletes fragments; returns (fragments deleted, bytes freed).
     pub fn delete(&self, keys: &[FragmentKey]) -> Result<(u64, u64), StoreError> {
-        let outcome = self.delete_where(keys, |_| true)?;
+        let outcome = self.delete_where(keys, |_, _| true)?;
         Ok((outcome.deleted, outcome.bytes_freed))
     }
 
     /// Deletes the fragments whose chunk was not touched within `window_ms`
     /// (garbage collection); the check and the deletion happen under the chunk's lock.
     pub fn delete_untouched(&self, keys: &[FragmentKey], window_ms: u64) -> Result<DeleteOutcome, StoreError> {
-        self.delete_where(keys, |chunk| self.touches.untouched_for(chunk, window_ms))
+        self.delete_where(keys, |key, _| self.touches.untouched_for(&key.chunk, window_ms))
+    }
+
+    /// Deletes the fragments not stored within `window_ms` (a tiering move's
+    /// removal of the copy it moved away from: a fragment written since, by a
+    /// mover bringing the chunk back, stays). Stored times have second
+    /// precision, so a fragment stored up to a second before the window may be
+    /// kept too; callers' margins cover that.
+    pub fn delete_unstored(&self, keys: &[FragmentKey], window_ms: u64) -> Result<DeleteOutcome, StoreError> {
+        let now = crate::touch::now_ms();
+        self.delete_where(keys, |_, meta| now.saturating_sub(meta.stored_at.saturating_mul(1000)) >= window_ms)
     }
 
     /// Deletes in one synced batch the `keys` whose chunk passes `allowed`, holding
@@ -395,7 +413,7 @@ impl FragmentStore {
     fn delete_where(
         &self,
         keys: &[FragmentKey],
-        allowed: impl Fn(&ChunkHash) -> bool,
+        allowed: impl Fn(&FragmentKey, &FragmentMeta) -> bool,
     ) -> Result<DeleteOutcome, StoreError> {
         let index = self.cf(CF_INDEX)?;
         let frags = self.cf(CF_FRAGMENTS)?;
@@ -414,7 +432,7 @@ impl FragmentStore {
                 continue;
             }
             let Some(meta) = self.meta(key)? else { continue };
-            if !allowed(&key.chunk) {
+            if !allowed(key, &meta) {
                 outcome.kept_recent += 1;
                 continue;
             }

@@ -59,6 +59,7 @@ async fn round_trip_batch_has_delete_stats_and_bad_input() {
     let mut raw = client.raw();
     let err = raw
         .get_fragment(tessera_proto::block::GetFragmentRequest {
+            background: false,
             key: Some(tessera_proto::block::FragmentKey { chunk_hash: vec![1u8; 31].into(), index: 0 }),
         })
         .await

@@ -193,3 +193,30 @@ async fn read_times_are_flushed_periodically_and_survive_kill9() {
     let client = node.client().await;
     assert_eq!(list_one(&client, &key).await.last_read_ms, read_ms, "persisted by the periodic flush");
 }
+
+/// Tiering's delete of the copy a move left: only fragments not stored within
+/// the window go, and writing an identical fragment again counts as storing it
+/// (a mover bringing the chunk back must not lose its copy to an older move).
+#[test]
+fn deletes_of_moved_copies_spare_fragments_stored_again_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (old, rewritten) = (FragmentKey::new(chunk(7), 0), FragmentKey::new(chunk(8), 0));
+    let data = vec![5u8; 2000];
+    for key in [old, rewritten] {
+        store.put(&key, meta_for(&data), &data).unwrap();
+    }
+    // Within the window nothing goes.
+    let kept = store.delete_unstored(&[old, rewritten], 60_000).unwrap();
+    assert_eq!((kept.deleted, kept.kept_recent), (0, 2));
+    // Stored times have second precision: wait past two second boundaries.
+    std::thread::sleep(Duration::from_millis(2100));
+    let before = listed(&store, &rewritten).stored_ms;
+    store.put(&rewritten, meta_for(&data), &data).unwrap();
+    assert!(listed(&store, &rewritten).stored_ms > before, "an identical re-put refreshes the stored time");
+    let outcome = store.delete_unstored(&[old, rewritten], 1500).unwrap();
+    assert_eq!((outcome.deleted, outcome.kept_recent), (1, 1), "{outcome:?}");
+    let (left, _) = store.list(None, 100).unwrap();
+    assert_eq!(left.iter().map(|f| f.key).collect::<Vec<_>>(), vec![rewritten]);
+    assert_eq!(store.read(&rewritten).unwrap().1, data);
+}

@@ -46,10 +46,14 @@ async fn load_placement(meta: &MetaClient) -> Result<Placement, RouterError> {
             id: n.id,
             zone: n.zone,
             endpoint: if n.addr.starts_with("http") { n.addr } else { format!("http://{}", n.addr) },
+            labels: n.labels,
         })
         .collect();
     let shards = shards.into_iter().map(|s| ShardInfo { group_id: s.group_id, vnodes: s.vnodes }).collect();
-    Ok(Placement::new(epoch, nodes, shards))
+    let ClusterAnswer::Tiering(tiering) = cluster_query(meta, ClusterQuery::Tiering).await? else {
+        return Err(RouterError::Metadata("tiering query answered something else".into()));
+    };
+    Ok(Placement::new(epoch, nodes, shards).with_tiering(tiering))
 }
 
 impl ClusterView {
@@ -105,6 +109,7 @@ impl ClusterView {
         if fresh.epoch() != current.epoch()
             || fresh.block_nodes() != current.block_nodes()
             || fresh.shards() != current.shards()
+            || fresh.tiering() != current.tiering()
         {
             tracing::info!(epoch = fresh.epoch(), nodes = fresh.block_nodes().len(), "placement changed");
             *self.placement.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);

@@ -3,14 +3,15 @@
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use tessera_proto::ChunkHash;
 
 use crate::cluster_view::ClusterView;
 use crate::codec::{ChunkerParams, ErasureCode, ErasureError};
 use crate::error::RouterError;
-use crate::placement::BlockNodeInfo;
+use crate::placement::{BlockNodeInfo, Placement};
+use crate::tiering::TierSet;
 
 /// Data-path settings (part of the router's TOML config).
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
@@ -44,6 +45,8 @@ pub struct DataPathCounters {
     /// Bloom "maybe" answers that the exact check found absent.
     pub bloom_false_positives: Counter,
     pub bloom_checks: Counter,
+    /// Chunks served from a tier other than the first.
+    pub colder_tier_reads: Counter,
 }
 
 impl DataPathCounters {
@@ -65,6 +68,11 @@ impl DataPathCounters {
             self.bloom_false_positives.clone(),
         );
         r.register("bloom_checks", "Fragment presence checks", self.bloom_checks.clone());
+        r.register(
+            "colder_tier_reads",
+            "Chunks read from a storage tier other than the first",
+            self.colder_tier_reads.clone(),
+        );
     }
 
     /// Registers the metadata cache's hit and miss counters.
@@ -78,25 +86,71 @@ impl DataPathCounters {
 pub struct DataPath {
     pub view: Arc<ClusterView>,
     pub config: DataPathConfig,
+    /// The code of the first (or only) tier, where new chunks are written.
     pub code: Arc<ErasureCode>,
     pub counters: DataPathCounters,
+    /// The tiers of the latest placement, rebuilt when the placement changes.
+    tiers: RwLock<Option<(Arc<Placement>, Arc<TierSet>)>>,
+    /// Chunks served from a colder tier, for the tiering job to bring back
+    /// (set when this router runs the job).
+    promotions: OnceLock<tokio::sync::mpsc::Sender<ChunkHash>>,
 }
 
 impl DataPath {
     pub fn new(view: Arc<ClusterView>, config: DataPathConfig) -> Result<Arc<Self>, ErasureError> {
         let code = Arc::new(ErasureCode::new(config.data_shards, config.parity_shards)?);
-        Ok(Arc::new(Self { view, config, code, counters: DataPathCounters::default() }))
+        Ok(Arc::new(Self {
+            view,
+            config,
+            code,
+            counters: DataPathCounters::default(),
+            tiers: RwLock::new(None),
+            promotions: OnceLock::new(),
+        }))
     }
 
     pub fn fragments_per_chunk(&self) -> usize {
         self.config.data_shards + self.config.parity_shards
     }
 
-    /// Every block node in placement order for `hash`: the first k+m hold fragments
-    /// 0..k+m, the rest are the fallbacks (in order) for a placement node that
-    /// cannot take its fragment.
-    pub fn chunk_ranking(&self, hash: &ChunkHash) -> Result<Vec<BlockNodeInfo>, RouterError> {
+    /// The storage tiers of the current placement (one `default` tier of every
+    /// node when tiering is not configured).
+    pub fn tiers(&self) -> Arc<TierSet> {
         let placement = self.view.placement();
+        if let Some((built_for, tiers)) = self.tiers.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if Arc::ptr_eq(built_for, &placement) {
+                return tiers.clone();
+            }
+        }
+        let tiers = Arc::new(TierSet::build(&placement, self.code.clone()).unwrap_or_else(|e| {
+            // A stored config is validated, so this is a code the crate refuses:
+            // serve with the hot tier only rather than not at all.
+            tracing::error!(error = %e, "tiering config not usable; serving without tiers");
+            TierSet::single(&placement, self.code.clone())
+        }));
+        *self.tiers.write().unwrap_or_else(|p| p.into_inner()) = Some((placement, tiers.clone()));
+        tiers
+    }
+
+    /// Routes chunks read from a colder tier to this router's tiering job.
+    pub fn set_promotion_queue(&self, queue: tokio::sync::mpsc::Sender<ChunkHash>) {
+        let _ = self.promotions.set(queue);
+    }
+
+    /// Asks for `hash` to be moved back to the first tier (dropped when no job
+    /// listens or its queue is full: the next pass finds the read on the block nodes).
+    pub fn request_promotion(&self, hash: ChunkHash) {
+        if let Some(queue) = self.promotions.get() {
+            let _ = queue.try_send(hash);
+        }
+    }
+
+    /// Every block node of the first tier in placement order for `hash`: the first
+    /// k+m hold fragments 0..k+m, the rest are the fallbacks (in order) for a
+    /// placement node that cannot take its fragment.
+    pub fn chunk_ranking(&self, hash: &ChunkHash) -> Result<Vec<BlockNodeInfo>, RouterError> {
+        let tiers = self.tiers();
+        let placement = &tiers.hot().placement;
         let all = placement.block_nodes().len().max(self.fragments_per_chunk());
         Ok(placement
             .nodes_for_chunk(hash, all)
@@ -106,17 +160,10 @@ impl DataPath {
             .collect())
     }
 
-    /// The block nodes holding fragments 0..k+m of `hash` under the current
-    /// placement, in fragment order.
+    /// The block nodes of the first tier holding fragments 0..k+m of `hash` under
+    /// the current placement, in fragment order.
     pub fn chunk_nodes(&self, hash: &ChunkHash) -> Result<Vec<BlockNodeInfo>, RouterError> {
-        Ok(self
-            .view
-            .placement()
-            .nodes_for_chunk(hash, self.fragments_per_chunk())
-            .map_err(|e| RouterError::Unavailable(e.to_string()))?
-            .into_iter()
-            .cloned()
-            .collect())
+        self.tiers().hot().nodes_for(hash)
     }
 }
 

@@ -28,4 +28,5 @@ pub mod server;
 pub mod sessions;
 pub mod sharing;
 pub mod status;
+pub mod tiering;
 pub mod upload;

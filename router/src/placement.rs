@@ -25,6 +25,9 @@ mod tests;
 
 use fragments::FragmentTable;
 use shards::ShardRing;
+use std::sync::Arc;
+
+use tessera_meta::tiering::TieringConfig;
 use tessera_proto::ChunkHash;
 
 /// A block node as placement sees it.
@@ -36,6 +39,8 @@ pub struct BlockNodeInfo {
     pub zone: String,
     /// Where to reach the node (not used for placement).
     pub endpoint: String,
+    /// Operator labels; a storage tier is the set of nodes carrying its label.
+    pub labels: Vec<String>,
 }
 
 /// A metadata shard (Raft group) and its weight on the user ring.
@@ -65,6 +70,8 @@ pub struct Placement {
     /// Sorted by group id, group ids unique.
     shards: Vec<ShardInfo>,
     shard_ring: ShardRing,
+    /// The cluster's storage tiers, when configured (`tessera admin tier set`).
+    tiering: Option<Arc<TieringConfig>>,
 }
 
 impl Placement {
@@ -84,7 +91,24 @@ impl Placement {
 
         let fragment_table = FragmentTable::new(&block_nodes);
         let shard_ring = ShardRing::new(&shards);
-        Self { epoch, block_nodes, fragment_table, shards, shard_ring }
+        Self { epoch, block_nodes, fragment_table, shards, shard_ring, tiering: None }
+    }
+
+    /// The same snapshot with the cluster's tiering config.
+    pub fn with_tiering(mut self, tiering: Option<TieringConfig>) -> Self {
+        self.tiering = tiering.map(Arc::new);
+        self
+    }
+
+    pub fn tiering(&self) -> Option<&TieringConfig> {
+        self.tiering.as_deref()
+    }
+
+    /// The metadata shard keeping the location record of `chunk` (storage
+    /// tiering): the user ring, at a key no user id can have (user ids never
+    /// contain NUL).
+    pub fn shard_for_chunk_record(&self, chunk: &ChunkHash) -> Result<u64, PlacementError> {
+        self.shard_ring.shard_for(&format!("\0chunk-location/{chunk}")).ok_or(PlacementError::NoShards)
     }
 
     pub fn epoch(&self) -> u64 {

@@ -36,6 +36,8 @@ pub struct RouterConfig {
     pub s3: S3Config,
     pub repair: crate::repair::background::RepairConfig,
     pub gc: crate::gc::background::GcConfig,
+    /// The background tiering job (the tiers are set cluster-wide).
+    pub tiering: crate::tiering::background::TieringJobConfig,
     pub links: crate::links::LinksConfig,
     /// The operator console (off unless `listen` is set).
     pub admin: crate::console::AdminConfig,
@@ -53,6 +55,7 @@ impl Default for RouterConfig {
             s3: S3Config::default(),
             repair: Default::default(),
             gc: Default::default(),
+            tiering: Default::default(),
             links: Default::default(),
             admin: Default::default(),
         }
@@ -132,6 +135,8 @@ pub async fn start(
     repair_metrics.register(&mut registry);
     let gc_metrics = crate::gc::background::GcMetrics::default();
     gc_metrics.register(&mut registry);
+    let tier_metrics = crate::tiering::background::TieringMetrics::default();
+    tier_metrics.register(&mut registry);
     let s3_metrics = S3Metrics::default();
     s3_metrics.register(&mut registry);
     let console_metrics = crate::console::ConsoleMetrics::default();
@@ -183,7 +188,8 @@ pub async fn start(
     let admin_addr = console.as_ref().map(|c| c.addr);
     let background = [
         crate::repair::background::spawn(dp.clone(), cfg.repair.clone(), repair_metrics, by.clone()),
-        crate::gc::background::spawn(dp.clone(), cfg.gc.clone(), gc_metrics, by),
+        crate::gc::background::spawn(dp.clone(), cfg.gc.clone(), gc_metrics, by.clone()),
+        crate::tiering::background::spawn(dp.clone(), cfg.tiering.clone(), tier_metrics, by),
     ]
     .into_iter()
     .flatten()

@@ -213,16 +213,17 @@ impl StoredContent {
         let hashes: Vec<ChunkHash> =
             self.chunks.iter().map(|c| ChunkHash(c.hash)).collect::<BTreeSet<_>>().into_iter().collect();
         let placement = dp.view.placement();
+        let tiers = dp.tiers();
         for batch in hashes.chunks(1000) {
-            // Every node is asked (a fallback node may hold a displaced fragment),
-            // so the exact checks touch every copy.
+            // Every node is asked (a fallback node may hold a displaced fragment,
+            // a colder tier a moved chunk), so the exact checks touch every copy.
             let held = crate::repair::Holdings::fetch(dp, &placement, batch).await;
             for (row, hash) in batch.iter().enumerate() {
-                let count = held.distinct_indices(row);
-                if count < dp.config.data_shards {
+                if !tiers.tiers().iter().any(|tier| held.readable_in(tier, row)) {
                     return Err(RouterError::Unavailable(format!(
-                        "chunk {hash} is no longer stored ({count} fragments found): its last reference went while \
-                         this upload ran; retry the upload"
+                        "chunk {hash} is no longer stored ({} fragments found): its last reference went while \
+                         this upload ran; retry the upload",
+                        held.distinct_indices(row)
                     )));
                 }
             }

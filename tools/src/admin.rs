@@ -42,6 +42,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: crate::gc::GcCommand,
     },
+    /// Storage tiers: set them, see bytes per tier, run a tiering pass.
+    Tier {
+        #[command(subcommand)]
+        command: crate::tier::TierCommand,
+    },
     /// Block node membership.
     Node {
         #[command(subcommand)]
@@ -71,6 +76,9 @@ pub enum NodeCommand {
         addr: String,
         #[arg(long, default_value = "")]
         zone: String,
+        /// A label (repeatable); a storage tier is the set of nodes carrying its label.
+        #[arg(long = "label")]
+        labels: Vec<String>,
     },
     /// Remove a block node from placement; run `rebalance` to rebuild its
     /// fragments elsewhere before retiring the machine.
@@ -136,7 +144,7 @@ quota:   {quota}",
 }
 
 /// Proposes a membership change; returns the placement epoch after it.
-async fn cluster_command(meta: &MetaClient, cmd: ClusterCommand) -> anyhow::Result<u64> {
+pub(crate) async fn cluster_command(meta: &MetaClient, cmd: ClusterCommand) -> anyhow::Result<u64> {
     match meta.propose(0, &GroupCommand::Cluster(cmd)).await? {
         (GroupResponse::Cluster(Ok(ClusterResponse::Epoch(e))), _) => Ok(e),
         (GroupResponse::Cluster(Ok(_)), _) => cluster(meta, ClusterQuery::Epoch).await.and_then(|a| match a {
@@ -182,8 +190,9 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
             return crate::maintenance::run(meta, Mode::Rebalance, false, args, json).await;
         }
         AdminCommand::Gc { command } => return crate::gc::run(meta, command, json).await,
-        AdminCommand::Node { command: NodeCommand::Add { id, addr, zone } } => {
-            let info = NodeInfo { kind: NodeKind::Block, id: id.clone(), addr, zone, labels: vec![] };
+        AdminCommand::Tier { command } => return crate::tier::run(meta, command, json).await,
+        AdminCommand::Node { command: NodeCommand::Add { id, addr, zone, labels } } => {
+            let info = NodeInfo { kind: NodeKind::Block, id: id.clone(), addr, zone, labels };
             let epoch = cluster_command(&meta, ClusterCommand::RegisterNode(info)).await?;
             println!("block node {id} registered; placement epoch {epoch}");
         }

@@ -133,7 +133,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             ..BlockConfig::default()
         };
         let node = BlockNode::start(&cfg).await.with_context(|| format!("starting block store {i}"))?;
-        register_block(&client, &cfg.node_id, &node.addr.to_string(), &cfg.zone).await?;
+        register_block(&client, &cfg.node_id, &node.addr.to_string(), &cfg.zone, vec![]).await?;
         blocks.push(node);
     }
     ensure_shard(&client, &[(1, meta.addr.clone())]).await?;

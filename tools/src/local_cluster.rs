@@ -26,14 +26,15 @@ pub fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Registers (or updates) a block node in the cluster group.
-pub async fn register_block(meta: &MetaClient, id: &str, addr: &str, zone: &str) -> anyhow::Result<()> {
-    let info = NodeInfo {
-        kind: NodeKind::Block,
-        id: id.to_owned(),
-        addr: addr.to_owned(),
-        zone: zone.to_owned(),
-        labels: vec![],
-    };
+pub async fn register_block(
+    meta: &MetaClient,
+    id: &str,
+    addr: &str,
+    zone: &str,
+    labels: Vec<String>,
+) -> anyhow::Result<()> {
+    let info =
+        NodeInfo { kind: NodeKind::Block, id: id.to_owned(), addr: addr.to_owned(), zone: zone.to_owned(), labels };
     meta.propose(0, &GroupCommand::Cluster(ClusterCommand::RegisterNode(info))).await?;
     Ok(())
 }

@@ -19,6 +19,7 @@ mod resumable;
 mod sharing;
 mod status;
 mod sync;
+mod tier;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

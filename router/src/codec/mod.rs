@@ -5,9 +5,11 @@
 //!   works on any stream with memory bounded by the maximum chunk size;
 //! * [`hash`]: SHA-256 chunk hashes (SHA-NI used when the CPU has it);
 //! * [`erasure`]: Reed–Solomon k+m coding of a chunk into fragments and its
-//!   reconstruction from any k of them.
+//!   reconstruction from any k of them;
+//! * [`compress`]: zstd frames for storage tiers that compress.
 
 pub mod chunker;
+pub mod compress;
 pub mod erasure;
 pub mod hash;
 

@@ -9,7 +9,7 @@ const CHUNKS: u64 = 20_000;
 const USERS: u64 = 20_000;
 
 fn node(id: &str, zone: &str) -> BlockNodeInfo {
-    BlockNodeInfo { id: id.to_owned(), zone: zone.to_owned(), endpoint: format!("http://{id}:7100") }
+    BlockNodeInfo { id: id.to_owned(), zone: zone.to_owned(), endpoint: format!("http://{id}:7100"), labels: vec![] }
 }
 
 /// `n` nodes `node-{i}`, each in its own zone `zone-{i}`.

@@ -1,5 +1,8 @@
 //! One chunk's convergence to its placement: find what is missing, copy or
 //! rebuild it, and (rebalance) delete copies outside the placement afterwards.
+//! All of it happens inside one storage tier: the tier the chunk's location
+//! record names, or the one holding a readable copy when the record's tier does
+//! not (see [`choose_tier`]).
 
 use bytes::Bytes;
 use tessera_block::client::FragmentCode;
@@ -7,9 +10,9 @@ use tessera_block::FragmentKey;
 use tessera_proto::ChunkHash;
 
 use super::{CorruptSet, Mode};
-use crate::codec::hash::hash_chunk;
 use crate::datapath::DataPath;
 use crate::placement::{BlockNodeInfo, Placement};
+use crate::tiering::{decode_payload, Tier, TierSet};
 
 /// Which fragments every block node holds, for one page of chunks.
 pub(crate) struct Holdings {
@@ -50,6 +53,25 @@ impl Holdings {
             }
         }
         seen.len()
+    }
+
+    /// (node id, fragment indices) of every node that answered and holds some of row `row`.
+    pub fn held(&self, row: usize) -> impl Iterator<Item = (&str, &[u8])> {
+        self.by_node.iter().filter_map(move |(id, held)| {
+            let indices = held.as_ref()?.get(row)?;
+            (!indices.is_empty()).then_some((id.as_str(), indices.as_slice()))
+        })
+    }
+
+    /// Whether the nodes of `tier` hold at least k distinct fragments of row `row`.
+    pub fn readable_in(&self, tier: &Tier, row: usize) -> bool {
+        let indices: std::collections::BTreeSet<u8> = self
+            .held(row)
+            .filter(|(node, _)| tier.has_node(node))
+            .flat_map(|(_, indices)| indices.iter().copied())
+            .filter(|&i| usize::from(i) < tier.fragments_per_chunk())
+            .collect();
+        indices.len() >= tier.data_shards()
     }
 
     /// `None` when the node did not answer; else whether it holds `index` of row `row`.
@@ -94,7 +116,9 @@ pub(crate) enum Outcome {
 
 pub(crate) struct ChunkJob<'a> {
     pub dp: &'a DataPath,
-    pub placement: &'a Placement,
+    /// The tier whose copy this job converges (its nodes, placement and code);
+    /// fragments in other tiers are neither used nor removed.
+    pub tier: &'a Tier,
     pub holdings: &'a Holdings,
     pub corrupt: &'a CorruptSet,
     pub row: usize,
@@ -104,7 +128,7 @@ pub(crate) struct ChunkJob<'a> {
 
 impl ChunkJob<'_> {
     fn node(&self, id: &str) -> Option<&BlockNodeInfo> {
-        self.placement.block_nodes().iter().find(|n| n.id == id)
+        self.tier.node(id)
     }
 
     fn is_corrupt(&self, node_id: &str, index: u8) -> bool {
@@ -121,7 +145,7 @@ impl ChunkJob<'_> {
 
     async fn fetch(&self, node: &BlockNodeInfo, index: u8) -> Option<(FragmentCode, Vec<u8>)> {
         let client = self.dp.view.pool.client(node).ok()?;
-        match client.get_fragment(&FragmentKey::new(self.hash, index)).await {
+        match client.get_fragment_background(&FragmentKey::new(self.hash, index)).await {
             Ok(found) => Some(found),
             Err(e) => {
                 tracing::debug!(node = %node.id, chunk = %self.hash, index, error = %e.message(), "repair source failed");
@@ -140,10 +164,10 @@ impl ChunkJob<'_> {
     }
 
     pub async fn run(self) -> Outcome {
-        let n = self.dp.fragments_per_chunk();
-        let k = self.dp.config.data_shards;
-        let targets: Vec<BlockNodeInfo> = match self.placement.nodes_for_chunk(&self.hash, n) {
-            Ok(t) => t.into_iter().cloned().collect(),
+        let n = self.tier.fragments_per_chunk();
+        let k = self.tier.data_shards();
+        let targets: Vec<BlockNodeInfo> = match self.tier.nodes_for(&self.hash) {
+            Ok(t) => t,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         let mut missing = Vec::new();
@@ -205,8 +229,8 @@ impl ChunkJob<'_> {
     /// Decodes the chunk from any k healthy fragments, checks its hash, and writes
     /// fragments `indices` to their placement nodes.
     async fn rebuild(&self, targets: &[BlockNodeInfo], indices: &[u8]) -> Result<(u64, u64), String> {
-        let n = self.dp.fragments_per_chunk();
-        let k = self.dp.config.data_shards;
+        let n = self.tier.fragments_per_chunk();
+        let k = self.tier.data_shards();
         let mut slots: Vec<Option<Vec<u8>>> = vec![None; n];
         let mut code = None;
         let mut have = 0;
@@ -222,10 +246,11 @@ impl ChunkJob<'_> {
                     if usize::from(c.data_shards) != k || usize::from(c.data_shards) + usize::from(c.parity_shards) != n
                     {
                         return Err(format!(
-                            "chunk {}: fragment {index} is coded {}+{}, the cluster uses {k}+{}",
+                            "chunk {}: fragment {index} is coded {}+{}, tier {} uses {k}+{}",
                             self.hash,
                             c.data_shards,
                             c.parity_shards,
+                            self.tier.name,
                             n - k
                         ));
                     }
@@ -239,7 +264,8 @@ impl ChunkJob<'_> {
         let Some(code) = code.filter(|_| have >= k) else {
             return Err(format!("chunk {}: only {have} of the {k} fragments needed could be read", self.hash));
         };
-        let erasure = self.dp.code.clone();
+        let erasure = self.tier.code.clone();
+        let (compression, tier_name) = (self.tier.compression, self.tier.name.clone());
         let hash = self.hash;
         let chunk_len =
             usize::try_from(code.chunk_len).map_err(|_| "chunk length does not fit in memory".to_owned())?;
@@ -250,7 +276,7 @@ impl ChunkJob<'_> {
             // anything else means a source was wrong and nothing is written.
             let mut data: Vec<u8> = slots[..erasure.data_shards()].iter().flatten().flatten().copied().collect();
             data.truncate(chunk_len);
-            if hash_chunk(&data) != hash {
+            if decode_payload(compression, &tier_name, hash, data).is_err() {
                 return Err(format!("chunk {hash}: rebuilt data does not match its hash; nothing written"));
             }
             Ok(slots)
@@ -278,7 +304,7 @@ impl ChunkJob<'_> {
             return 0;
         }
         let mut removed = 0;
-        for node in self.placement.block_nodes() {
+        for node in self.tier.placement.block_nodes() {
             let strays: Vec<FragmentKey> = (0..targets.len() as u8)
                 .filter(|&i| targets[i as usize].id != node.id)
                 .filter(|&i| self.holdings.holds(&node.id, self.row, i) == Some(true))
@@ -297,4 +323,17 @@ impl ChunkJob<'_> {
         }
         removed
     }
+}
+
+/// The tier whose copy of row `row` repair converges: the one its location
+/// record names (`named`, the first tier without a record), unless that tier
+/// holds fewer than k fragments while another holds at least its k — a record a
+/// move behind, or lost — in which case the first such tier. Copies in other
+/// tiers are the tiering job's to remove, never repair's.
+pub(crate) fn choose_tier<'t>(tiers: &'t TierSet, named: usize, holdings: &Holdings, row: usize) -> &'t Tier {
+    let named = &tiers.tiers()[named.min(tiers.tiers().len() - 1)];
+    if holdings.readable_in(named, row) {
+        return named;
+    }
+    tiers.tiers().iter().find(|t| holdings.readable_in(t, row)).unwrap_or(named)
 }

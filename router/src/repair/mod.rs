@@ -37,6 +37,7 @@ use tessera_proto::ChunkHash;
 use crate::datapath::DataPath;
 use crate::error::RouterError;
 use crate::placement::Placement;
+use crate::tiering::TierSet;
 
 /// What a pass may do besides rebuilding missing fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -195,6 +196,16 @@ pub(crate) async fn chunk_page(
     }
 }
 
+/// Per chunk, the index of the tier its location record names (0 without a
+/// record, or without tiering).
+async fn named_tiers(dp: &DataPath, tiers: &TierSet, hashes: &[ChunkHash]) -> Result<Vec<usize>, RouterError> {
+    if !tiers.configured() {
+        return Ok(vec![0; hashes.len()]);
+    }
+    let records = crate::tiering::directory::lookup(dp, hashes).await?;
+    Ok(records.iter().map(|r| r.as_ref().and_then(|r| tiers.by_name(&r.tier)).map_or(0, |t| t.index)).collect())
+}
+
 /// One pass over every chunk of every shard. `report` sees the running totals
 /// after the scrub and after every page.
 pub async fn run(
@@ -204,6 +215,7 @@ pub async fn run(
 ) -> Result<RepairProgress, RouterError> {
     dp.view.refresh().await?;
     let placement = dp.view.placement();
+    let tiers = dp.tiers();
     let mut progress = RepairProgress {
         mode: Some(options.mode),
         shards_total: placement.shards().len() as u64,
@@ -219,6 +231,7 @@ pub async fn run(
             let (hashes, more) = chunk_page(dp, shard.group_id, after, options.page.max(1)).await?;
             after = hashes.last().map(|h| h.0);
             let holdings = Arc::new(chunk::Holdings::fetch(dp, &placement, &hashes).await);
+            let named = named_tiers(dp, &tiers, &hashes).await?;
             for node in holdings.unreachable() {
                 unreachable.insert(node.to_owned());
             }
@@ -228,7 +241,7 @@ pub async fn run(
             for (row, hash) in hashes.iter().enumerate() {
                 let job = chunk::ChunkJob {
                     dp,
-                    placement: &placement,
+                    tier: chunk::choose_tier(&tiers, named[row], &holdings, row),
                     holdings: &holdings,
                     corrupt: &corrupt,
                     row,
