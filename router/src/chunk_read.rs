@@ -38,6 +38,31 @@ pub enum ReadFor {
     Background,
 }
 
+/// Which fragments belong to the copy being read: coded with the tier's k+m, and
+/// all of one payload length (the chunk's size, when known and uncompressed).
+/// A fragment of another copy (another tier's code, or a chunk written before
+/// its node joined a colder tier) is never mixed in.
+struct Accept {
+    data_shards: u8,
+    parity_shards: u8,
+    chunk_len: Option<u64>,
+}
+
+impl Accept {
+    fn admits(&mut self, code: &FragmentCode) -> bool {
+        if code.data_shards != self.data_shards || code.parity_shards != self.parity_shards {
+            return false;
+        }
+        match self.chunk_len {
+            Some(len) => len == code.chunk_len,
+            None => {
+                self.chunk_len = Some(code.chunk_len);
+                true
+            }
+        }
+    }
+}
+
 /// A fragment as fetched: its coding header and bytes.
 #[derive(Clone)]
 struct Fetched {
@@ -70,6 +95,7 @@ async fn fetch_hedged(
     slots: &mut [Option<Fetched>],
     k: usize,
     why: ReadFor,
+    accept: &mut Accept,
 ) {
     let mut have = slots.iter().filter(|s| s.is_some()).count();
     let mut next = 0;
@@ -87,16 +113,17 @@ async fn fetch_hedged(
         tokio::select! {
             Some((index, fragment)) = pending.next() => {
                 match fragment {
-                    Some(f) if slots[index as usize].is_none() => {
+                    Some(f) if slots[index as usize].is_none() && accept.admits(&f.code) => {
                         slots[index as usize] = Some(f);
                         have += 1;
                     }
-                    Some(_) => {}
-                    None if next < candidates.len() => {
+                    Some(_) if slots[index as usize].is_some() => {}
+                    // Missing, or of another copy: try the next candidate.
+                    Some(_) | None if next < candidates.len() => {
                         pending.push(launch(next));
                         next += 1;
                     }
-                    None => {}
+                    Some(_) | None => {}
                 }
             }
             _ = hedge.tick(), if next < candidates.len() => {
@@ -116,7 +143,7 @@ async fn fetch_hedged(
 /// tier is queued for promotion.
 pub async fn read_chunk(dp: &DataPath, hash: ChunkHash, size: u64) -> Result<Bytes, RouterError> {
     let tiers = dp.tiers();
-    let mut failure = match read_from_tier(dp, tiers.hot(), hash, ReadFor::Client).await {
+    let mut failure = match read_from_tier(dp, tiers.hot(), hash, Some(size), ReadFor::Client).await {
         Ok(data) => return Ok(finish(dp, data, size)),
         Err(e) => e,
     };
@@ -131,7 +158,7 @@ pub async fn read_chunk(dp: &DataPath, hash: ChunkHash, size: u64) -> Result<Byt
         let mut order: Vec<usize> = recorded.into_iter().collect();
         order.extend((1..tiers.tiers().len()).filter(|i| Some(*i) != recorded));
         for index in order.into_iter().filter(|&i| i != 0) {
-            match read_from_tier(dp, &tiers.tiers()[index], hash, ReadFor::Client).await {
+            match read_from_tier(dp, &tiers.tiers()[index], hash, Some(size), ReadFor::Client).await {
                 Ok(data) => {
                     dp.counters.colder_tier_reads.inc();
                     dp.request_promotion(hash);
@@ -152,22 +179,37 @@ fn finish(dp: &DataPath, data: Vec<u8>, size: u64) -> Bytes {
 }
 
 /// Reads the chunk from the copy in `tier`: k fragments from its placement
-/// nodes, hedged, then from any other node of the tier that holds some.
+/// nodes, hedged, then from any other node of the tier that holds some (for the
+/// first tier, any node at all: chunks written before a node joined a colder
+/// tier keep fragments there). `size`, when known, is the chunk's length.
 /// `Unavailable` when the tier does not hold k fragments.
-pub async fn read_from_tier(dp: &DataPath, tier: &Tier, hash: ChunkHash, why: ReadFor) -> Result<Vec<u8>, RouterError> {
+pub async fn read_from_tier(
+    dp: &DataPath,
+    tier: &Tier,
+    hash: ChunkHash,
+    size: Option<u64>,
+    why: ReadFor,
+) -> Result<Vec<u8>, RouterError> {
     let k = tier.data_shards();
     let n = tier.fragments_per_chunk();
+    let mut accept = Accept {
+        data_shards: k as u8,
+        parity_shards: (n - k) as u8,
+        chunk_len: size.filter(|_| tier.compression == tessera_meta::tiering::Compression::None),
+    };
     let nodes = tier.nodes_for(&hash)?;
     let mut slots: Vec<Option<Fetched>> = vec![None; n];
     let mut candidates: Vec<(BlockNodeInfo, u8)> =
         nodes.iter().enumerate().map(|(i, node)| (node.clone(), i as u8)).collect();
     // Healthy nodes first, and among them data fragments (no decoding needed).
     candidates.sort_by_key(|(node, index)| (dp.view.pool.is_suspect(node), usize::from(*index) >= k, *index));
-    fetch_hedged(dp, hash, &candidates, &mut slots, k, why).await;
+    fetch_hedged(dp, hash, &candidates, &mut slots, k, why, &mut accept).await;
     let mut have = slots.iter().filter(|s| s.is_some()).count();
     if have < k {
         // Placement may have moved since the chunk was written: ask the tier's other nodes.
-        let asks = tier.placement.block_nodes().iter().map(|node| async move {
+        let everyone = dp.view.placement();
+        let asked = if tier.index == 0 { everyone.block_nodes() } else { tier.placement.block_nodes() };
+        let asks = asked.iter().map(|node| async move {
             let client = dp.view.pool.client(node).ok()?;
             let held = client.batch_has(&[hash]).await;
             dp.view.pool.note_result(node, &held);
@@ -182,7 +224,7 @@ pub async fn read_from_tier(dp: &DataPath, tier: &Tier, hash: ChunkHash, why: Re
                 }
             }
         }
-        fetch_hedged(dp, hash, &elsewhere, &mut slots, k, why).await;
+        fetch_hedged(dp, hash, &elsewhere, &mut slots, k, why, &mut accept).await;
         have = slots.iter().filter(|s| s.is_some()).count();
     }
     if have < k {

@@ -1,14 +1,16 @@
 //! The cluster at a glance, as `tessera admin status --json` prints it and the
 //! router console shows it: metadata nodes and the leader of every Raft group,
 //! block nodes up or down with capacity, the shard map, under-replicated chunks
-//! as found by the latest repair pass, and the latest GC pass. One collection
+//! as found by the latest repair pass, the latest GC pass, bytes per storage
+//! tier and the latest tiering pass. One collection
 //! for both, so the numbers cannot drift apart.
 
 use serde_json::{json, Value};
 use tessera_meta::client::{ClientError, MetaClient};
-use tessera_meta::cluster::{ClusterAnswer, ClusterQuery, NodeKind, UserSummary};
+use tessera_meta::cluster::{ClusterAnswer, ClusterQuery, NodeInfo, NodeKind, UserSummary};
 use tessera_meta::command::{GroupAnswer, GroupQuery};
 use tessera_meta::model::{QueryResponse, ShardQuery};
+use tessera_meta::tiering::TieringConfig;
 
 use crate::cluster_view::ClusterView;
 use crate::error::RouterError;
@@ -65,6 +67,12 @@ pub async fn collect(meta: &MetaClient, endpoints: &[String]) -> Result<Value, S
     let ClusterAnswer::LastGc(last_gc) = cluster(meta, ClusterQuery::LastGc).await? else {
         return Err(StatusError::Unexpected("GC query"));
     };
+    let ClusterAnswer::Tiering(tiering) = cluster(meta, ClusterQuery::Tiering).await? else {
+        return Err(StatusError::Unexpected("tiering query"));
+    };
+    let ClusterAnswer::LastTierPass(last_tier_pass) = cluster(meta, ClusterQuery::LastTierPass).await? else {
+        return Err(StatusError::Unexpected("tier pass query"));
+    };
     let stats = futures::future::join_all(blocks.iter().map(|b| async move {
         let url = if b.addr.starts_with("http") { b.addr.clone() } else { format!("http://{}", b.addr) };
         match tessera_block::BlockClient::connect(url).await {
@@ -82,10 +90,11 @@ pub async fn collect(meta: &MetaClient, endpoints: &[String]) -> Result<Value, S
                 used += s.fragment_bytes;
                 free += s.disk_free_bytes;
                 total += s.disk_total_bytes;
-                json!({"id": b.id, "addr": b.addr, "zone": b.zone, "up": true, "fragments": s.fragments,
-                    "bytes": s.fragment_bytes, "disk_free": s.disk_free_bytes, "disk_total": s.disk_total_bytes})
+                json!({"id": b.id, "addr": b.addr, "zone": b.zone, "labels": b.labels, "up": true,
+                    "fragments": s.fragments, "bytes": s.fragment_bytes, "disk_free": s.disk_free_bytes,
+                    "disk_total": s.disk_total_bytes})
             }
-            None => json!({"id": b.id, "addr": b.addr, "zone": b.zone, "up": false}),
+            None => json!({"id": b.id, "addr": b.addr, "zone": b.zone, "labels": b.labels, "up": false}),
         });
     }
     let leaders: Vec<Value> = {
@@ -116,11 +125,42 @@ pub async fn collect(meta: &MetaClient, endpoints: &[String]) -> Result<Value, S
         },
         "last_repair": last_repair,
         "last_gc": last_gc,
+        "tiers": tiers(tiering.as_ref(), &blocks, &block_json),
+        "last_tier_pass": last_tier_pass,
         "meta_nodes": meta_nodes,
         "raft_groups": groups,
         "block_nodes": block_json,
         "shards": shard_json,
     }))
+}
+
+/// Per storage tier (hottest first): its nodes, how many answered, and their
+/// fragments and bytes; empty when tiering is not configured.
+fn tiers(config: Option<&TieringConfig>, blocks: &[NodeInfo], block_json: &[Value]) -> Vec<Value> {
+    let Some(config) = config else { return Vec::new() };
+    config
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            let members: Vec<&Value> = blocks
+                .iter()
+                .zip(block_json)
+                .filter(|(b, _)| config.tier_of(&b.labels) == index)
+                .map(|(_, j)| j)
+                .collect();
+            let sum = |field: &str| members.iter().filter_map(|m| m[field].as_u64()).sum::<u64>();
+            json!({
+                "name": spec.name,
+                "label": spec.label,
+                "nodes": members.iter().map(|m| m["id"].clone()).collect::<Vec<_>>(),
+                "nodes_up": members.iter().filter(|m| m["up"] == true).count(),
+                "fragments": sum("fragments"),
+                "bytes": sum("bytes"),
+                "demote_after_secs": spec.demote_after.map(|d| d.as_secs()),
+            })
+        })
+        .collect()
 }
 
 /// Every user with its usage and quota, as `tessera admin user show --json`

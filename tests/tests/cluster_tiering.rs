@@ -297,3 +297,63 @@ fn a_mover_killed_mid_move_loses_nothing_and_the_next_pass_finishes() {
     assert_eq!(identities(&env, &files), before);
     assert_nothing_lost(&env);
 }
+
+#[test]
+fn the_routers_job_demotes_in_the_background_promotes_on_read_and_reports_bytes_per_tier() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::up(
+        &work.path().join("c"),
+        &[
+            "--meta",
+            "1",
+            "--cold",
+            "3",
+            "--repair-interval",
+            "0",
+            "--gc-interval",
+            "0",
+            "--tier-interval",
+            "1",
+            "--tier-move-deadline",
+            "1",
+        ],
+    )
+    .unwrap();
+    let env = cluster.env.clone();
+    set_tiers(&env, work.path(), TIERS);
+    let files = sample_files(3);
+    for (path, data) in &files {
+        put(&env, work.path(), path, data);
+    }
+    let router = cluster.address("router", "router-0").unwrap();
+    let gauge = |body: &str, tier: &str| metric(body, &format!("tessera_router_tier_stored_bytes{{tier=\"{tier}\"}}"));
+    // No CLI pass: router-0's job moves everything down, and its gauges agree
+    // with the block nodes' own counters once it has.
+    let cold = poll_until(Duration::from_secs(60), "background demotion of every chunk", || {
+        std::thread::sleep(Duration::from_millis(500));
+        let (hot, cold) = tier_bytes(&env);
+        let (_, metrics) = http_get(&router, "/metrics").ok()?;
+        (hot == 0 && cold > 0 && gauge(&metrics, "cold") == Some(cold as f64) && gauge(&metrics, "hot") == Some(0.0))
+            .then_some(cold)
+    })
+    .unwrap();
+    let status = ok_json(&env, &["admin", "status"]);
+    let tiers = status["tiers"].as_array().unwrap();
+    assert_eq!((tiers[0]["name"].as_str(), tiers[1]["name"].as_str()), (Some("hot"), Some("cold")), "{status}");
+    assert_eq!(tiers[0]["nodes"].as_array().unwrap().len(), 6, "{status}");
+    assert_eq!(tiers[1]["nodes"].as_array().unwrap().len(), 3, "{status}");
+    assert_eq!(tiers[1]["bytes"].as_u64(), Some(cold), "{status}");
+    assert!(status["last_tier_pass"]["by"].as_str().unwrap().starts_with("router"), "{status}");
+
+    // A read from the cold tier is promoted by the router that served it.
+    read_back(&env, work.path(), &files[1..2]);
+    poll_until(Duration::from_secs(30), "promotion after the read", || {
+        std::thread::sleep(Duration::from_millis(300));
+        let (_, metrics) = http_get(&router, "/metrics").ok()?;
+        let promoted = metric(&metrics, "tessera_router_tier_promoted_chunks_total").unwrap_or(0.0);
+        (promoted >= 1.0 && cluster.log("router-0").contains("chunks promoted after a read")).then_some(())
+    })
+    .unwrap();
+    read_back(&env, work.path(), &files);
+    assert_nothing_lost(&env);
+}

@@ -45,6 +45,30 @@ pub fn print(status: &Value) {
         ),
         None => println!("garbage collection: no pass yet (tessera admin gc run)"),
     }
+    if let Some(tiers) = status["tiers"].as_array().filter(|t| !t.is_empty()) {
+        println!("storage tiers:");
+        for t in tiers {
+            println!(
+                "  {:<10} {} of {} nodes up · {} fragments · {}",
+                t["name"].as_str().unwrap_or("?"),
+                t["nodes_up"],
+                t["nodes"].as_array().map_or(0, |n| n.len()),
+                t["fragments"],
+                bytes(&t["bytes"])
+            );
+        }
+        match status["last_tier_pass"].as_object() {
+            Some(p) => println!(
+                "  last tiering pass by {} {} · {} demoted, {} promoted, {} moved",
+                p["by"].as_str().unwrap_or("?"),
+                if p["finished_at_ms"].is_null() { "running or interrupted" } else { "done" },
+                p["chunks_demoted"],
+                p["chunks_promoted"],
+                bytes(&p["bytes_moved"])
+            ),
+            None => println!("  no tiering pass yet (tessera admin tier run)"),
+        }
+    }
     println!("raft groups:");
     for g in s["leaders"].as_array().into_iter().flatten() {
         let leader = g["leader"].as_u64().map_or("none".to_owned(), |l| format!("node {l}"));

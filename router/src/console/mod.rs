@@ -2,7 +2,7 @@
 //! (`[admin] listen`), behind an admin password (`[admin] password_hash`, an
 //! argon2id PHC string). It shows cluster health (the same numbers as `tessera
 //! admin status --json`, from [`crate::status`]), background work (repair,
-//! rebalance, GC; tiering is not configured), users with usage and quota, and the
+//! rebalance, GC, storage tiering with bytes per tier), users with usage and quota, and the
 //! router's recent warnings and errors, and has buttons that start a repair or
 //! GC pass in this router.
 //!

@@ -211,6 +211,58 @@ fn health(status: &Value) -> (String, String) {
     (summary, out)
 }
 
+/// The latest tiering pass, or why there is none.
+fn tiering_line(status: &Value) -> String {
+    if status["tiers"].as_array().is_none_or(|t| t.is_empty()) {
+        return "tiering: not configured".into();
+    }
+    let t = &status["last_tier_pass"];
+    if !t.is_object() {
+        return "no tiering pass recorded yet".into();
+    }
+    format!(
+        "last pass by {} started {}, phase {}, {}: chunks examined {}, demoted {}, promoted {} · {} moved · \
+         leftovers cleaned {}, stale moves {}, errors {}",
+        v(&t["by"]),
+        vt(&t["started_at_ms"]),
+        v(&t["phase"]),
+        if t["finished_at_ms"].is_null() {
+            "not finished".to_owned()
+        } else {
+            format!("finished {}", vt(&t["finished_at_ms"]))
+        },
+        v(&t["chunks_examined"]),
+        v(&t["chunks_demoted"]),
+        v(&t["chunks_promoted"]),
+        vb(&t["bytes_moved"]),
+        v(&t["copies_cleaned"]),
+        v(&t["moves_stale"]),
+        t["errors"].as_array().map_or(0, |e| e.len())
+    )
+}
+
+/// Capacity per storage tier (nothing when tiering is not configured).
+fn tier_table(status: &Value) -> String {
+    let Some(tiers) = status["tiers"].as_array().filter(|t| !t.is_empty()) else { return String::new() };
+    let mut out = "<table id=\"tiers\"><tr><th>Tier</th><th>Label</th><th>Nodes up</th><th>Fragments</th>\
+        <th>Stored</th><th>Demote after</th></tr>"
+        .to_owned();
+    for t in tiers {
+        let nodes = t["nodes"].as_array().map_or(0, |n| n.len());
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{} of {nodes}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            v(&t["name"]),
+            v(&t["label"]),
+            v(&t["nodes_up"]),
+            v(&t["fragments"]),
+            vb(&t["bytes"]),
+            t["demote_after_secs"].as_u64().map_or("—".to_owned(), |s| format!("{s} s"))
+        ));
+    }
+    out.push_str("</table>");
+    out
+}
+
 fn schedule(interval: u64) -> String {
     if interval == 0 {
         "background job off in this router".into()
@@ -269,12 +321,14 @@ fn work(o: &Overview<'_>) -> String {
         "<h2 id=\"work\">Background work</h2><dl><dt>Repair</dt><dd id=\"repair\">{}{} · {repair}</dd>\
          <dt>Rebalance</dt><dd id=\"rebalance\">{}</dd>\
          <dt>GC</dt><dd id=\"gc\" data-state=\"{gc_state}\">{}{} · {gc}</dd>\
-         <dt>Tiering</dt><dd id=\"tiering\">tiering: not configured</dd></dl>",
+         <dt>Tiering</dt><dd id=\"tiering\">{}</dd></dl>{}",
         schedule(repair_every),
         running(repair_running),
         escape(&rebalance),
         schedule(gc_every),
-        running(gc_running)
+        running(gc_running),
+        tiering_line(o.status),
+        tier_table(o.status)
     );
     if let Some(run) = &o.jobs.running {
         out.push_str(&job_line(run));

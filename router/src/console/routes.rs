@@ -137,7 +137,7 @@ async fn gather(c: &Console) -> Result<Value, String> {
             "repair": {"interval_secs": c.background.repair.interval_secs, "running": c.background.repair_running.get() > 0},
             "gc": {"interval_secs": c.background.gc.interval_secs, "running": c.background.gc_running.get() > 0},
         },
-        "tiering": "not configured",
+        "tiering": if status["tiers"].as_array().is_some_and(|t| !t.is_empty()) { "configured" } else { "not configured" },
         "recent_errors": super::errors::recent(ERROR_ROWS).len(),
     }))
 }

@@ -119,6 +119,12 @@ pub(crate) struct ChunkJob<'a> {
     /// The tier whose copy this job converges (its nodes, placement and code);
     /// fragments in other tiers are neither used nor removed.
     pub tier: &'a Tier,
+    /// Every block node: the first tier's copy may have fragments on any node
+    /// (written before the node joined a colder tier).
+    pub everyone: &'a Placement,
+    /// The chunk has no location record (it was never moved between tiers), so
+    /// its fragments on other tiers' nodes are strays of the first tier's copy.
+    pub never_moved: bool,
     pub holdings: &'a Holdings,
     pub corrupt: &'a CorruptSet,
     pub row: usize,
@@ -127,8 +133,13 @@ pub(crate) struct ChunkJob<'a> {
 }
 
 impl ChunkJob<'_> {
+    /// A node this job may take fragments from.
     fn node(&self, id: &str) -> Option<&BlockNodeInfo> {
-        self.tier.node(id)
+        if self.tier.index == 0 {
+            self.everyone.block_nodes().iter().find(|n| n.id == id)
+        } else {
+            self.tier.node(id)
+        }
     }
 
     fn is_corrupt(&self, node_id: &str, index: u8) -> bool {
@@ -146,6 +157,15 @@ impl ChunkJob<'_> {
     async fn fetch(&self, node: &BlockNodeInfo, index: u8) -> Option<(FragmentCode, Vec<u8>)> {
         let client = self.dp.view.pool.client(node).ok()?;
         match client.get_fragment_background(&FragmentKey::new(self.hash, index)).await {
+            // A fragment of another tier's copy under the same key is not a source.
+            Ok((code, _))
+                if usize::from(code.data_shards) != self.tier.data_shards()
+                    || usize::from(code.data_shards) + usize::from(code.parity_shards)
+                        != self.tier.fragments_per_chunk() =>
+            {
+                tracing::debug!(node = %node.id, chunk = %self.hash, index, "repair source is of another copy");
+                None
+            }
             Ok(found) => Some(found),
             Err(e) => {
                 tracing::debug!(node = %node.id, chunk = %self.hash, index, error = %e.message(), "repair source failed");
@@ -304,7 +324,12 @@ impl ChunkJob<'_> {
             return 0;
         }
         let mut removed = 0;
-        for node in self.tier.placement.block_nodes() {
+        let cross_tier = self.tier.index == 0 && self.never_moved;
+        for node in self.everyone.block_nodes() {
+            let own = self.tier.has_node(&node.id);
+            if !own && !cross_tier {
+                continue; // another tier's copy: the tiering job's business
+            }
             let strays: Vec<FragmentKey> = (0..targets.len() as u8)
                 .filter(|&i| targets[i as usize].id != node.id)
                 .filter(|&i| self.holdings.holds(&node.id, self.row, i) == Some(true))
@@ -314,7 +339,11 @@ impl ChunkJob<'_> {
                 continue;
             }
             let Ok(client) = self.dp.view.pool.client(node) else { continue };
-            match client.delete(&strays).await {
+            // On another tier's node, spare anything stored recently: the new copy
+            // of a move still in flight (its record not committed yet).
+            let deleted =
+                if own { client.delete(&strays).await } else { client.delete_unstored(&strays, MOVE_IN_FLIGHT).await };
+            match deleted {
                 Ok(r) => removed += r.deleted,
                 Err(e) => {
                     tracing::warn!(node = %node.id, chunk = %self.hash, error = %e.message(), "stray copy not deleted")
@@ -325,12 +354,18 @@ impl ChunkJob<'_> {
     }
 }
 
-/// The tier whose copy of row `row` repair converges: the one its location
-/// record names (`named`, the first tier without a record), unless that tier
-/// holds fewer than k fragments while another holds at least its k — a record a
-/// move behind, or lost — in which case the first such tier. Copies in other
-/// tiers are the tiering job's to remove, never repair's.
-pub(crate) fn choose_tier<'t>(tiers: &'t TierSet, named: usize, holdings: &Holdings, row: usize) -> &'t Tier {
+/// Longer than any tiering move may take from its first write to its commit
+/// (`move_deadline` is capped below it).
+pub const MOVE_IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The tier whose copy of row `row` repair converges: the first tier for a
+/// chunk without a location record; else the one its record names (`named`),
+/// unless that tier holds fewer than k fragments while another holds at least
+/// its k — a record a move behind — in which case the first such tier. Copies
+/// in other tiers are the tiering job's to remove, never repair's.
+pub(crate) fn choose_tier<'t>(tiers: &'t TierSet, named: Option<usize>, holdings: &Holdings, row: usize) -> &'t Tier {
+    // Never moved: the first tier's copy, wherever its fragments are.
+    let Some(named) = named else { return tiers.hot() };
     let named = &tiers.tiers()[named.min(tiers.tiers().len() - 1)];
     if holdings.readable_in(named, row) {
         return named;

@@ -22,6 +22,7 @@ pub mod background;
 mod chunk;
 
 pub(crate) use chunk::Holdings;
+pub use chunk::MOVE_IN_FLIGHT;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -196,14 +197,15 @@ pub(crate) async fn chunk_page(
     }
 }
 
-/// Per chunk, the index of the tier its location record names (0 without a
-/// record, or without tiering).
-async fn named_tiers(dp: &DataPath, tiers: &TierSet, hashes: &[ChunkHash]) -> Result<Vec<usize>, RouterError> {
+/// Per chunk, the index of the tier its location record names (`None` without
+/// a record, or without tiering; a record naming a tier that no longer exists
+/// counts as the first tier).
+async fn named_tiers(dp: &DataPath, tiers: &TierSet, hashes: &[ChunkHash]) -> Result<Vec<Option<usize>>, RouterError> {
     if !tiers.configured() {
-        return Ok(vec![0; hashes.len()]);
+        return Ok(vec![None; hashes.len()]);
     }
     let records = crate::tiering::directory::lookup(dp, hashes).await?;
-    Ok(records.iter().map(|r| r.as_ref().and_then(|r| tiers.by_name(&r.tier)).map_or(0, |t| t.index)).collect())
+    Ok(records.iter().map(|r| r.as_ref().map(|r| tiers.by_name(&r.tier).map_or(0, |t| t.index))).collect())
 }
 
 /// One pass over every chunk of every shard. `report` sees the running totals
@@ -242,6 +244,8 @@ pub async fn run(
                 let job = chunk::ChunkJob {
                     dp,
                     tier: chunk::choose_tier(&tiers, named[row], &holdings, row),
+                    everyone: &placement,
+                    never_moved: named[row].is_none(),
                     holdings: &holdings,
                     corrupt: &corrupt,
                     row,

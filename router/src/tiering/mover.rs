@@ -69,7 +69,7 @@ fn failpoint(stage: &str) {
 
 /// Writes every fragment of `hash`'s copy in `to`; returns the chunk's size.
 async fn write_copy(dp: &DataPath, from: &Tier, to: &Tier, hash: ChunkHash) -> Result<u64, RouterError> {
-    let chunk = read_from_tier(dp, from, hash, ReadFor::Background).await?;
+    let chunk = read_from_tier(dp, from, hash, None, ReadFor::Background).await?;
     let size = chunk.len() as u64;
     let nodes = to.nodes_for(&hash)?;
     let code = to.code.clone();
@@ -119,6 +119,7 @@ pub async fn move_batch(
     deadline: Duration,
 ) -> MoveReport {
     use futures::StreamExt;
+    let deadline = deadline.min(MAX_MOVE_DEADLINE);
     let mut report = MoveReport::default();
     let began = Instant::now();
     let writes: Vec<_> = batch.iter().map(|m| write_copy(dp, from, to, m.hash)).collect();
@@ -185,6 +186,11 @@ pub async fn move_batch(
     report.errors.extend(errors);
     report
 }
+
+/// The longest move deadline honoured: repair spares fragments on another
+/// tier's nodes stored within twice this
+/// ([`MOVE_IN_FLIGHT`](crate::repair::MOVE_IN_FLIGHT)).
+pub const MAX_MOVE_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Added to a conditional delete's window: the window is measured on the router
 /// and carried out a moment later on the node, whose stored times have second

@@ -246,7 +246,7 @@ async fn clean_up(
             return;
         }
     };
-    let window = options.move_deadline * 2 + super::mover::DELETE_MARGIN;
+    let window = options.move_deadline.min(super::mover::MAX_MOVE_DEADLINE) * 2 + super::mover::DELETE_MARGIN;
     for ((t, leftover), location) in cleanups.iter().zip(records) {
         let named = location.as_ref().and_then(|r| tiers.by_name(&r.tier)).map_or(0, |n| n.index);
         if named == *t || location.map_or(0, |r| r.generation) != leftover.expect_generation {
@@ -308,7 +308,10 @@ fn decide(
         // were added): it stays until a pass finds the named tier complete.
         return;
     }
-    if copy.distinct_indices() < tier.data_shards() {
+    // A first-tier copy may have fragments on nodes that joined a colder tier
+    // after it was written: the mover reads it from any node. Other tiers'
+    // copies are only ever written to their own nodes.
+    if t > 0 && copy.distinct_indices() < tier.data_shards() {
         return; // not readable from here; repair's business
     }
     if t > 0 && (copy.last_read_ms > 0 || promote.contains(&hash)) {
