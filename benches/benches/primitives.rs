@@ -1,5 +1,6 @@
 //! Throughput of the data-path primitives next to this machine's raw limits:
-//! memcpy, SHA-256, FastCDC, Reed–Solomon encode/reconstruct, Bloom filter.
+//! memcpy, SHA-256, FastCDC, Reed–Solomon encode/reconstruct, zstd of a chunk,
+//! Bloom filter.
 
 use std::hint::black_box;
 
@@ -107,6 +108,30 @@ fn reed_solomon(c: &mut Criterion) {
     g.finish();
 }
 
+/// zstd of one chunk, as a compressing storage tier codes it: log-like text
+/// (compresses well) and random bytes (does not).
+fn zstd_chunk(c: &mut Criterion) {
+    let text: Vec<u8> = b"2026-12-01T18:00:00Z INFO tessera request served user=alice bytes=4096 status=200\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(4 << 20)
+        .collect();
+    let mut g = c.benchmark_group("zstd");
+    g.throughput(Throughput::Bytes(4 << 20));
+    g.sample_size(10);
+    for (name, chunk) in [("text", text), ("random", random(4 << 20))] {
+        g.bench_with_input(BenchmarkId::new("compress_4MiB", name), &chunk, |b, chunk| {
+            b.iter(|| tessera_router::codec::compress::compress(black_box(chunk)).unwrap())
+        });
+        let frame = tessera_router::codec::compress::compress(&chunk).unwrap();
+        g.bench_with_input(BenchmarkId::new("decompress_4MiB", name), &frame, |b, frame| {
+            b.iter(|| tessera_router::codec::compress::decompress(black_box(frame)).unwrap())
+        });
+    }
+    g.finish();
+}
+
 fn bloom(c: &mut Criterion) {
     let hashes: Vec<ChunkHash> = (0..100_000u64).map(|i| hash_chunk(&i.to_le_bytes())).collect();
     let mut g = c.benchmark_group("bloom");
@@ -128,5 +153,5 @@ fn bloom(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, raw_limits, sha256, fastcdc, reed_solomon, bloom);
+criterion_group!(benches, raw_limits, sha256, fastcdc, reed_solomon, zstd_chunk, bloom);
 criterion_main!(benches);

@@ -238,10 +238,13 @@ impl FragmentStore {
                 && self.read_verified(key, &prev).is_ok()
             {
                 let now = now_secs();
-                if prev.stored_at != now {
+                if prev.stored_at != now || self.reads.last_read_ms(&key.chunk) > 0 {
+                    let mut batch = WriteBatch::default();
+                    batch.put_cf(index, encoded_key, FragmentMeta { stored_at: now, ..prev }.encode());
+                    self.forget_reads_on_arrival(&mut batch, &key.chunk)?;
                     let mut wo = WriteOptions::default();
                     wo.set_sync(true);
-                    self.db.put_cf_opt(index, encoded_key, FragmentMeta { stored_at: now, ..prev }.encode(), &wo)?;
+                    self.db.write_opt(batch, &wo)?;
                 }
                 return Ok(PutOutcome::AlreadyPresent);
             }
@@ -250,6 +253,7 @@ impl FragmentStore {
         let mut batch = WriteBatch::default();
         batch.put_cf(index, encoded_key, stored.encode());
         batch.put_cf(frags, encoded_key, data);
+        self.forget_reads_on_arrival(&mut batch, &key.chunk)?;
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
@@ -383,6 +387,18 @@ impl FragmentStore {
             self.touches.forget(chunk);
         }
         Ok(held)
+    }
+
+    /// A chunk stored (again) here has not been read here since: its read time
+    /// goes, so storage tiering sees "read since it arrived" only for reads
+    /// after this put. Without pausing flushes (puts must not serialize on it):
+    /// a flush racing this may leave the old time on disk, seen only after a
+    /// restart, where it can cause one needless promotion.
+    fn forget_reads_on_arrival(&self, batch: &mut WriteBatch, chunk: &ChunkHash) -> Result<(), StoreError> {
+        if self.reads.last_read_ms(chunk) > 0 {
+            self.reads.forget(&self.db, batch, chunk)?;
+        }
+        Ok(())
     }
 
     /// Deletes fragments; returns (fragments deleted, bytes freed).

@@ -220,3 +220,24 @@ fn deletes_of_moved_copies_spare_fragments_stored_again_since() {
     assert_eq!(left.iter().map(|f| f.key).collect::<Vec<_>>(), vec![rewritten]);
     assert_eq!(store.read(&rewritten).unwrap().1, data);
 }
+
+/// A chunk stored again on a node (a tiering move back into a tier it left)
+/// has not been read there since: its read time is reset.
+#[test]
+fn storing_a_chunk_again_resets_its_read_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let key = FragmentKey::new(chunk(9), 1);
+    let data = vec![3u8; 1500];
+    store.put(&key, meta_for(&data), &data).unwrap();
+    store.read(&key).unwrap();
+    assert!(listed(&store, &key).last_read_ms > 0);
+    store.put(&key, meta_for(&data), &data).unwrap();
+    assert_eq!(listed(&store, &key).last_read_ms, 0, "an identical re-put is an arrival");
+    store.read(&key).unwrap();
+    store.flush_reads().unwrap();
+    store.put(&key, meta_for(&data), &data).unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(listed(&store, &key).last_read_ms, 0, "the persisted read time went too");
+}

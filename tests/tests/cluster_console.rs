@@ -3,7 +3,8 @@
 //! failures), its overview shows the numbers `tessera admin status --json` and
 //! `tessera admin user show` report, and its "Start GC pass" form (with the
 //! session's CSRF token, refused without it) runs a pass that finishes and is the
-//! record `tessera admin gc status --json` shows.
+//! record `tessera admin gc status --json` shows; its "Start repair pass" runs a
+//! repair recorded as the latest one.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -143,6 +144,23 @@ fn the_console_needs_the_password_shows_status_numbers_and_runs_gc_from_its_butt
     assert_eq!(finished["status"]["last_gc"], record, "the overview shows the recorded pass");
     let page = get(&url, "/", &cookie).text();
     assert!(page.contains("data-state=\"finished\""), "{page}");
+
+    // The repair button: a scrub-and-repair pass in this router, recorded as the
+    // latest repair like the CLI's.
+    let started = form(&url, "/actions/repair", Some(&cookie), &format!("csrf={csrf}"));
+    assert_eq!(started.status, 303, "{}", started.text());
+    let repaired = poll_until(Duration::from_secs(120), "the console's repair pass to finish", || {
+        let o = overview(&url, &cookie);
+        let last = &o["console_jobs"]["last"];
+        (o["console_jobs"]["running"].is_null() && last["kind"] == "repair" && last["finished_at_ms"].is_i64())
+            .then(|| o)
+    })
+    .unwrap();
+    assert!(repaired["console_jobs"]["last"]["error"].is_null(), "{repaired}");
+    let status = cluster.status().unwrap();
+    assert!(status["last_repair"]["by"].as_str().unwrap().starts_with("console of router"), "{status}");
+    assert_eq!(status["last_repair"]["chunks_lost"], 0, "{status}");
+    assert_eq!(repaired["status"]["last_repair"], status["last_repair"], "the overview shows the recorded pass");
 
     // Logins are counted on the router's /metrics.
     let router = cluster.address("router", "router-0").unwrap();

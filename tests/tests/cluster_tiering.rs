@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tessera_tests::local_cluster::{tessera_with, LocalCluster};
-use tessera_tests::{http_get, metric, poll_until, TestRng};
+use tessera_tests::{http_get, http_request, metric, poll_until, TestRng};
 
 const TIERS: &str = r#"
 [[tier]]
@@ -344,6 +344,23 @@ fn the_routers_job_demotes_in_the_background_promotes_on_read_and_reports_bytes_
     assert_eq!(tiers[1]["nodes"].as_array().unwrap().len(), 3, "{status}");
     assert_eq!(tiers[1]["bytes"].as_u64(), Some(cold), "{status}");
     assert!(status["last_tier_pass"]["by"].as_str().unwrap().starts_with("router"), "{status}");
+
+    // The console shows the same tiers.
+    let url = env["TESSERA_ADMIN_URL"].clone();
+    let password: String = env["TESSERA_ADMIN_PASSWORD"]
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let login = http_request(&url, "POST", "/login", &form, format!("password={password}").as_bytes()).unwrap();
+    assert_eq!(login.status, 303, "{}", login.text());
+    let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    let overview = http_request(&url, "GET", "/api/overview", &[("Cookie", &cookie)], b"").unwrap();
+    let overview: Value = serde_json::from_slice(&overview.body).unwrap();
+    assert_eq!(overview["tiering"], "configured", "{overview}");
+    assert_eq!(overview["status"]["tiers"][1]["bytes"].as_u64(), Some(cold), "{overview}");
+    let page = http_request(&url, "GET", "/", &[("Cookie", &cookie)], b"").unwrap().text();
+    assert!(page.contains("<table id=\"tiers\">") && page.contains("<td>cold</td>"), "{page}");
 
     // A read from the cold tier is promoted by the router that served it.
     read_back(&env, work.path(), &files[1..2]);

@@ -221,7 +221,7 @@ fn tiering_line(status: &Value) -> String {
         return "no tiering pass recorded yet".into();
     }
     format!(
-        "last pass by {} started {}, phase {}, {}: chunks examined {}, demoted {}, promoted {} · {} moved · \
+        "last pass by {} started {}, phase {}, {}: chunks examined {}, demoted {}, promoted {} · {} · \
          leftovers cleaned {}, stale moves {}, errors {}",
         v(&t["by"]),
         vt(&t["started_at_ms"]),
@@ -234,11 +234,22 @@ fn tiering_line(status: &Value) -> String {
         v(&t["chunks_examined"]),
         v(&t["chunks_demoted"]),
         v(&t["chunks_promoted"]),
-        vb(&t["bytes_moved"]),
+        moved_with_rate(t),
         v(&t["copies_cleaned"]),
         v(&t["moves_stale"]),
         t["errors"].as_array().map_or(0, |e| e.len())
     )
+}
+
+/// Bytes a tiering pass moved, and at what rate over its run so far.
+fn moved_with_rate(t: &Value) -> String {
+    let elapsed_ms = t["updated_at_ms"].as_i64().unwrap_or(0) - t["started_at_ms"].as_i64().unwrap_or(0);
+    let moved = t["bytes_moved"].as_u64().unwrap_or(0);
+    if elapsed_ms > 0 {
+        format!("{} moved ({}/s)", bytes(moved), bytes(moved * 1000 / elapsed_ms as u64))
+    } else {
+        format!("{} moved", bytes(moved))
+    }
 }
 
 /// Capacity per storage tier (nothing when tiering is not configured).
