@@ -69,10 +69,14 @@ pass "promote cold → hot"
 
 mixed() { "$bin/tessera" --json bench native --workload mixed --size 1MiB --concurrency 8 --duration 20 | field "['mib_per_sec']"; }
 alone=$(mixed)
-write /tier-b
-sleep 3
-"$bin/tessera" admin tier run >/dev/null 2>&1 &
-tier_pid=$!
-during=$(mixed)
-wait "$tier_pid"
-printf '| mixed 1 MiB ×8 | alone %.1f MiB/s | during a demoting pass %.1f MiB/s |\n' "$alone" "$during"
+batch=b
+for rate in 0 20971520; do
+  write "/tier-$batch"
+  batch="${batch}b"
+  sleep 3
+  "$bin/tessera" admin tier run --max-bytes-per-sec "$rate" >/dev/null 2>&1 &
+  tier_pid=$!
+  during=$(mixed)
+  wait "$tier_pid"
+  printf '| mixed 1 MiB ×8 | alone %.1f MiB/s | during a demoting pass (max %s bytes/s, 0 = unpaced) %.1f MiB/s |\n' "$alone" "$rate" "$during"
+done

@@ -241,14 +241,26 @@ fn tiering_line(status: &Value) -> String {
     )
 }
 
+/// Milliseconds a pass record covers so far (start to its last update).
+fn elapsed_ms(record: &Value) -> u64 {
+    let ms = record["updated_at_ms"].as_i64().unwrap_or(0) - record["started_at_ms"].as_i64().unwrap_or(0);
+    u64::try_from(ms).unwrap_or(0)
+}
+
+/// " (N/s)" for counter `field` of a pass record, over its run so far.
+fn per_second(record: &Value, field: &str) -> String {
+    match (record[field].as_u64(), elapsed_ms(record)) {
+        (Some(n), ms) if ms > 0 => format!(" ({}/s)", n * 1000 / ms),
+        _ => String::new(),
+    }
+}
+
 /// Bytes a tiering pass moved, and at what rate over its run so far.
 fn moved_with_rate(t: &Value) -> String {
-    let elapsed_ms = t["updated_at_ms"].as_i64().unwrap_or(0) - t["started_at_ms"].as_i64().unwrap_or(0);
     let moved = t["bytes_moved"].as_u64().unwrap_or(0);
-    if elapsed_ms > 0 {
-        format!("{} moved ({}/s)", bytes(moved), bytes(moved * 1000 / elapsed_ms as u64))
-    } else {
-        format!("{} moved", bytes(moved))
+    match elapsed_ms(t) {
+        0 => format!("{} moved", bytes(moved)),
+        ms => format!("{} moved ({}/s)", bytes(moved), bytes(moved * 1000 / ms)),
     }
 }
 
@@ -310,12 +322,12 @@ fn work(o: &Overview<'_>) -> String {
         let state = if g["finished_at_ms"].is_null() { "running or interrupted" } else { "finished" };
         (state, format!(
             "last pass by {} started {}, phase {}, {}: shards marked {}/{}, {} chunks referenced, nodes swept {}/{}, \
-             fragments examined {}, unreferenced {}, deleted {}, kept (recent) {} · {} freed · sessions expired {}, \
+             fragments examined {}{}, unreferenced {}, deleted {}, kept (recent) {} · {} freed · sessions expired {}, \
              trash entries purged {}, errors {}",
             v(&g["by"]), vt(&g["started_at_ms"]), v(&g["phase"]),
             if g["finished_at_ms"].is_null() { "not finished".to_owned() } else { format!("finished {}", vt(&g["finished_at_ms"])) },
             v(&g["shards_marked"]), v(&g["shards_total"]), v(&g["chunks_referenced"]), v(&g["nodes_swept"]), v(&g["nodes_total"]),
-            v(&g["fragments_examined"]), v(&g["fragments_unreferenced"]), v(&g["fragments_deleted"]),
+            v(&g["fragments_examined"]), per_second(g, "fragments_examined"), v(&g["fragments_unreferenced"]), v(&g["fragments_deleted"]),
             v(&g["fragments_kept_recent"]), vb(&g["bytes_freed"]), v(&g["sessions_expired"]),
             v(&g["trash_entries_purged"]), g["errors"].as_array().map_or(0, |e| e.len())
         ))
