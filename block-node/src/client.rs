@@ -174,13 +174,7 @@ impl BlockClient {
     }
 
     pub async fn delete(&self, keys: &[FragmentKey]) -> Result<pb::DeleteFragmentsResponse, Status> {
-        let req = pb::DeleteFragmentsRequest {
-            keys: keys.iter().map(wire_key).collect(),
-            untouched_for_ms: None,
-            unstored_for_ms: None,
-        };
-        let mut inner = self.inner.clone();
-        Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())
+        self.delete_if(keys, None, None).await
     }
 
     /// Garbage collection's delete: only fragments whose chunk was not touched
@@ -190,13 +184,7 @@ impl BlockClient {
         keys: &[FragmentKey],
         window: Duration,
     ) -> Result<pb::DeleteFragmentsResponse, Status> {
-        let req = pb::DeleteFragmentsRequest {
-            keys: keys.iter().map(wire_key).collect(),
-            untouched_for_ms: Some(u64::try_from(window.as_millis()).unwrap_or(u64::MAX)),
-            unstored_for_ms: None,
-        };
-        let mut inner = self.inner.clone();
-        Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())
+        self.delete_if(keys, Some(window), None).await
     }
 
     /// A tiering move's delete of the copy it moved away from: only fragments
@@ -206,10 +194,20 @@ impl BlockClient {
         keys: &[FragmentKey],
         window: Duration,
     ) -> Result<pb::DeleteFragmentsResponse, Status> {
+        self.delete_if(keys, None, Some(window)).await
+    }
+
+    async fn delete_if(
+        &self,
+        keys: &[FragmentKey],
+        untouched_for: Option<Duration>,
+        unstored_for: Option<Duration>,
+    ) -> Result<pb::DeleteFragmentsResponse, Status> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let req = pb::DeleteFragmentsRequest {
             keys: keys.iter().map(wire_key).collect(),
-            untouched_for_ms: None,
-            unstored_for_ms: Some(u64::try_from(window.as_millis()).unwrap_or(u64::MAX)),
+            untouched_for_ms: untouched_for.map(ms),
+            unstored_for_ms: unstored_for.map(ms),
         };
         let mut inner = self.inner.clone();
         Ok(within(CONTROL_TIMEOUT, "delete fragments", inner.delete_fragments(req)).await?.into_inner())

@@ -38,6 +38,17 @@ pub fn tessera_with(env: &HashMap<String, String>, args: &[&str]) -> Output {
     Command::new(bin).args(args).envs(env).output().expect("running tessera")
 }
 
+/// Runs `tessera --json ARGS` with `env` and parses its output; panics with the
+/// CLI's message when it fails (for tests).
+pub fn ok_json(env: &HashMap<String, String>, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = tessera_with(env, &all);
+    assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 /// As [`signal`], for processes that may be gone already (no message then).
 fn signal_quietly(pid: i64, name: &str) -> std::io::Result<std::process::ExitStatus> {
     Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).stderr(std::process::Stdio::null()).status()

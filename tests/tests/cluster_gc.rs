@@ -10,17 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_tests::local_cluster::{tessera_with, LocalCluster};
+use tessera_tests::local_cluster::{ok_json, tessera_with, LocalCluster};
 use tessera_tests::{binary, http_get, metric, poll_until, TestRng};
-
-fn ok_json(env: &HashMap<String, String>, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = tessera_with(env, &all);
-    assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn second_user(env: &HashMap<String, String>, name: &str) -> HashMap<String, String> {
     let user = ok_json(env, &["admin", "user", "create", name]);

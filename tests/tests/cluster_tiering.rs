@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_tests::local_cluster::{tessera_with, LocalCluster};
+use tessera_tests::local_cluster::{ok_json, tessera_with, LocalCluster};
 use tessera_tests::{http_get, http_request, metric, poll_until, TestRng};
 
 const TIERS: &str = r#"
@@ -27,15 +27,6 @@ data_shards = 2
 parity_shards = 1
 compression = "zstd"
 "#;
-
-fn ok_json(env: &HashMap<String, String>, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = tessera_with(env, &all);
-    assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn put(env: &HashMap<String, String>, work: &Path, remote: &str, data: &[u8]) -> Value {
     let local = work.join(format!("up-{}", remote.replace('/', "_")));
