@@ -167,7 +167,7 @@ fn chunks_move_down_and_back_up_and_reads_stay_correct() {
 
     // Down: passes until every chunk is cold (chunks age one by one).
     let mut demoted = 0;
-    poll_until(Duration::from_secs(60), "every chunk demoted", || {
+    poll_until(Duration::from_secs(120), "every chunk demoted", || {
         std::thread::sleep(Duration::from_millis(500));
         demoted += tier_run(&env, &["--move-deadline", "1s"])["chunks_demoted"].as_u64().unwrap();
         (tier_bytes(&env).0 == 0).then_some(())
@@ -188,13 +188,13 @@ fn chunks_move_down_and_back_up_and_reads_stay_correct() {
 
     // Up: the chunks just read are promoted by the next pass. Their cold copies
     // go at once, or (written moments ago) as leftovers once older than twice
-    // the move deadline plus a margin. A long demotion age meanwhile keeps the
+    // the move deadline plus 30 s. A long demotion age meanwhile keeps the
     // promoted chunks hot (the tiers can be changed at any time).
     set_tiers(&env, work.path(), &TIERS.replace("\"2s\"", "\"1h\""));
     let up = tier_run(&env, &["--move-deadline", "1s"]);
     assert!(up["chunks_promoted"].as_u64().unwrap() >= 4, "{up}");
     assert!(tier_bytes(&env).0 > 0);
-    poll_until(Duration::from_secs(60), "cold copies of promoted chunks removed", || {
+    poll_until(Duration::from_secs(120), "cold copies of promoted chunks removed", || {
         std::thread::sleep(Duration::from_millis(1000));
         let r = tier_run(&env, &["--move-deadline", "1s"]);
         assert_eq!(r["chunks_demoted"], 0, "{r}");
@@ -207,7 +207,7 @@ fn chunks_move_down_and_back_up_and_reads_stay_correct() {
     // Reads while the chunks move never fail nor return other bytes: demote
     // everything again, then read it all continuously while passes promote it.
     set_tiers(&env, work.path(), TIERS);
-    poll_until(Duration::from_secs(60), "every chunk demoted again", || {
+    poll_until(Duration::from_secs(120), "every chunk demoted again", || {
         std::thread::sleep(Duration::from_millis(500));
         tier_run(&env, &["--move-deadline", "1s"]);
         (tier_bytes(&env).0 == 0).then_some(())
@@ -233,7 +233,7 @@ fn chunks_move_down_and_back_up_and_reads_stay_correct() {
         })
     };
     let mut promoted = 0;
-    poll_until(Duration::from_secs(60), "chunks promoted while being read", || {
+    poll_until(Duration::from_secs(120), "chunks promoted while being read", || {
         std::thread::sleep(Duration::from_millis(300));
         promoted += tier_run(&env, &["--move-deadline", "1s"])["chunks_promoted"].as_u64().unwrap();
         (promoted >= 4 && reads.load(Ordering::SeqCst) > 9).then_some(())
@@ -274,9 +274,9 @@ fn a_mover_killed_mid_move_loses_nothing_and_the_next_pass_finishes() {
             assert!(hot > 0 && cold > 0, "{stage}: hot {hot}, cold {cold}");
         }
     }
-    // After the commit the old copies are leftovers: removed once untouched for
-    // twice the move deadline.
-    poll_until(Duration::from_secs(60), "the interrupted moves finished", || {
+    // After the commit the old copies are leftovers: removed once not stored for
+    // twice the move deadline plus 30 s.
+    poll_until(Duration::from_secs(120), "the interrupted moves finished", || {
         std::thread::sleep(Duration::from_millis(1000));
         tier_run(&env, &["--move-deadline", "1s"]);
         (tier_bytes(&env).0 == 0).then_some(())
@@ -320,7 +320,7 @@ fn the_routers_job_demotes_in_the_background_promotes_on_read_and_reports_bytes_
     let gauge = |body: &str, tier: &str| metric(body, &format!("tessera_router_tier_stored_bytes{{tier=\"{tier}\"}}"));
     // No CLI pass: router-0's job moves everything down, and its gauges agree
     // with the block nodes' own counters once it has.
-    let cold = poll_until(Duration::from_secs(60), "background demotion of every chunk", || {
+    let cold = poll_until(Duration::from_secs(120), "background demotion of every chunk", || {
         std::thread::sleep(Duration::from_millis(500));
         let (hot, cold) = tier_bytes(&env);
         let (_, metrics) = http_get(&router, "/metrics").ok()?;

@@ -354,9 +354,10 @@ impl ChunkJob<'_> {
     }
 }
 
-/// Longer than any tiering move may take from its first write to its commit
-/// (`move_deadline` is capped below it).
-pub const MOVE_IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(600);
+/// Longer than a tiering move's copy can be in flight (twice the largest move
+/// deadline, plus the leftover margin): fragments on another tier's node
+/// stored more recently may belong to a move not committed yet.
+pub const MOVE_IN_FLIGHT: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// The tier whose copy of row `row` repair converges: the first tier for a
 /// chunk without a location record; else the one its record names (`named`),

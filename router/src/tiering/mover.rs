@@ -7,7 +7,8 @@
 //!    fragments is written to its `to` placement node and acknowledged durable;
 //! 2. the chunks' location records are committed, each a compare-and-set on the
 //!    generation read before step 1 — only if no other mover changed the record
-//!    meanwhile, and only if step 1 took less than the move deadline;
+//!    meanwhile, and only if step 1 took less than the move deadline (and the
+//!    old copy is kept if the commit returns later than twice the deadline);
 //! 3. only for a committed chunk, the `from` copy is deleted, with the block
 //!    nodes' conditional delete: a node keeps a fragment stored (or stored
 //!    again) since the commit began — another mover bringing the chunk back.
@@ -169,6 +170,10 @@ pub async fn move_batch(
         }
     };
     failpoint("after-commit");
+    // A leftover cleanup spares copies stored within twice the deadline (plus a
+    // margin): past that, the new copy may have been taken for a leftover, so
+    // the old one stays (a later pass moves the chunk again).
+    let late = began.elapsed() >= deadline * 2;
     let mut committed: Vec<&PlannedMove> = Vec::new();
     for ((planned, size), outcome) in ready.iter().zip(outcomes) {
         match outcome {
@@ -180,6 +185,14 @@ pub async fn move_batch(
             ChunkTierOutcome::Stale { .. } => report.stale += 1,
         }
     }
+    if late {
+        report.errors.push(format!(
+            "{} chunk locations committed after twice the move deadline; their copies in {} are kept",
+            committed.len(),
+            from.name
+        ));
+        return report;
+    }
     let (deleted, kept, errors) = delete_copies(dp, from, &committed, commit_began.elapsed() + DELETE_MARGIN).await;
     report.old_fragments_deleted += deleted;
     report.old_fragments_kept += kept;
@@ -188,7 +201,7 @@ pub async fn move_batch(
 }
 
 /// The longest move deadline honoured: repair spares fragments on another
-/// tier's nodes stored within twice this
+/// tier's nodes stored within more than twice this plus [`LEFTOVER_MARGIN`]
 /// ([`MOVE_IN_FLIGHT`](crate::repair::MOVE_IN_FLIGHT)).
 pub const MAX_MOVE_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -196,6 +209,10 @@ pub const MAX_MOVE_DEADLINE: Duration = Duration::from_secs(300);
 /// and carried out a moment later on the node, whose stored times have second
 /// precision.
 pub const DELETE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Added to twice the move deadline for a leftover's deletion: covers the time
+/// between the cleanup's last look at the chunk's record and its delete.
+pub const LEFTOVER_MARGIN: Duration = Duration::from_secs(30);
 
 /// Deletes the listed fragments of `chunks` from the nodes of `tier` that hold
 /// them, sparing fragments stored within `unstored_for`.

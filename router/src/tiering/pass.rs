@@ -6,7 +6,7 @@
 //!    * a copy in a tier the record does not name is a leftover of an
 //!      interrupted or lost move; it is deleted once the named tier holds a
 //!      complete copy, with a conditional delete that spares fragments stored
-//!      within twice the move deadline (a move in flight);
+//!      within twice the move deadline plus 30 s (a move in flight);
 //!    * a copy in the named tier that was read since it arrived there (or
 //!      that a router asked to promote after serving it) goes back to the
 //!      first tier;
@@ -223,8 +223,9 @@ pub async fn run(
 }
 
 /// Deletes leftover copies: never one of a chunk this pass moved, only while the
-/// chunk's record (read again now) still names another tier, and sparing any
-/// fragment stored within twice the move deadline (a move in flight).
+/// chunk's record (read again just before) still names another tier, and
+/// sparing any fragment stored within twice the move deadline plus
+/// [`LEFTOVER_MARGIN`](super::mover::LEFTOVER_MARGIN) (a move in flight).
 async fn clean_up(
     dp: &DataPath,
     tiers: &TierSet,
@@ -238,16 +239,17 @@ async fn clean_up(
     if cleanups.is_empty() {
         return;
     }
-    let hashes: Vec<ChunkHash> = cleanups.iter().map(|(_, c)| c.hash).collect();
-    let records = match directory::lookup(dp, &hashes).await {
-        Ok(r) => r,
-        Err(e) => {
-            push_error(record, format!("chunk locations not read again, no leftover removed: {e}"));
-            return;
-        }
-    };
-    let window = options.move_deadline.min(super::mover::MAX_MOVE_DEADLINE) * 2 + super::mover::DELETE_MARGIN;
-    for ((t, leftover), location) in cleanups.iter().zip(records) {
+    let window = options.move_deadline.min(super::mover::MAX_MOVE_DEADLINE) * 2 + super::mover::LEFTOVER_MARGIN;
+    for (t, leftover) in &cleanups {
+        // Read again right before the delete, one chunk at a time, so the look
+        // and the delete are seconds apart at most (the margin covers them).
+        let location = match directory::lookup(dp, &[leftover.hash]).await {
+            Ok(mut r) => r.pop().flatten(),
+            Err(e) => {
+                push_error(record, format!("chunk location not read again, leftovers kept: {e}"));
+                return;
+            }
+        };
         let named = location.as_ref().and_then(|r| tiers.by_name(&r.tier)).map_or(0, |n| n.index);
         if named == *t || location.map_or(0, |r| r.generation) != leftover.expect_generation {
             continue; // the record moved since the listing: decided again next pass
