@@ -165,7 +165,13 @@ fn chunks_move_down_and_back_up_and_reads_stay_correct() {
     let (hot, cold) = tier_bytes(&env);
     assert!(hot > 0 && cold == 0, "new chunks go to the hot tier: hot {hot}, cold {cold}");
 
+    // A move deletes its source copy at once only if that copy was stored more
+    // than 5 s before the move's commit (else it is left for the leftover
+    // cleanup, 32 s later here): the waits below keep the test short.
+    const SETTLE: Duration = Duration::from_secs(6);
+
     // Down: passes until every chunk is cold (chunks age one by one).
+    std::thread::sleep(SETTLE);
     let mut demoted = 0;
     poll_until(Duration::from_secs(120), "every chunk demoted", || {
         std::thread::sleep(Duration::from_millis(500));
@@ -191,6 +197,7 @@ fn chunks_move_down_and_back_up_and_reads_stay_correct() {
     // the move deadline plus 30 s. A long demotion age meanwhile keeps the
     // promoted chunks hot (the tiers can be changed at any time).
     set_tiers(&env, work.path(), &TIERS.replace("\"2s\"", "\"1h\""));
+    std::thread::sleep(SETTLE);
     let up = tier_run(&env, &["--move-deadline", "1s"]);
     assert!(up["chunks_promoted"].as_u64().unwrap() >= 4, "{up}");
     assert!(tier_bytes(&env).0 > 0);
@@ -207,6 +214,7 @@ fn chunks_move_down_and_back_up_and_reads_stay_correct() {
     // Reads while the chunks move never fail nor return other bytes: demote
     // everything again, then read it all continuously while passes promote it.
     set_tiers(&env, work.path(), TIERS);
+    std::thread::sleep(SETTLE);
     poll_until(Duration::from_secs(120), "every chunk demoted again", || {
         std::thread::sleep(Duration::from_millis(500));
         tier_run(&env, &["--move-deadline", "1s"]);
