@@ -58,6 +58,19 @@ pub struct MoveReport {
     pub errors: Vec<String>,
 }
 
+impl MoveReport {
+    /// Adds another batch's report to this one.
+    pub fn absorb(&mut self, other: MoveReport) {
+        self.moved += other.moved;
+        self.stale += other.stale;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+        self.old_fragments_deleted += other.old_fragments_deleted;
+        self.old_fragments_kept += other.old_fragments_kept;
+        self.errors.extend(other.errors);
+    }
+}
+
 /// Where a test can make the mover's process die (`TESSERA_FAILPOINT_TIER_MOVE`):
 /// `after-write` (new copies durable, nothing committed) or `after-commit`
 /// (records committed, old copies not deleted yet).

@@ -45,15 +45,9 @@ pub async fn promote(
     }
     for (from, moves) in by_tier {
         for batch in moves.chunks(options.batch.max(1)) {
-            let outcome =
-                move_batch(dp, &tiers.tiers()[from], tiers.hot(), batch, options.parallel, options.move_deadline).await;
-            report.moved += outcome.moved;
-            report.stale += outcome.stale;
-            report.failed += outcome.failed;
-            report.bytes += outcome.bytes;
-            report.old_fragments_deleted += outcome.old_fragments_deleted;
-            report.old_fragments_kept += outcome.old_fragments_kept;
-            report.errors.extend(outcome.errors);
+            report.absorb(
+                move_batch(dp, &tiers.tiers()[from], tiers.hot(), batch, options.parallel, options.move_deadline).await,
+            );
         }
     }
     Ok(report)
