@@ -23,11 +23,22 @@ pub struct DataPathConfig {
     /// Chunks processed concurrently per transfer (bounds memory: each holds
     /// one chunk and its fragments).
     pub parallel_chunks: usize,
+    /// Fragments of a new chunk that must be durable on distinct block nodes
+    /// before the chunk counts as stored: writes go on with up to k+m−quorum
+    /// nodes down, and repair completes such chunks later. Default and minimum
+    /// k+1 (one more node may fail after the acknowledgement), at most k+m.
+    pub write_quorum: Option<usize>,
 }
 
 impl Default for DataPathConfig {
     fn default() -> Self {
-        Self { chunker: ChunkerParams::default(), data_shards: 4, parity_shards: 2, parallel_chunks: 4 }
+        Self {
+            chunker: ChunkerParams::default(),
+            data_shards: 4,
+            parity_shards: 2,
+            parallel_chunks: 4,
+            write_quorum: None,
+        }
     }
 }
 
@@ -38,6 +49,8 @@ pub struct DataPathCounters {
     pub chunks_deduped: Counter,
     /// Fragments written to a fallback node because their placement node failed.
     pub fragments_displaced: Counter,
+    /// Chunks acknowledged with fewer than k+m fragments (a write quorum only).
+    pub chunks_stored_degraded: Counter,
     pub bytes_uploaded: Counter,
     pub bytes_downloaded: Counter,
     /// Chunks rebuilt from parity because data fragments were missing or corrupt.
@@ -61,6 +74,11 @@ impl DataPathCounters {
             "fragments_displaced",
             "Fragments written to a fallback node because their placement node failed (rebalance moves them back)",
             self.fragments_displaced.clone(),
+        );
+        r.register(
+            "chunks_stored_degraded",
+            "Chunks stored with fewer fragments than the code's k+m but at least the write quorum (repair completes them)",
+            self.chunks_stored_degraded.clone(),
         );
         r.register(
             "bloom_false_positives",
@@ -111,6 +129,16 @@ impl DataPath {
 
     pub fn fragments_per_chunk(&self) -> usize {
         self.config.data_shards + self.config.parity_shards
+    }
+
+    /// Fragments a new chunk needs on distinct nodes before it counts as stored
+    /// ([`DataPathConfig::write_quorum`], kept within k+1..=k+m).
+    pub fn write_quorum(&self) -> usize {
+        let all = self.fragments_per_chunk();
+        self.config
+            .write_quorum
+            .unwrap_or(self.config.data_shards + 1)
+            .clamp((self.config.data_shards + 1).min(all), all)
     }
 
     /// The storage tiers of the current placement (one `default` tier of every

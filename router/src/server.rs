@@ -122,6 +122,12 @@ pub async fn start(
     if cfg.gc.interval_secs > 0 && std::time::Duration::from_secs(cfg.gc.grace_secs) < crate::gc::MIN_GRACE {
         anyhow::bail!("[gc] grace_secs = {} is below the minimum of {:?}", cfg.gc.grace_secs, crate::gc::MIN_GRACE);
     }
+    if let Some(q) = cfg.datapath.write_quorum {
+        let (k, m) = (cfg.datapath.data_shards, cfg.datapath.parity_shards);
+        if q <= k || q > k + m {
+            anyhow::bail!("[datapath] write_quorum = {q} must be between k+1 = {} and k+m = {}", k + 1, k + m);
+        }
+    }
     let meta = Arc::new(MetaClient::new(cfg.meta.clone()));
     let view = ClusterView::load(meta.clone())
         .await

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::stream::FuturesOrdered;
+use futures::stream::{FuturesOrdered, FuturesUnordered};
 use futures::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use tessera_block::client::FragmentCode;
@@ -92,16 +92,21 @@ pub async fn present_fragments(dp: &DataPath, hash: ChunkHash, nodes: &[BlockNod
     futures::future::join_all(checks).await
 }
 
-/// Makes sure every fragment of `chunk` is on a distinct block node; returns
+/// Makes sure the fragments of `chunk` are on distinct block nodes; returns
 /// whether any data had to be sent.
 ///
 /// A fragment goes to its placement node; when that node fails (or recently
 /// failed: a suspect), it goes to the next fallback node of the chunk's
 /// ranking instead, so writes keep full redundancy while a node is out as long
 /// as the cluster has spare nodes. Reads find displaced fragments, and
-/// `tessera admin rebalance` moves them back. With no spare left the upload
-/// fails: a chunk is never reported stored with fewer fragments than the code
-/// promises.
+/// `tessera admin rebalance` moves them back.
+///
+/// With no spare left, a fragment is left out: the chunk counts as stored once
+/// the write quorum (default k+1) of its k+m fragments is durable, so one more
+/// node may fail after the acknowledgement and the chunk stays readable. Such a
+/// chunk is under-replicated until repair writes the rest (when the node is back,
+/// or after it is removed and rebalance places its share elsewhere). Below the
+/// quorum the upload fails and nothing is acknowledged.
 pub async fn store_chunk(dp: &DataPath, hash: ChunkHash, data: Bytes) -> Result<bool, RouterError> {
     let ranking = dp.chunk_ranking(&hash)?;
     let (nodes, fallbacks) = ranking.split_at(dp.fragments_per_chunk());
@@ -125,49 +130,149 @@ pub async fn store_chunk(dp: &DataPath, hash: ChunkHash, data: Bytes) -> Result<
     let spares: Mutex<VecDeque<&BlockNodeInfo>> =
         Mutex::new(fallbacks.iter().filter(|n| !pool.is_suspect(n)).collect());
     let next_spare = || spares.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-    let puts = missing.iter().map(|&i| {
-        let fragment = fragments[i].clone();
-        let key = FragmentKey::new(hash, i as u8);
-        let next_spare = &next_spare;
-        async move {
-            let mut target = &nodes[i];
-            if pool.is_suspect(target) {
-                target = next_spare().unwrap_or(target);
-            }
-            loop {
-                let client = pool.client(target).map_err(|e| RouterError::Unavailable(e.to_string()))?;
-                let result = client.put_fragment(&key, fc, fragment.clone()).await;
-                pool.note_result(target, &result);
-                match result {
-                    Ok(_) => {
-                        pool.note_stored(target, &hash);
-                        if target.id != nodes[i].id {
-                            dp.counters.fragments_displaced.inc();
-                        }
-                        return Ok::<(), RouterError>(());
+    // The node each fragment is being sent to, to mark the ones left behind.
+    let targets: Mutex<Vec<Option<BlockNodeInfo>>> = Mutex::new(vec![None; nodes.len()]);
+    let aim = |i: usize, node: &BlockNodeInfo| {
+        targets.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(node.clone());
+    };
+    let puts: FuturesUnordered<_> = missing
+        .iter()
+        .map(|&i| {
+            let fragment = fragments[i].clone();
+            let key = FragmentKey::new(hash, i as u8);
+            let (next_spare, aim) = (&next_spare, &aim);
+            async move {
+                let mut target = &nodes[i];
+                if pool.is_suspect(target) {
+                    match next_spare() {
+                        Some(spare) => target = spare,
+                        // A node known to be down is not waited for again.
+                        None => return (i, Err(format!("block node {} ({}) is down", target.id, target.endpoint))),
                     }
-                    Err(s) => {
-                        tracing::warn!(node = %target.id, chunk = %hash, index = i, error = %s.message(), "fragment not stored; trying a fallback node");
-                        match next_spare() {
-                            Some(spare) => target = spare,
-                            None => {
-                                return Err(RouterError::Unavailable(format!(
-                                    "block node {} ({}) did not store fragment {i} of chunk {hash} and no other node can take it: {}",
-                                    target.id,
-                                    target.endpoint,
-                                    s.message()
-                                )))
+                }
+                loop {
+                    aim(i, target);
+                    let result = match pool.client(target) {
+                        Ok(client) => client.put_fragment(&key, fc, fragment.clone()).await,
+                        Err(e) => Err(tonic::Status::unavailable(e.to_string())),
+                    };
+                    pool.note_result(target, &result);
+                    match result {
+                        Ok(_) => {
+                            pool.note_stored(target, &hash);
+                            if target.id != nodes[i].id {
+                                dp.counters.fragments_displaced.inc();
+                            }
+                            return (i, Ok(()));
+                        }
+                        Err(s) => {
+                            tracing::warn!(node = %target.id, chunk = %hash, index = i, error = %s.message(), "fragment not stored; trying a fallback node");
+                            match next_spare() {
+                                Some(spare) => target = spare,
+                                None => {
+                                    let why = format!(
+                                        "block node {} ({}) did not store fragment {i}: {}",
+                                        target.id,
+                                        target.endpoint,
+                                        s.message()
+                                    );
+                                    return (i, Err(why));
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-    });
-    for r in futures::future::join_all(puts).await {
-        r?;
+        })
+        .collect();
+    let all = dp.fragments_per_chunk();
+    let quorum = dp.write_quorum();
+    let present = all - missing.len();
+    let spare_left = || !spares.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+    let outcome = await_quorum(puts, &missing, (present, quorum), spare_left).await;
+    let mut failures = outcome.failures;
+    for i in outcome.abandoned {
+        let Some(node) = targets.lock().unwrap_or_else(|p| p.into_inner())[i].clone() else { continue };
+        failures.push(format!("block node {} ({}) did not answer in time for fragment {i}", node.id, node.endpoint));
+        // Sent again in the background: a slow node still gets its fragment (full
+        // redundancy after all), a hung one fails it and becomes a suspect.
+        let (view, fragment) = (dp.view.clone(), fragments[i].clone());
+        tokio::spawn(async move {
+            let Ok(client) = view.pool.client(&node) else { return };
+            let result = client.put_fragment(&FragmentKey::new(hash, i as u8), fc, fragment).await;
+            view.pool.note_result(&node, &result);
+            if result.is_ok() {
+                view.pool.note_stored(&node, &hash);
+            }
+        });
     }
-    Ok(true)
+    if failures.is_empty() {
+        return Ok(true);
+    }
+    let stored = all - failures.len();
+    if stored < quorum {
+        return Err(RouterError::Unavailable(format!(
+            "chunk {hash}: only {stored} of {all} fragments stored and {quorum} are needed, with no other node to \
+             take the rest ({})",
+            failures.join("; ")
+        )));
+    }
+    dp.counters.chunks_stored_degraded.inc();
+    tracing::warn!(chunk = %hash, stored, of = all, quorum, missing = %failures.join("; "), "chunk stored under-replicated (write quorum met); repair completes it");
+    Ok(stored > present)
+}
+
+/// Shortest wait for the last fragments once the write quorum is durable; the
+/// wait is four times the time the quorum took if that is longer (a loaded
+/// machine). Fragments still unanswered then are sent again in the background.
+const STRAGGLER_WAIT: Duration = Duration::from_secs(5);
+
+/// What the fragment writes of one chunk came to.
+struct PutOutcome {
+    failures: Vec<String>,
+    /// Fragments still unanswered when the wait for stragglers ran out.
+    abandoned: Vec<usize>,
+}
+
+/// Collects the fragment writes `(index, result)` of the fragments `sent`. Once `present` plus the stored
+/// ones reach `quorum`, the rest get [`STRAGGLER_WAIT`] (or four times the time so
+/// far) before they are given up: a hung node must not hold every write up
+/// until its connection times out. While a spare node is left, the writes are
+/// waited for instead: a failed one then moves to the spare (full redundancy).
+async fn await_quorum<F>(
+    mut puts: FuturesUnordered<F>,
+    sent: &[usize],
+    (present, quorum): (usize, usize),
+    spare_left: impl Fn() -> bool,
+) -> PutOutcome
+where
+    F: std::future::Future<Output = (usize, Result<(), String>)>,
+{
+    let started = Instant::now();
+    let mut stored = present;
+    let mut failures = Vec::new();
+    let mut answered = Vec::new();
+    let mut cutoff: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match cutoff {
+            None => puts.next().await,
+            Some(at) => match tokio::time::timeout_at(at, puts.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some((i, result)) = next else { break };
+        answered.push(i);
+        match result {
+            Ok(()) => stored += 1,
+            Err(why) => failures.push(why),
+        }
+        if stored >= quorum && cutoff.is_none() && !puts.is_empty() && !spare_left() {
+            cutoff = Some(tokio::time::Instant::now() + STRAGGLER_WAIT.max(started.elapsed() * 4));
+        }
+    }
+    let abandoned = sent.iter().copied().filter(|i| !answered.contains(i)).collect();
+    PutOutcome { failures, abandoned }
 }
 
 async fn store(dp: Arc<DataPath>, chunk: Chunk) -> Result<StoredChunk, RouterError> {

@@ -8,7 +8,7 @@
 //! config); `down` stops exactly those.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,19 +88,18 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(dir: &Path, bin: &str, name: &str, config: &Path) -> anyhow::Result<u32> {
+fn spawn(dir: &Path, bin: &str, name: &str, config: &Path) -> anyhow::Result<Child> {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
     let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log")))?;
-    let child = Command::new(sibling_binary(bin)?)
+    Command::new(sibling_binary(bin)?)
         .arg("--config")
         .arg(config)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .with_context(|| format!("starting {bin}"))?;
-    Ok(child.id())
+        .with_context(|| format!("starting {bin}"))
 }
 
 /// Writes `cluster.json`: the processes started so far, plus the recorded ones
@@ -114,38 +113,87 @@ fn record(dir: &Path, procs: &[ProcessEntry], earlier: &[ProcessEntry]) -> anyho
     Ok(())
 }
 
+/// Longest a process may take from spawn to listening. Start-up is normally well
+/// under a second; this bounds a hung start on a machine loaded by other work.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(120);
+
+/// How long each process took to start, for the summary and `TESSERA_STARTUP_LOG`.
+#[derive(Default)]
+struct StartupTimes(Vec<(String, Duration)>);
+
+impl StartupTimes {
+    fn slowest(&self) -> Option<&(String, Duration)> {
+        self.0.iter().max_by_key(|(_, d)| *d)
+    }
+}
+
 /// Starts process `id` of `kind` (logging as `name`) unless the one recorded in
 /// `running` is still alive; returns its pid once it has written its address file.
 fn launch(
     dir: &Path,
     running: &[ProcessEntry],
     kind: &str,
-    id: &str,
-    name: &str,
+    (id, name): (&str, &str),
     config: &Path,
+    times: &mut StartupTimes,
 ) -> anyhow::Result<u32> {
     let home = config.parent().unwrap_or(dir);
     if let Some(p) = running.iter().find(|p| p.kind == kind && p.id == id && ours(p)) {
         return Ok(p.pid);
     }
     let _ = std::fs::remove_file(home.join("addr"));
-    let pid = spawn(dir, &format!("tessera-{kind}"), name, config)?;
-    wait_for_file(&home.join("addr"), name)?;
-    Ok(pid)
+    let started = Instant::now();
+    let mut child = spawn(dir, &format!("tessera-{kind}"), name, config)?;
+    let log = dir.join("logs").join(format!("{name}.log"));
+    wait_for_start(&mut child, &home.join("addr"), name, &log)?;
+    let took = started.elapsed();
+    record_startup(dir, name, took);
+    times.0.push((name.to_owned(), took));
+    Ok(child.id())
 }
 
-fn wait_for_file(path: &Path, what: &str) -> anyhow::Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Waits until `child` has written its address file. A child that exits first
+/// (a port taken, a bad config, a data dir it cannot open) fails at once with
+/// the end of its log, instead of after the deadline.
+fn wait_for_start(child: &mut Child, addr_file: &Path, what: &str, log: &Path) -> anyhow::Result<String> {
+    let deadline = Instant::now() + STARTUP_DEADLINE;
     loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
+        if let Ok(s) = std::fs::read_to_string(addr_file) {
             if !s.trim().is_empty() {
                 return Ok(s.trim().to_owned());
             }
         }
-        if Instant::now() > deadline {
-            bail!("{what} did not start within 60 s (see the logs in the cluster dir)");
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited during start-up ({status}); the end of {}:\n{}", log.display(), log_tail(log));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() > deadline {
+            bail!(
+                "{what} did not start within {} s; the end of {}:\n{}",
+                STARTUP_DEADLINE.as_secs(),
+                log.display(),
+                log_tail(log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The last lines of a process log, for start-up failures.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// Appends "MILLISECONDS NAME DIR" to the file `TESSERA_STARTUP_LOG` names, if
+/// any: the test suite reports its slowest process start-ups from it.
+fn record_startup(dir: &Path, name: &str, took: Duration) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("TESSERA_STARTUP_LOG") else { return };
+    let line = format!("{} {name} {}\n", took.as_millis(), dir.display());
+    // One write of one short line: concurrent clusters' lines do not interleave.
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(line.as_bytes());
     }
 }
 
@@ -213,6 +261,7 @@ async fn start(
         layout.block_labels.push(vec!["cold".to_owned()]);
     }
     let mut procs = Vec::new();
+    let mut times = StartupTimes::default();
     let meta_addrs: Vec<String> = layout.meta_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     for (i, addr) in meta_addrs.iter().enumerate() {
         let id = i + 1;
@@ -226,7 +275,7 @@ async fn start(
             home.join("data").display()
         );
         std::fs::write(&cfg, text)?;
-        let pid = launch(&dir, &running, "meta", &id.to_string(), &format!("meta-{id}"), &cfg)?;
+        let pid = launch(&dir, &running, "meta", (&id.to_string(), &format!("meta-{id}")), &cfg, &mut times)?;
         procs.push(ProcessEntry {
             kind: "meta".into(),
             id: id.to_string(),
@@ -269,7 +318,7 @@ async fn start(
                 home.join("data").display()
             ),
         )?;
-        let pid = launch(&dir, &running, "block", &name, &name, &cfg)?;
+        let pid = launch(&dir, &running, "block", (&name, &name), &cfg, &mut times)?;
         let labels = layout.block_labels.get(i).cloned().unwrap_or_default();
         register_block(&meta, &name, &addr, &format!("zone-{i}"), labels).await?;
         procs.push(ProcessEntry {
@@ -328,7 +377,7 @@ async fn start(
                 home.join("addr").display()
             ),
         )?;
-        let pid = launch(&dir, &running, "router", &name, &name, &cfg)?;
+        let pid = launch(&dir, &running, "router", (&name, &name), &cfg, &mut times)?;
         procs.push(ProcessEntry {
             kind: "router".into(),
             id: name,
@@ -361,6 +410,9 @@ async fn start(
         layout.router_ports.len(),
         dir.join("env").display()
     );
+    if let Some((name, took)) = times.slowest() {
+        println!("started {} processes; slowest start-up: {name} in {} ms", times.0.len(), took.as_millis());
+    }
     println!("operator console: {admin_url} (password: TESSERA_ADMIN_PASSWORD in {})", dir.join("env").display());
     Ok(())
 }

@@ -180,6 +180,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     println!("operator console: {admin_url} (password: TESSERA_ADMIN_PASSWORD in {})", dir.join("env").display());
     println!("credentials and endpoints: source {}", dir.join("env").display());
+    if let Some(bin_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        println!("the CLI: export PATH=\"{}:$PATH\"; tessera ls /", bin_dir.display());
+    }
 
     tessera_proto::listener::shutdown_signal().await;
     router.stop().await?;

@@ -3,26 +3,68 @@
 //! default user, and write `DIR/env`.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, NodeInfo, NodeKind, User};
 use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery};
 
-/// A port free on 127.0.0.1 right now.
+/// How long a port claim keeps other clusters off a port: longer than any
+/// cluster of a test run lives, short enough that claims of clusters long gone
+/// do not pile up.
+const PORT_CLAIM_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// A port for a process of a local cluster (`tessera dev`, `tessera cluster up`),
+/// which binds it later and again after every restart:
+/// - below the kernel's ephemeral range, so no outgoing connection of any process
+///   can take it while its process is down between a kill and a restart (ports the
+///   kernel hands out for port 0 are in that range and are taken that way);
+/// - claimed by a file in a machine-wide directory, so clusters started at the
+///   same moment never pick the same port;
+/// - free on 127.0.0.1 right now (a bind succeeds).
 pub fn free_port() -> anyhow::Result<u16> {
-    // The kernel may hand the same free port out twice in a row; a cluster's
-    // processes must not share one.
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-    for _ in 0..100 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
+    let (low, high) = claimable_range();
+    let claims = std::env::temp_dir().join("tessera-port-claims");
+    std::fs::create_dir_all(&claims).with_context(|| format!("creating {}", claims.display()))?;
+    for _ in 0..1000 {
+        let port = rand::random_range(low..high);
+        let claim = claims.join(port.to_string());
+        if let Ok(meta) = std::fs::metadata(&claim) {
+            let age = meta.modified().ok().and_then(|m| m.elapsed().ok()).unwrap_or_default();
+            if age > PORT_CLAIM_TTL {
+                let _ = std::fs::remove_file(&claim);
+            }
+            continue;
+        }
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&claim) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("claiming port {port} in {}", claims.display())),
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return Ok(port);
         }
+        // In use by something that is not a local cluster: leave the claim so
+        // nobody tries it again soon.
     }
-    anyhow::bail!("no new free port on 127.0.0.1")
+    anyhow::bail!("no free port on 127.0.0.1 in {low}..{high} after 1000 tries")
+}
+
+/// Ports from 10000 up to the start of the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`).
+fn claimable_range() -> (u16, u16) {
+    const LOW: u16 = 10_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32_768);
+    if ephemeral_start >= LOW + 1000 {
+        (LOW, ephemeral_start)
+    } else {
+        // A machine whose ephemeral range starts low: use the ports above it.
+        (61_000, 65_535)
+    }
 }
 
 /// Registers (or updates) a block node in the cluster group.
