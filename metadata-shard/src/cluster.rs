@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{ApplyError, ApplyErrorKind, Writes};
+use crate::command::{ApplyError, ApplyErrorKind, StorageFailure, Writes};
 use crate::raft::state_machine::GroupView;
 pub use crate::tiering::TieringConfig;
 
@@ -229,16 +229,41 @@ fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, ApplyError> {
     serde_json::to_vec(v).map_err(corrupt)
 }
 
-pub fn epoch(view: &GroupView<'_>) -> Result<u64, rocksdb::Error> {
-    Ok(read::<u64>(view, EPOCH)?.ok().flatten().unwrap_or(0))
+/// A record of the cluster group that must decode: one that does not is an
+/// error naming the key, never a record silently left out or taken as absent.
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StorageFailure> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        StorageFailure(format!("cluster group record {} cannot be decoded: {e}", String::from_utf8_lossy(key)))
+    })
+}
+
+/// The record at `key`, if any (for reads: a record that does not decode is an error).
+fn lookup<T: for<'de> Deserialize<'de>>(view: &GroupView<'_>, key: &[u8]) -> Result<Option<T>, StorageFailure> {
+    view.get(key)?.map(|b| decode(key, &b)).transpose()
+}
+
+/// Every record with a key in `from..to`, decoded (for reads).
+fn scan_all<T: for<'de> Deserialize<'de>>(
+    view: &GroupView<'_>,
+    from: &[u8],
+    to: &[u8],
+) -> Result<Vec<T>, StorageFailure> {
+    view.scan(from, to, usize::MAX)?.into_iter().map(|(k, v)| decode(&k, &v)).collect()
+}
+
+pub fn epoch(view: &GroupView<'_>) -> Result<u64, StorageFailure> {
+    Ok(lookup::<u64>(view, EPOCH)?.unwrap_or(0))
 }
 
 /// Applies a cluster command; returns its result and the writes to commit.
 pub fn apply(
     view: &GroupView<'_>,
     cmd: &ClusterCommand,
-) -> Result<(Result<ClusterResponse, ApplyError>, Writes), rocksdb::Error> {
+) -> Result<(Result<ClusterResponse, ApplyError>, Writes), StorageFailure> {
     let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    // A placement epoch that does not decode refuses the commands that bump it
+    // (deterministically on every replica) instead of restarting it from 0.
+    let current_epoch = read::<u64>(view, EPOCH)?.map(|e| e.unwrap_or(0));
     let result = match cmd {
         ClusterCommand::RegisterNode(node) => {
             let key = node_key(node.kind, &node.id);
@@ -246,11 +271,9 @@ pub fn apply(
                 Err(e) => Err(e),
                 Ok(existing) => {
                     let changed = existing.as_ref() != Some(node);
-                    let mut e = epoch(view)?;
-                    let encoded = json(node);
-                    match encoded {
+                    match current_epoch.clone().and_then(|e| json(node).map(|bytes| (e, bytes))) {
                         Err(err) => Err(err),
-                        Ok(bytes) => {
+                        Ok((mut e, bytes)) => {
                             writes.insert(key, Some(bytes));
                             if changed && node.kind == NodeKind::Block {
                                 e += 1;
@@ -267,13 +290,14 @@ pub fn apply(
             if view.get(&key)?.is_none() {
                 Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no {} node {id}", kind.tag())))
             } else {
-                let mut e = epoch(view)?;
-                writes.insert(key, None);
-                if *kind == NodeKind::Block {
-                    e += 1;
-                    writes.insert(EPOCH.to_vec(), Some(e.to_string().into_bytes()));
-                }
-                Ok(ClusterResponse::Epoch(e))
+                current_epoch.clone().map(|mut e| {
+                    writes.insert(key, None);
+                    if *kind == NodeKind::Block {
+                        e += 1;
+                        writes.insert(EPOCH.to_vec(), Some(e.to_string().into_bytes()));
+                    }
+                    ClusterResponse::Epoch(e)
+                })
             }
         }
         ClusterCommand::PutShardGroup(g) => json(g).map(|bytes| {
@@ -304,10 +328,9 @@ pub fn apply(
                     Ok(()) => json(c).map(Some),
                 },
             };
-            match encoded {
+            match encoded.and_then(|value| current_epoch.clone().map(|e| (value, e + 1))) {
                 Err(e) => Err(e),
-                Ok(value) => {
-                    let e = epoch(view)? + 1;
+                Ok((value, e)) => {
                     writes.insert(TIERING.to_vec(), value);
                     writes.insert(EPOCH.to_vec(), Some(e.to_string().into_bytes()));
                     Ok(ClusterResponse::Epoch(e))
@@ -344,32 +367,30 @@ pub fn apply(
 }
 
 /// Looks up a user by access key (for request authentication).
-pub fn user_by_access_key(view: &GroupView<'_>, access_key: &str) -> Result<Option<User>, rocksdb::Error> {
+pub fn user_by_access_key(view: &GroupView<'_>, access_key: &str) -> Result<Option<User>, StorageFailure> {
     let Some(user_id) = view.get(&access_key_key(access_key))? else {
         return Ok(None);
     };
     let user_id = String::from_utf8_lossy(&user_id).into_owned();
-    Ok(read::<User>(view, &user_key(&user_id))?.ok().flatten())
+    lookup::<User>(view, &user_key(&user_id))
 }
 
 /// Every user, in id order ("user0" is the first key after every "user/…" key).
-pub fn users(view: &GroupView<'_>) -> Result<Vec<UserSummary>, rocksdb::Error> {
-    Ok(view
-        .scan(b"user/", b"user0", usize::MAX)?
+pub fn users(view: &GroupView<'_>) -> Result<Vec<UserSummary>, StorageFailure> {
+    Ok(scan_all::<User>(view, b"user/", b"user0")?
         .into_iter()
-        .filter_map(|(_, v)| serde_json::from_slice::<User>(&v).ok())
         .map(|u| UserSummary { user_id: u.user_id, display_name: u.display_name, created_at_ms: u.created_at_ms })
         .collect())
 }
 
 /// All registered nodes of a kind, in id order.
-pub fn nodes(view: &GroupView<'_>, kind: NodeKind) -> Result<Vec<NodeInfo>, rocksdb::Error> {
+pub fn nodes(view: &GroupView<'_>, kind: NodeKind) -> Result<Vec<NodeInfo>, StorageFailure> {
     let prefix = format!("node/{}/", kind.tag()).into_bytes();
     let mut end = prefix.clone();
     if let Some(last) = end.last_mut() {
         *last += 1;
     }
-    Ok(view.scan(&prefix, &end, usize::MAX)?.into_iter().filter_map(|(_, v)| serde_json::from_slice(&v).ok()).collect())
+    scan_all(view, &prefix, &end)
 }
 
 /// Reads of the cluster group's state.
@@ -410,32 +431,26 @@ pub enum ClusterAnswer {
 }
 
 /// The tiering configuration, if one is set.
-pub fn tiering(view: &GroupView<'_>) -> Result<Option<TieringConfig>, rocksdb::Error> {
-    Ok(read::<TieringConfig>(view, TIERING)?.ok().flatten())
+pub fn tiering(view: &GroupView<'_>) -> Result<Option<TieringConfig>, StorageFailure> {
+    lookup::<TieringConfig>(view, TIERING)
 }
 
 /// Every shard group, by id.
-pub fn shard_map(view: &GroupView<'_>) -> Result<Vec<ShardGroup>, rocksdb::Error> {
+pub fn shard_map(view: &GroupView<'_>) -> Result<Vec<ShardGroup>, StorageFailure> {
     // "group0" is the first key after every "group/…" key ('0' follows '/').
-    Ok(view
-        .scan(b"group/", b"group0", usize::MAX)?
-        .into_iter()
-        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-        .collect())
+    scan_all(view, b"group/", b"group0")
 }
 
-pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, rocksdb::Error> {
+pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, StorageFailure> {
     Ok(match q {
         ClusterQuery::UserByAccessKey(k) => ClusterAnswer::User(user_by_access_key(view, k)?),
         ClusterQuery::Nodes(kind) => ClusterAnswer::Nodes(nodes(view, *kind)?),
         ClusterQuery::Epoch => ClusterAnswer::Epoch(epoch(view)?),
         ClusterQuery::ShardMap => ClusterAnswer::ShardMap(shard_map(view)?),
-        ClusterQuery::LastRepair => ClusterAnswer::LastRepair(read::<RepairRecord>(view, LAST_REPAIR)?.ok().flatten()),
-        ClusterQuery::LastGc => ClusterAnswer::LastGc(read::<GcRecord>(view, LAST_GC)?.ok().flatten()),
+        ClusterQuery::LastRepair => ClusterAnswer::LastRepair(lookup::<RepairRecord>(view, LAST_REPAIR)?),
+        ClusterQuery::LastGc => ClusterAnswer::LastGc(lookup::<GcRecord>(view, LAST_GC)?),
         ClusterQuery::Users => ClusterAnswer::Users(users(view)?),
         ClusterQuery::Tiering => ClusterAnswer::Tiering(tiering(view)?),
-        ClusterQuery::LastTierPass => {
-            ClusterAnswer::LastTierPass(read::<TierPassRecord>(view, LAST_TIER_PASS)?.ok().flatten())
-        }
+        ClusterQuery::LastTierPass => ClusterAnswer::LastTierPass(lookup::<TierPassRecord>(view, LAST_TIER_PASS)?),
     })
 }
