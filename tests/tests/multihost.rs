@@ -91,9 +91,12 @@ fn a_metadata_leader_partitioned_from_its_followers_is_replaced_and_catches_up()
             c.dc.cut(old_host)?;
         }
         // Writes through the majority side go on once the followers elect a leader.
-        let started = Instant::now();
-        let during = put_files(c, "router-2", "/during", 3, 3)?;
-        eprintln!("3 writes on the majority side done {:?} after the partition", started.elapsed());
+        let mut during = Vec::new();
+        for i in 0..3 {
+            let started = Instant::now();
+            during.extend(put_files(c, "router-2", &format!("/during/{i}"), 3 + i, 1)?);
+            eprintln!("write {i} on the majority side took {:?}", started.elapsed());
+        }
         let status = c.status("router-2")?;
         let new =
             agreed_leader(&status, 1).with_context(|| format!("no agreed leader on the majority side: {status}"))?;
