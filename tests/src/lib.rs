@@ -3,9 +3,13 @@
 //! Starts real binaries on 127.0.0.1 with port 0, learns their addresses from
 //! address files, polls with deadlines instead of sleeping, and kills every
 //! process it started when the guard is dropped (also on test failure).
+//! Multi-host tests run each process on its own host of a simulated network
+//! instead (`netns`, `netns_cluster`).
 
 pub mod linearizability;
 pub mod local_cluster;
+pub mod netns;
+pub mod netns_cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -47,6 +47,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: crate::tier::TierCommand,
     },
+    /// The cluster's metadata shards.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterAdminCommand,
+    },
     /// Block node membership.
     Node {
         #[command(subcommand)]
@@ -83,6 +88,57 @@ pub enum NodeCommand {
     /// Remove a block node from placement; run `rebalance` to rebuild its
     /// fragments elsewhere before retiring the machine.
     Remove { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum ClusterAdminCommand {
+    /// Create metadata shard group 1 on the given metadata nodes, once every one
+    /// of them runs and has joined the cluster group. Does nothing when the shard
+    /// map already has a shard, so it can be run again safely.
+    Init {
+        /// A replica as NODE_ID=HOST:PORT (its `node_id` and the address it
+        /// listens on); repeat for each, usually three.
+        #[arg(long = "replica", required = true, value_parser = parse_replica)]
+        replicas: Vec<(u64, String)>,
+    },
+}
+
+/// `ID=HOST:PORT` of `admin cluster init --replica`.
+fn parse_replica(s: &str) -> Result<(u64, String), String> {
+    let (id, addr) = s.split_once('=').ok_or_else(|| format!("expected NODE_ID=HOST:PORT, got {s:?}"))?;
+    let id: u64 = id.trim().parse().map_err(|_| format!("node id {id:?} is not a number"))?;
+    if id == 0 {
+        return Err("node ids start at 1".into());
+    }
+    let addr = addr.trim();
+    if addr.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+        return Err(format!("{addr:?} is not HOST:PORT"));
+    }
+    Ok((id, addr.to_owned()))
+}
+
+/// `tessera admin cluster init`: what `tessera cluster up` does to a new
+/// cluster's shard map, for clusters started by hand.
+async fn init_cluster(meta: &MetaClient, replicas: &[(u64, String)], json: bool) -> anyhow::Result<()> {
+    let mut ids: Vec<u64> = replicas.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.len() != replicas.len() {
+        anyhow::bail!("each --replica needs its own node id");
+    }
+    let existing = crate::local_cluster::ensure_shard(meta, replicas).await?;
+    let created = existing.is_empty();
+    if json {
+        println!(
+            "{}",
+            json!({"created": created, "shard_groups": if created { vec![1] } else { existing }, "replicas": ids})
+        );
+    } else if created {
+        println!("shard group 1 created on metadata nodes {ids:?}");
+    } else {
+        println!("the shard map already has shard groups {existing:?}; nothing done");
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -191,6 +247,9 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Gc { command } => return crate::gc::run(meta, command, json).await,
         AdminCommand::Tier { command } => return crate::tier::run(meta, command, json).await,
+        AdminCommand::Cluster { command: ClusterAdminCommand::Init { replicas } } => {
+            return init_cluster(&meta, &replicas, json).await;
+        }
         AdminCommand::Node { command: NodeCommand::Add { id, addr, zone, labels } } => {
             let info = NodeInfo { kind: NodeKind::Block, id: id.clone(), addr, zone, labels };
             let epoch = cluster_command(&meta, ClusterCommand::RegisterNode(info)).await?;

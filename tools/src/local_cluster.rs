@@ -81,8 +81,9 @@ pub async fn register_block(
     Ok(())
 }
 
-/// Creates metadata shard 1 on `replicas` unless a shard exists already.
-pub async fn ensure_shard(meta: &MetaClient, replicas: &[(u64, String)]) -> anyhow::Result<()> {
+/// Creates metadata shard 1 on `replicas` unless a shard exists already;
+/// returns the shard groups already in the map (empty when it created shard 1).
+pub async fn ensure_shard(meta: &MetaClient, replicas: &[(u64, String)]) -> anyhow::Result<Vec<u64>> {
     let shards = match meta.query(0, &GroupQuery::Cluster(ClusterQuery::ShardMap)).await? {
         GroupAnswer::Cluster(ClusterAnswer::ShardMap(s)) => s,
         other => anyhow::bail!("unexpected answer {other:?}"),
@@ -90,7 +91,7 @@ pub async fn ensure_shard(meta: &MetaClient, replicas: &[(u64, String)]) -> anyh
     if shards.is_empty() {
         meta.create_shard(1, replicas, 64).await.context("creating the metadata shard")?;
     }
-    Ok(())
+    Ok(shards.iter().map(|s| s.group_id).collect())
 }
 
 /// Creates the cluster's default user with the given credentials.

@@ -35,6 +35,12 @@ impl PeerChannels {
         let uri = if addr.starts_with("http") { addr.to_owned() } else { format!("http://{addr}") };
         let channel = Endpoint::from_shared(uri)?
             .connect_timeout(Duration::from_secs(2))
+            // Pings find a peer that went silent (partition, dead link, powered
+            // off) within about 5 s: calls waiting on it fail and clients retry
+            // elsewhere, instead of waiting for TCP to give up (many minutes).
+            .http2_keep_alive_interval(Duration::from_secs(2))
+            .keep_alive_timeout(Duration::from_secs(3))
+            .keep_alive_while_idle(true)
             .tcp_nodelay(true)
             .initial_stream_window_size(4 << 20)
             .initial_connection_window_size(16 << 20)
