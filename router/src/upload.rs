@@ -130,7 +130,8 @@ pub async fn store_chunk(dp: &DataPath, hash: ChunkHash, data: Bytes) -> Result<
     let spares: Mutex<VecDeque<&BlockNodeInfo>> =
         Mutex::new(fallbacks.iter().filter(|n| !pool.is_suspect(n)).collect());
     let next_spare = || spares.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-    // The node each fragment is being sent to, to mark the ones left behind.
+    // The node each fragment is being sent to: one still unanswered after the
+    // quorum gets it again in the background.
     let targets: Mutex<Vec<Option<BlockNodeInfo>>> = Mutex::new(vec![None; nodes.len()]);
     let aim = |i: usize, node: &BlockNodeInfo| {
         targets.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(node.clone());
@@ -234,11 +235,12 @@ struct PutOutcome {
     abandoned: Vec<usize>,
 }
 
-/// Collects the fragment writes `(index, result)` of the fragments `sent`. Once `present` plus the stored
-/// ones reach `quorum`, the rest get [`STRAGGLER_WAIT`] (or four times the time so
-/// far) before they are given up: a hung node must not hold every write up
-/// until its connection times out. While a spare node is left, the writes are
-/// waited for instead: a failed one then moves to the spare (full redundancy).
+/// Collects the fragment writes `(index, result)` of the fragments `sent`. Once
+/// `present` plus the stored ones reach `quorum`, the rest get
+/// [`STRAGGLER_WAIT`] (or four times the time so far) before they are given up:
+/// a hung node must not hold every write up until its connection times out.
+/// While a spare node is left, the writes are waited for instead: a failed one
+/// then moves to the spare (full redundancy).
 async fn await_quorum<F>(
     mut puts: FuturesUnordered<F>,
     sent: &[usize],
