@@ -49,6 +49,24 @@ pub fn ok_json(env: &HashMap<String, String>, args: &[&str]) -> serde_json::Valu
         .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// Reads every `(remote path, bytes)` of `files` back with `tessera get` (into
+/// `work`) and compares the bytes; the first difference or failure is the error.
+pub fn read_back(env: &HashMap<String, String>, work: &Path, files: &[(String, Vec<u8>)]) -> Result<(), String> {
+    for (remote, data) in files {
+        let back = work.join(format!("back-{}", remote.replace('/', "_")));
+        let out = tessera_with(env, &["get", remote, &back.display().to_string()]);
+        if !out.status.success() {
+            return Err(format!("{remote}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        match std::fs::read(&back) {
+            Ok(got) if got == *data => {}
+            Ok(_) => return Err(format!("{remote} came back different")),
+            Err(e) => return Err(format!("{remote}: reading {}: {e}", back.display())),
+        }
+    }
+    Ok(())
+}
+
 /// As [`signal`], for processes that may be gone already (no message then).
 fn signal_quietly(pid: i64, name: &str) -> std::io::Result<std::process::ExitStatus> {
     Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).stderr(std::process::Stdio::null()).status()

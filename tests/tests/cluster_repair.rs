@@ -9,10 +9,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use std::collections::HashMap;
-
 use std::time::Duration;
-use tessera_tests::local_cluster::{tessera_with, LocalCluster};
+use tessera_tests::local_cluster::{read_back, LocalCluster};
 
 use tessera_tests::{http_get, metric, poll_until, TestRng};
 
@@ -30,20 +28,6 @@ fn put_files(cluster: &LocalCluster, work: &Path, prefix: &str, seed: u64, count
         files.push((remote, data));
     }
     files
-}
-
-fn read_back(env: &HashMap<String, String>, work: &Path, files: &Files) -> Result<(), String> {
-    for (remote, data) in files {
-        let back = work.join(format!("back-{}", remote.replace('/', "_")));
-        let out = tessera_with(env, &["get", remote, back.to_str().unwrap()]);
-        if !out.status.success() {
-            return Err(format!("{remote}: {}", String::from_utf8_lossy(&out.stderr)));
-        }
-        if &std::fs::read(&back).unwrap() != data {
-            return Err(format!("{remote} came back different"));
-        }
-    }
-    Ok(())
 }
 
 fn repair(cluster: &LocalCluster, args: &[&str]) -> serde_json::Value {

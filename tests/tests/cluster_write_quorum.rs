@@ -6,11 +6,10 @@
 //! nodes are back, repair completes every under-replicated chunk and
 //! `admin status` shows it.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use tessera_tests::local_cluster::{tessera_with, LocalCluster};
+use tessera_tests::local_cluster::{read_back, LocalCluster};
 use tessera_tests::{http_get, metric, poll_until, TestRng};
 
 type Files = Vec<(String, Vec<u8>)>;
@@ -27,20 +26,6 @@ fn put_files(cluster: &LocalCluster, work: &Path, prefix: &str, seed: u64, count
             (remote, data)
         })
         .collect()
-}
-
-fn read_back(env: &HashMap<String, String>, work: &Path, files: &Files) -> Result<(), String> {
-    for (remote, data) in files {
-        let back = work.join(format!("back-{}", remote.replace('/', "_")));
-        let out = tessera_with(env, &["get", remote, back.to_str().unwrap()]);
-        if !out.status.success() {
-            return Err(format!("{remote}: {}", String::from_utf8_lossy(&out.stderr)));
-        }
-        if &std::fs::read(&back).unwrap() != data {
-            return Err(format!("{remote} came back different"));
-        }
-    }
-    Ok(())
 }
 
 /// `tessera admin repair --json`: its report, also when it exits non-zero
