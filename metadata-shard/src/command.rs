@@ -69,6 +69,10 @@ pub enum ApplyErrorKind {
     ChunksMissing,
     QuotaExceeded,
     Corrupt,
+    /// The user is moving between shard groups; retry shortly.
+    UserMoving,
+    /// The user lives on another group (`current_version` carries its id); refresh the map.
+    UserMoved,
 }
 
 impl ApplyError {
@@ -109,6 +113,8 @@ fn model_result<T>(r: Result<T, ModelError>) -> Result<Result<T, ApplyError>, St
         ModelError::Expired(_) => (K::Expired, None),
         ModelError::ChunksMissing { .. } => (K::ChunksMissing, None),
         ModelError::QuotaExceeded { .. } => (K::QuotaExceeded, None),
+        ModelError::UserMoving(_) => (K::UserMoving, None),
+        ModelError::UserMoved { to, .. } => (K::UserMoved, Some(to)),
         ModelError::Corrupt(_) | ModelError::Kv(_) => (K::Corrupt, None),
     };
     Ok(Err(ApplyError { kind, message, current_version }))

@@ -16,3 +16,4 @@ pub mod password;
 pub mod raft;
 pub mod shard_kv;
 pub mod tiering;
+pub mod user_placement;

@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterQuery, NodeKind};
-use tessera_meta::command::{GroupAnswer, GroupQuery};
+use tessera_meta::command::{ApplyErrorKind, GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
 use tessera_meta::model::{QueryResponse, ShardQuery};
 
 use crate::blocks::BlockPool;
 use crate::error::RouterError;
 use crate::meta_cache::MetaCache;
 use crate::placement::{BlockNodeInfo, Placement, ShardInfo};
+
+/// How long a request waits for a moving user before it fails (retryably).
+pub const MOVE_WAIT: Duration = Duration::from_secs(30);
 
 pub struct ClusterView {
     pub meta: Arc<MetaClient>,
@@ -53,7 +56,10 @@ async fn load_placement(meta: &MetaClient) -> Result<Placement, RouterError> {
     let ClusterAnswer::Tiering(tiering) = cluster_query(meta, ClusterQuery::Tiering).await? else {
         return Err(RouterError::Metadata("tiering query answered something else".into()));
     };
-    Ok(Placement::new(epoch, nodes, shards).with_tiering(tiering))
+    let ClusterAnswer::Assignments(assignments) = cluster_query(meta, ClusterQuery::Assignments).await? else {
+        return Err(RouterError::Metadata("assignment query answered something else".into()));
+    };
+    Ok(Placement::new(epoch, nodes, shards).with_tiering(tiering).with_assignments(assignments))
 }
 
 impl ClusterView {
@@ -83,17 +89,80 @@ impl ClusterView {
     }
 
     /// A linearizable read on the user's shard, bypassing the cache; a
-    /// change-log read with nothing new waits up to `wait`.
+    /// change-log read with nothing new waits up to `wait`. Follows the user
+    /// through a move (see [`follow_user`](Self::follow_user)).
     pub async fn shard_query(
         &self,
         user_id: &str,
         q: ShardQuery,
         wait: Duration,
     ) -> Result<QueryResponse, RouterError> {
-        match self.meta.query_wait(self.shard_of(user_id)?, &GroupQuery::Shard(q), wait).await? {
+        let q = GroupQuery::Shard(q);
+        let answer = self
+            .follow_user(
+                user_id,
+                |shard| {
+                    let q = &q;
+                    async move { Ok(self.meta.query_wait(shard, q, wait).await?) }
+                },
+                |a| match a {
+                    GroupAnswer::Shard(Err(e)) => Some(e.kind),
+                    _ => None,
+                },
+            )
+            .await?;
+        match answer {
             GroupAnswer::Shard(Ok(r)) => Ok(r),
             GroupAnswer::Shard(Err(e)) => Err(e.into()),
             other => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Proposes `cmd` on the user's shard, following the user through a move.
+    pub async fn propose_for_user(&self, user_id: &str, cmd: &GroupCommand) -> Result<GroupResponse, RouterError> {
+        self.follow_user(
+            user_id,
+            |shard| async move { Ok(self.meta.propose(shard, cmd).await?.0) },
+            |r| match r {
+                GroupResponse::Shard(Err(e)) => Some(e.kind),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    /// Runs `op` on the user's shard. While the user moves between groups its
+    /// groups answer "moving" (writes wait a moment and are tried again) or
+    /// "moved" (the router re-reads the map at once and asks the new group),
+    /// for up to [`MOVE_WAIT`]; after that the answer goes back as it is
+    /// (a retryable "unavailable" for the client).
+    async fn follow_user<'a, T, F, Fut>(
+        &'a self,
+        user_id: &str,
+        op: F,
+        refusal: impl Fn(&T) -> Option<ApplyErrorKind>,
+    ) -> Result<T, RouterError>
+    where
+        F: Fn(u64) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RouterError>> + 'a,
+    {
+        let deadline = tokio::time::Instant::now() + MOVE_WAIT;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let answer = op(self.shard_of(user_id)?).await?;
+            let kind = refusal(&answer);
+            if !matches!(kind, Some(ApplyErrorKind::UserMoving | ApplyErrorKind::UserMoved))
+                || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(answer);
+            }
+            if kind == Some(ApplyErrorKind::UserMoving) {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            if let Err(e) = self.refresh().await {
+                tracing::debug!(error = %e, "map refresh while following a moving user failed");
+            }
         }
     }
 
@@ -110,8 +179,14 @@ impl ClusterView {
             || fresh.block_nodes() != current.block_nodes()
             || fresh.shards() != current.shards()
             || fresh.tiering() != current.tiering()
+            || fresh.assignments() != current.assignments()
         {
             tracing::info!(epoch = fresh.epoch(), nodes = fresh.block_nodes().len(), "placement changed");
+            // A user whose group changed is read from its new group from now on.
+            let (old, new) = (current.assignments(), fresh.assignments());
+            for user in old.keys().chain(new.keys()).filter(|u| old.get(*u) != new.get(*u)) {
+                self.cache.invalidate(user);
+            }
             *self.placement.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
         }
         Ok(())

@@ -62,6 +62,7 @@ impl From<ApplyError> for RouterError {
             | ApplyErrorKind::Expired
             | ApplyErrorKind::ChunksMissing => RouterError::InvalidArgument(e.message),
             ApplyErrorKind::QuotaExceeded => RouterError::QuotaExceeded(e.message),
+            ApplyErrorKind::UserMoving | ApplyErrorKind::UserMoved => RouterError::Unavailable(e.message),
         }
     }
 }

@@ -30,3 +30,4 @@ pub mod sharing;
 pub mod status;
 pub mod tiering;
 pub mod upload;
+pub mod user_move;

@@ -12,23 +12,19 @@ use tessera_proto::ChunkHash;
 use crate::datapath::{now_ms, DataPath};
 use crate::error::RouterError;
 
-fn shard_of(dp: &DataPath, user_id: &str) -> Result<u64, RouterError> {
-    dp.view.shard_of(user_id)
-}
-
 /// A linearizable read, answered from the router's metadata cache when it can be.
 pub async fn query(dp: &DataPath, user_id: &str, q: ShardQuery) -> Result<QueryResponse, RouterError> {
     dp.view.cache.query(&dp.view, user_id, q).await
 }
 
 pub async fn command(dp: &DataPath, user_id: &str, cmd: ShardCommand) -> Result<ShardResponse, RouterError> {
-    let result = dp.view.meta.propose(shard_of(dp, user_id)?, &GroupCommand::Shard(cmd)).await;
+    let result = dp.view.propose_for_user(user_id, &GroupCommand::Shard(cmd)).await;
     // Whatever the outcome, the user's cached metadata may be stale now.
     dp.view.cache.invalidate(user_id);
     match result? {
-        (GroupResponse::Shard(Ok(r)), _) => Ok(r),
-        (GroupResponse::Shard(Err(e)), _) => Err(e.into()),
-        (other, _) => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+        GroupResponse::Shard(Ok(r)) => Ok(r),
+        GroupResponse::Shard(Err(e)) => Err(e.into()),
+        other => Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
     }
 }
 

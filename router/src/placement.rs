@@ -3,10 +3,13 @@
 //! This module owns the two mappings the router needs on every request, both
 //! computed locally from one immutable [`Placement`] snapshot per cluster epoch:
 //!
-//! * **users → metadata shard** ([`Placement::shard_for_user`]): a consistent
-//!   hash ring (`hashring` crate) on which each shard sits at `vnodes` points
-//!   named `shard-{group_id}-{i}`, so adding or removing a shard moves only the
-//!   users that land on it, and a shard's share of users grows with its vnodes;
+//! * **users → metadata shard** ([`Placement::shard_for_user`]): the user's
+//!   explicit assignment in the cluster group if it has one (a moved user),
+//!   else a consistent hash ring (`hashring` crate) on which each shard sits at
+//!   `vnodes` points named `shard-{group_id}-{i}`, so adding or removing a shard
+//!   moves only the users that land on it, and a shard's share of users grows
+//!   with its vnodes (`tessera_meta::user_placement`, shared with the cluster
+//!   group's safety checks);
 //! * **chunk → k+m block nodes** ([`Placement::nodes_for_chunk`]): rendezvous
 //!   (highest-random-weight) hashing, one draw per fragment slot, spreading the
 //!   fragments over distinct zones first and distinct nodes always (the
@@ -19,15 +22,15 @@
 //! which is why the tests pin a few golden values.
 
 mod fragments;
-mod shards;
 #[cfg(test)]
 mod tests;
 
 use fragments::FragmentTable;
-use shards::ShardRing;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tessera_meta::tiering::TieringConfig;
+use tessera_meta::user_placement::UserPlacement;
 use tessera_proto::ChunkHash;
 
 /// A block node as placement sees it.
@@ -69,7 +72,7 @@ pub struct Placement {
     fragment_table: FragmentTable,
     /// Sorted by group id, group ids unique.
     shards: Vec<ShardInfo>,
-    shard_ring: ShardRing,
+    users: UserPlacement,
     /// The cluster's storage tiers, when configured (`tessera admin tier set`).
     tiering: Option<Arc<TieringConfig>>,
 }
@@ -90,8 +93,19 @@ impl Placement {
         shards.dedup_by_key(|shard| shard.group_id);
 
         let fragment_table = FragmentTable::new(&block_nodes);
-        let shard_ring = ShardRing::new(&shards);
-        Self { epoch, block_nodes, fragment_table, shards, shard_ring, tiering: None }
+        let users = UserPlacement::new(&ring_groups(&shards), BTreeMap::new());
+        Self { epoch, block_nodes, fragment_table, shards, users, tiering: None }
+    }
+
+    /// The same snapshot with the cluster group's explicit user assignments (moved users).
+    pub fn with_assignments(mut self, assignments: BTreeMap<String, u64>) -> Self {
+        self.users = UserPlacement::new(&ring_groups(&self.shards), assignments);
+        self
+    }
+
+    /// The explicit user → group assignments of this snapshot.
+    pub fn assignments(&self) -> &BTreeMap<String, u64> {
+        self.users.assignments()
     }
 
     /// The same snapshot with the cluster's tiering config.
@@ -105,10 +119,10 @@ impl Placement {
     }
 
     /// The metadata shard keeping the location record of `chunk` (storage
-    /// tiering): the user ring, at a key no user id can have (user ids never
-    /// contain NUL).
-    pub fn shard_for_chunk_record(&self, chunk: &ChunkHash) -> Result<u64, PlacementError> {
-        self.shard_ring.shard_for(&format!("\0chunk-location/{chunk}")).ok_or(PlacementError::NoShards)
+    /// tiering): the lowest group of the map, which keeps every record so that
+    /// adding groups moves none (`UserPlacement::chunk_record_group`).
+    pub fn shard_for_chunk_record(&self, _chunk: &ChunkHash) -> Result<u64, PlacementError> {
+        self.users.chunk_record_group().ok_or(PlacementError::NoShards)
     }
 
     pub fn epoch(&self) -> u64 {
@@ -125,11 +139,11 @@ impl Placement {
         &self.shards
     }
 
-    /// The metadata shard (group id) that owns `user_id`: consistent hashing
-    /// with the `hashring` crate, each shard placed at `vnodes` points named
-    /// `shard-{group_id}-{i}`.
+    /// The metadata shard (group id) that owns `user_id`: its explicit
+    /// assignment, else consistent hashing with the `hashring` crate, each shard
+    /// placed at `vnodes` points named `shard-{group_id}-{i}`.
     pub fn shard_for_user(&self, user_id: &str) -> Result<u64, PlacementError> {
-        self.shard_ring.shard_for(user_id).ok_or(PlacementError::NoShards)
+        self.users.group_for_user(user_id).ok_or(PlacementError::NoShards)
     }
 
     /// The `count` (= k+m) distinct block nodes that hold fragments `0..count`
@@ -152,4 +166,8 @@ impl Placement {
         }
         Ok(picked)
     }
+}
+
+fn ring_groups(shards: &[ShardInfo]) -> Vec<(u64, u32)> {
+    shards.iter().map(|s| (s.group_id, s.vnodes)).collect()
 }

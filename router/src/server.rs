@@ -196,6 +196,8 @@ pub async fn start(
         crate::repair::background::spawn(dp.clone(), cfg.repair.clone(), repair_metrics, by.clone()),
         crate::gc::background::spawn(dp.clone(), cfg.gc.clone(), gc_metrics, by.clone()),
         crate::tiering::background::spawn(dp.clone(), cfg.tiering.clone(), tier_metrics, by),
+        // A user move whose mover died is finished or rolled back by whichever router sees it first.
+        Some(crate::user_move::spawn_recovery(view.meta.clone(), Duration::from_secs(10))),
     ]
     .into_iter()
     .flatten()

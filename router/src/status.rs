@@ -73,6 +73,9 @@ pub async fn collect(meta: &MetaClient, endpoints: &[String]) -> Result<Value, S
     let ClusterAnswer::LastTierPass(last_tier_pass) = cluster(meta, ClusterQuery::LastTierPass).await? else {
         return Err(StatusError::Unexpected("tier pass query"));
     };
+    let ClusterAnswer::UserMoves(user_moves) = cluster(meta, ClusterQuery::UserMoves).await? else {
+        return Err(StatusError::Unexpected("user move query"));
+    };
     let stats = futures::future::join_all(blocks.iter().map(|b| async move {
         let url = if b.addr.starts_with("http") { b.addr.clone() } else { format!("http://{}", b.addr) };
         match tessera_block::BlockClient::connect(url).await {
@@ -131,6 +134,7 @@ pub async fn collect(meta: &MetaClient, endpoints: &[String]) -> Result<Value, S
         "raft_groups": groups,
         "block_nodes": block_json,
         "shards": shard_json,
+        "user_moves": user_moves,
     }))
 }
 

@@ -412,13 +412,13 @@ where
     E: Into<RouterError>,
 {
     // Resolve the shard first: no point storing chunks for a user nobody serves.
-    let shard = dp.view.shard_of(&req.user_id)?;
+    dp.view.shard_of(&req.user_id)?;
     let content = store_content(dp, body).await?;
     let mut meta = req.meta.clone();
     if meta.etag.is_empty() {
         meta.etag = hex::encode(content.md5);
     }
-    let outcome = commit(dp, shard, req, &content, meta).await?;
+    let outcome = commit(dp, req, &content, meta).await?;
     Ok(UploadReport {
         path: outcome.path,
         version: outcome.version,
@@ -436,7 +436,6 @@ where
 /// Commits stored content as the next version of `req.path`.
 pub async fn commit(
     dp: &DataPath,
-    shard: u64,
     req: &UploadRequest,
     content: &StoredContent,
     meta: ObjectMeta,
@@ -455,11 +454,11 @@ pub async fn commit(
         now_ms: crate::datapath::now_ms(),
         meta,
     }));
-    let proposed = dp.view.meta.propose(shard, &cmd).await;
+    let proposed = dp.view.propose_for_user(&req.user_id, &cmd).await;
     dp.view.cache.invalidate(&req.user_id);
     match proposed? {
-        (GroupResponse::Shard(Ok(ShardResponse::Committed(c))), _) => Ok(c),
-        (GroupResponse::Shard(Err(e)), _) => Err(e.into()),
-        (other, _) => Err(RouterError::Metadata(format!("unexpected commit answer {other:?}"))),
+        GroupResponse::Shard(Ok(ShardResponse::Committed(c))) => Ok(c),
+        GroupResponse::Shard(Err(e)) => Err(e.into()),
+        other => Err(RouterError::Metadata(format!("unexpected commit answer {other:?}"))),
     }
 }

@@ -52,6 +52,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: ClusterAdminCommand,
     },
+    /// Metadata shard groups: add, fill, drain, status.
+    Shard {
+        #[command(subcommand)]
+        command: crate::shards::ShardAdminCommand,
+    },
     /// Block node membership.
     Node {
         #[command(subcommand)]
@@ -100,11 +105,14 @@ pub enum ClusterAdminCommand {
         /// listens on); repeat for each, usually three.
         #[arg(long = "replica", required = true, value_parser = parse_replica)]
         replicas: Vec<(u64, String)>,
+        /// Shard groups to create (users are spread over them).
+        #[arg(long, default_value_t = 1)]
+        shards: u32,
     },
 }
 
 /// `ID=HOST:PORT` of `admin cluster init --replica`.
-fn parse_replica(s: &str) -> Result<(u64, String), String> {
+pub(crate) fn parse_replica(s: &str) -> Result<(u64, String), String> {
     let (id, addr) = s.split_once('=').ok_or_else(|| format!("expected NODE_ID=HOST:PORT, got {s:?}"))?;
     let id: u64 = id.trim().parse().map_err(|_| format!("node id {id:?} is not a number"))?;
     if id == 0 {
@@ -119,22 +127,20 @@ fn parse_replica(s: &str) -> Result<(u64, String), String> {
 
 /// `tessera admin cluster init`: what `tessera cluster up` does to a new
 /// cluster's shard map, for clusters started by hand.
-async fn init_cluster(meta: &MetaClient, replicas: &[(u64, String)], json: bool) -> anyhow::Result<()> {
+async fn init_cluster(meta: &MetaClient, replicas: &[(u64, String)], shards: u32, json: bool) -> anyhow::Result<()> {
     let mut ids: Vec<u64> = replicas.iter().map(|(id, _)| *id).collect();
     ids.sort();
     ids.dedup();
     if ids.len() != replicas.len() {
         anyhow::bail!("each --replica needs its own node id");
     }
-    let existing = crate::local_cluster::ensure_shard(meta, replicas).await?;
+    let existing = crate::local_cluster::ensure_shards(meta, replicas, shards).await?;
     let created = existing.is_empty();
+    let groups: Vec<u64> = if created { (1..=u64::from(shards)).collect() } else { existing.clone() };
     if json {
-        println!(
-            "{}",
-            json!({"created": created, "shard_groups": if created { vec![1] } else { existing }, "replicas": ids})
-        );
+        println!("{}", json!({"created": created, "shard_groups": groups, "replicas": ids}));
     } else if created {
-        println!("shard group 1 created on metadata nodes {ids:?}");
+        println!("shard groups {groups:?} created on metadata nodes {ids:?}");
     } else {
         println!("the shard map already has shard groups {existing:?}; nothing done");
     }
@@ -150,6 +156,13 @@ pub enum UserCommand {
     Show { name: String },
     /// Set a user's storage quota (e.g. 10GiB, or `none` for no limit).
     Quota { name: String, size: String },
+    /// Move a user's metadata to another shard group while the user keeps working.
+    Move {
+        name: String,
+        /// The shard group to move to.
+        #[arg(long)]
+        to: u64,
+    },
 }
 
 fn random_token(len: usize, alphabet: &[u8]) -> String {
@@ -247,8 +260,12 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Gc { command } => return crate::gc::run(meta, command, json).await,
         AdminCommand::Tier { command } => return crate::tier::run(meta, command, json).await,
-        AdminCommand::Cluster { command: ClusterAdminCommand::Init { replicas } } => {
-            return init_cluster(&meta, &replicas, json).await;
+        AdminCommand::Shard { command } => return crate::shards::run(&meta, &endpoints, command, json).await,
+        AdminCommand::User { command: UserCommand::Move { name, to } } => {
+            return crate::shards::move_one(&meta, &name, to, json).await;
+        }
+        AdminCommand::Cluster { command: ClusterAdminCommand::Init { replicas, shards } } => {
+            return init_cluster(&meta, &replicas, shards, json).await;
         }
         AdminCommand::Node { command: NodeCommand::Add { id, addr, zone, labels } } => {
             let info = NodeInfo { kind: NodeKind::Block, id: id.clone(), addr, zone, labels };
@@ -303,10 +320,10 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
             };
             let view = ClusterView::without_mirrors(Arc::new(meta)).await?;
             let cmd = ShardCommand::SetQuota { user_id: name.clone(), quota_bytes };
-            match view.meta.propose(view.shard_of(&name)?, &GroupCommand::Shard(cmd)).await? {
-                (GroupResponse::Shard(Ok(ShardResponse::QuotaSet(u))), _) => print_usage(json, &name, &u),
-                (GroupResponse::Shard(Err(e)), _) => anyhow::bail!("{}", e.message),
-                (other, _) => anyhow::bail!("unexpected answer {other:?}"),
+            match view.propose_for_user(&name, &GroupCommand::Shard(cmd)).await? {
+                GroupResponse::Shard(Ok(ShardResponse::QuotaSet(u))) => print_usage(json, &name, &u),
+                GroupResponse::Shard(Err(e)) => anyhow::bail!("{}", e.message),
+                other => anyhow::bail!("unexpected answer {other:?}"),
             }
         }
         AdminCommand::Changes { user, after, limit } => {

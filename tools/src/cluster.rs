@@ -17,7 +17,7 @@ use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use tessera_meta::client::MetaClient;
 
-use crate::local_cluster::{create_user, ensure_shard, free_port, register_block, write_env, ClientEnv};
+use crate::local_cluster::{create_user, ensure_shards, free_port, register_block, write_env, ClientEnv};
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
@@ -36,6 +36,10 @@ pub enum ClusterCommand {
         cold: u32,
         #[arg(long, default_value_t = 1)]
         routers: u32,
+        /// Metadata shard groups created on a new cluster (users are spread over
+        /// them); ignored when the cluster exists (`tessera admin shard add`).
+        #[arg(long, default_value_t = 2)]
+        shards: u32,
         #[command(flatten)]
         background: BackgroundJobs,
     },
@@ -221,7 +225,7 @@ async fn start(
     dir: &Path,
     meta_n: u32,
     (block_n, cold_n): (u32, u32),
-    routers: u32,
+    (routers, shards): (u32, u32),
     jobs: BackgroundJobs,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -332,7 +336,7 @@ async fn start(
         record(&dir, &procs, &running)?;
     }
     let replicas: Vec<(u64, String)> = meta_addrs.iter().enumerate().map(|(i, a)| (i as u64 + 1, a.clone())).collect();
-    ensure_shard(&meta, &replicas).await?;
+    ensure_shards(&meta, &replicas, shards).await?;
     if fresh {
         create_user(&meta, &layout.user_id, "Default user", &layout.access_key, &layout.secret_key).await?;
         std::fs::write(&layout_path, serde_json::to_string_pretty(&layout)?)?;
@@ -459,11 +463,11 @@ fn stop(dir: &Path) -> anyhow::Result<()> {
 
 pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
-        ClusterCommand::Up { dir, meta, block, cold, routers, background } => {
-            if meta == 0 || routers == 0 || block < 6 {
-                bail!("need at least 1 meta, 6 block (4+2 coding) and 1 router process");
+        ClusterCommand::Up { dir, meta, block, cold, routers, shards, background } => {
+            if meta == 0 || routers == 0 || block < 6 || shards == 0 {
+                bail!("need at least 1 meta, 6 block (4+2 coding) and 1 router process, and 1 shard group");
             }
-            start(&dir, meta, (block, cold), routers, background).await
+            start(&dir, meta, (block, cold), (routers, shards), background).await
         }
         ClusterCommand::Down { dir } => stop(&dir),
     }

@@ -19,7 +19,7 @@ use tessera_router::console::AdminConfig;
 use tessera_router::s3::server::S3Config;
 use tessera_router::server::{self as router_server, RouterConfig};
 
-use crate::local_cluster::{create_user, ensure_shard, free_port, register_block, write_env, ClientEnv};
+use crate::local_cluster::{create_user, ensure_shards, free_port, register_block, write_env, ClientEnv};
 
 const BLOCK_NODES: u16 = 6;
 
@@ -32,6 +32,10 @@ pub struct DevArgs {
     /// Default: ports chosen on first start and reused afterwards.
     #[arg(long)]
     port: Option<u16>,
+    /// Metadata shard groups created on a new data directory (all on the one
+    /// metadata node); ignored when the directory holds a cluster already.
+    #[arg(long, default_value_t = 1)]
+    shards: u32,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -136,7 +140,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         register_block(&client, &cfg.node_id, &node.addr.to_string(), &cfg.zone, vec![]).await?;
         blocks.push(node);
     }
-    ensure_shard(&client, &[(1, meta.addr.clone())]).await?;
+    ensure_shards(&client, &[(1, meta.addr.clone())], args.shards).await?;
     if fresh {
         create_user(&client, &state.user_id, "Development user", &state.access_key, &state.secret_key).await?;
     }

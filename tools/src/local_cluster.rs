@@ -81,15 +81,29 @@ pub async fn register_block(
     Ok(())
 }
 
-/// Creates metadata shard 1 on `replicas` unless a shard exists already;
-/// returns the shard groups already in the map (empty when it created shard 1).
-pub async fn ensure_shard(meta: &MetaClient, replicas: &[(u64, String)]) -> anyhow::Result<Vec<u64>> {
+/// Creates metadata shard groups 1..=`count` on `replicas` unless the shard map
+/// has groups already; returns the groups already in the map (empty when it
+/// created them). Group g's replica list starts at replica (g-1) mod n, and the
+/// first replica initializes the group and leads it, so the nodes share leadership.
+pub async fn ensure_shards(meta: &MetaClient, replicas: &[(u64, String)], count: u32) -> anyhow::Result<Vec<u64>> {
+    if count == 0 {
+        anyhow::bail!("a cluster needs at least one shard group");
+    }
     let shards = match meta.query(0, &GroupQuery::Cluster(ClusterQuery::ShardMap)).await? {
         GroupAnswer::Cluster(ClusterAnswer::ShardMap(s)) => s,
         other => anyhow::bail!("unexpected answer {other:?}"),
     };
     if shards.is_empty() {
-        meta.create_shard(1, replicas, 64).await.context("creating the metadata shard")?;
+        for group in 1..=u64::from(count) {
+            let mut rotated = replicas.to_vec();
+            if !rotated.is_empty() {
+                let start = ((group - 1) % rotated.len() as u64) as usize;
+                rotated.rotate_left(start);
+            }
+            meta.create_shard(group, &rotated, 64)
+                .await
+                .with_context(|| format!("creating metadata shard group {group}"))?;
+        }
     }
     Ok(shards.iter().map(|s| s.group_id).collect())
 }

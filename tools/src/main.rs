@@ -16,6 +16,7 @@ mod local_cluster;
 mod maintenance;
 mod remote;
 mod resumable;
+mod shards;
 mod sharing;
 mod status;
 mod sync;

@@ -96,4 +96,20 @@ pub fn print(status: &Value) {
     for sh in status["shards"].as_array().into_iter().flatten() {
         println!("  group {} replicas {} vnodes {}", sh["group"], sh["replicas"], sh["vnodes"]);
     }
+    let moves = status["user_moves"].as_array().into_iter().flatten().collect::<Vec<_>>();
+    if !moves.is_empty() {
+        println!("user moves in progress:");
+    }
+    for m in moves {
+        println!(
+            "  {} group {} -> {} {} · {} records, {} copied (by {})",
+            m["user_id"].as_str().unwrap_or("?"),
+            m["from"],
+            m["to"],
+            m["state"].as_str().unwrap_or("?"),
+            m["copied_records"],
+            bytes(&m["copied_bytes"]),
+            m["by"].as_str().unwrap_or("?")
+        );
+    }
 }

@@ -18,6 +18,7 @@ use super::shares::{self, Permission, Share, SharedWithMe};
 use super::tree_ops::{self, DeleteOutcome, MoveOutcome, PurgeOutcome};
 use super::types::{Hash32, LinkToken, ObjectMeta, SessionId, ShardConfig, UploadId};
 use super::usage::{self, Usage, UsageDelta};
+use super::user_move;
 use super::versions::{self, CommitOutcome, CommitVersion, ConflictPolicy};
 use super::ModelError;
 
@@ -205,6 +206,46 @@ pub enum ShardCommand {
     MoveChunkTiers {
         moves: Vec<ChunkTierMove>,
     },
+    /// A user move (`model::user_move`), source: stop the user's writes.
+    FenceUser {
+        user_id: String,
+        move_id: String,
+    },
+    /// Source, on rollback: accept the user's writes again.
+    UnfenceUser {
+        user_id: String,
+        move_id: String,
+    },
+    /// Target: clear leftovers of an abandoned import, mark the user incoming,
+    /// raise the file-id counter to the source's.
+    BeginImport {
+        user_id: String,
+        move_id: String,
+        next_entry_id: u64,
+    },
+    /// Target: a page of the user's records from the source's export.
+    ImportRecords {
+        user_id: String,
+        move_id: String,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// Target, once the cluster group committed the move: serve the user.
+    ActivateUser {
+        user_id: String,
+        move_id: String,
+    },
+    /// Source, once the cluster group committed the move: drop the user's records.
+    DropUser {
+        user_id: String,
+        move_id: String,
+        to: u64,
+    },
+    /// Target, on rollback: drop the partial copy.
+    AbortImport {
+        user_id: String,
+        move_id: String,
+        from: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,6 +291,11 @@ pub enum ShardResponse {
     QuotaSet(Usage),
     /// One outcome per move of `MoveChunkTiers`, in the order given.
     ChunkTierMoves(Vec<ChunkTierOutcome>),
+    /// A user-move step done; `records`: how many records it removed (drop, abort, or
+    /// leftovers cleared by `BeginImport`), else 0.
+    UserMoveStep {
+        records: u64,
+    },
 }
 
 /// Applies one command. Atomic: the command runs against an [`Overlay`] of `kv` and its
@@ -263,6 +309,9 @@ pub fn apply<K: KvWrite + ?Sized>(
 ) -> Result<ShardResponse, ModelError> {
     let (response, writes) = {
         let mut overlay = Overlay::new(&*kv);
+        if let Some(user) = user_move::command_user(cmd) {
+            user_move::check_write(&overlay, user)?;
+        }
         let mut tx = Tx { kv: &mut overlay, refs: RefDelta::default(), usage: UsageDelta::default(), cfg };
         let response = dispatch(&mut tx, cmd)?;
         let refs = std::mem::take(&mut tx.refs);
@@ -397,5 +446,30 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
             R::MultipartAborted
         }
         C::MoveChunkTiers { moves } => R::ChunkTierMoves(chunk_tiers::move_chunk_tiers(tx.kv, moves)?),
+        C::FenceUser { user_id, move_id } => {
+            user_move::fence(tx, user_id, move_id)?;
+            R::UserMoveStep { records: 0 }
+        }
+        C::UnfenceUser { user_id, move_id } => {
+            user_move::unfence(tx, user_id, move_id)?;
+            R::UserMoveStep { records: 0 }
+        }
+        C::BeginImport { user_id, move_id, next_entry_id } => {
+            R::UserMoveStep { records: user_move::begin_import(tx, user_id, move_id, *next_entry_id)? }
+        }
+        C::ImportRecords { user_id, move_id, records } => {
+            user_move::import(tx, user_id, move_id, records)?;
+            R::UserMoveStep { records: 0 }
+        }
+        C::ActivateUser { user_id, move_id } => {
+            user_move::activate(tx, user_id, move_id)?;
+            R::UserMoveStep { records: 0 }
+        }
+        C::DropUser { user_id, move_id, to } => {
+            R::UserMoveStep { records: user_move::drop_user(tx, user_id, move_id, *to)? }
+        }
+        C::AbortImport { user_id, move_id, from } => {
+            R::UserMoveStep { records: user_move::abort_import(tx, user_id, move_id, *from)? }
+        }
     })
 }

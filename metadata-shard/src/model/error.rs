@@ -35,6 +35,12 @@ pub enum ModelError {
     /// by an incompatible version.
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+    /// The user is moving between shard groups: retry shortly.
+    #[error("{0}")]
+    UserMoving(String),
+    /// The user lives on another shard group now.
+    #[error("user {user} lives on shard group {to} now")]
+    UserMoved { user: String, to: u64 },
     #[error(transparent)]
     Kv(#[from] KvError),
 }

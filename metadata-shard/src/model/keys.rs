@@ -26,6 +26,7 @@
 //! | `A` | `A` user                                    | logical bytes stored (u64 BE) |
 //! | `O` | `O` user                                    | quota in bytes (u64 BE)       |
 //! | `R` | `R` chunk hash (32)                         | `ChunkTier` (location record) |
+//! | `F` | `F` user                                    | `UserFence` (a move's marker) |
 
 use super::types::{Hash32, LinkToken, SessionId, UploadId};
 
@@ -50,6 +51,7 @@ const MULTIPART_BY_PATH: u8 = b'N';
 const USAGE: u8 = b'A';
 const QUOTA: u8 = b'O';
 const CHUNK_TIER: u8 = b'R';
+const FENCE: u8 = b'F';
 
 /// Names of the per-shard counters under `M`.
 pub const NEXT_ENTRY_ID: &str = "next_entry_id";
@@ -101,6 +103,68 @@ pub fn quota(user: &str) -> Vec<u8> {
 
 pub fn meta(name: &str) -> Vec<u8> {
     tagged(META, &[name.as_bytes()])
+}
+
+/// A user's move marker (`model::user_move`).
+pub fn fence(user: &str) -> Vec<u8> {
+    tagged(FENCE, &[user.as_bytes()])
+}
+
+/// Whose records a key range of [`user_key_ranges`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeOwner {
+    /// Every key in the range is the user's.
+    User,
+    /// Keyed by id: the record (or the record its key points to) names its owner.
+    Session,
+    SessionExpiry,
+    Link,
+    Multipart,
+    MultipartPart,
+}
+
+/// Every key range that can hold records of `user`, in the order a move copies
+/// them: records that index others come after what they index (sessions before
+/// their expiry index, uploads before their parts), so an importer can check
+/// each key's owner as it arrives. The shard-wide keys (`M`, `C`, `Z`, `R`) and
+/// the fence itself are not in any range.
+pub fn user_key_ranges(user: &str) -> Vec<(Vec<u8>, Vec<u8>, RangeOwner)> {
+    let mut ranges = Vec::new();
+    for tag in [BUCKET, ENTRY, CHANGE, SHARE, LINK_BY_PATH, MULTIPART_BY_PATH, VERSION, SHARED_WITH_ME, DETACHED] {
+        let start = user_scope(tag, user);
+        let end = prefix_end(&start);
+        ranges.push((start, end, RangeOwner::User));
+    }
+    for tag in [USAGE, QUOTA, CHANGE_HEAD] {
+        let key = tagged(tag, &[user.as_bytes()]);
+        let end = key_successor(&key);
+        ranges.push((key, end, RangeOwner::User));
+    }
+    for (tag, owner) in [
+        (LINK, RangeOwner::Link),
+        (SESSION, RangeOwner::Session),
+        (SESSION_EXPIRY, RangeOwner::SessionExpiry),
+        (MULTIPART, RangeOwner::Multipart),
+        (MULTIPART_PART, RangeOwner::MultipartPart),
+    ] {
+        ranges.push((vec![tag], prefix_end(&[tag]), owner));
+    }
+    ranges
+}
+
+/// The session id at the end of an expiry-index key.
+pub fn session_of_expiry(key: &[u8]) -> Option<SessionId> {
+    key.get(1 + 8..1 + 8 + 16)?.try_into().ok()
+}
+
+/// The upload id of a part key.
+pub fn upload_of_part(key: &[u8]) -> Option<UploadId> {
+    key.get(1..1 + 16)?.try_into().ok()
+}
+
+/// Whether `key` is a version record (its value holds chunk references).
+pub fn is_version(key: &[u8]) -> bool {
+    key.first() == Some(&VERSION)
 }
 
 // ---- namespace -------------------------------------------------------------------------

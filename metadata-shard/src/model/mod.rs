@@ -11,7 +11,8 @@
 //!   location records of storage tiering), [`sessions`] (resumable
 //!   uploads), [`multipart`] (S3 multipart uploads), [`buckets`] (S3 bucket settings),
 //!   [`usage`] (per-user usage and quotas), [`shares`], [`links`], [`access`], [`changelog`],
-//!   [`shared_feed`] (a grantee's filtered view of an owner's change log);
+//!   [`shared_feed`] (a grantee's filtered view of an owner's change log), [`user_move`]
+//!   (fences, export and import of a user moving between shard groups);
 //! - support: [`paths`] (path rules, conflict names), [`codec`] (value encoding),
 //!   [`types`] (ids, hashes, `ShardConfig`), [`error`].
 
@@ -38,6 +39,7 @@ pub mod trash;
 pub mod tree_ops;
 pub mod types;
 pub mod usage;
+pub mod user_move;
 pub mod versions;
 
 #[cfg(test)]

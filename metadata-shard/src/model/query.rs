@@ -17,6 +17,7 @@ use super::sessions::{self, UploadSession};
 use super::shared_feed::{self, SharedChangePage};
 use super::shares::{self, Share, SharedWithMePage};
 use super::types::{Hash32, LinkToken, SessionId, UploadId};
+use super::user_move::{self, ExportCursor, UserExportPage, UserFence};
 use super::versions::{self, FileRef, VersionPage, VersionRecord};
 use super::ModelError;
 
@@ -164,6 +165,20 @@ pub enum ShardQuery {
         after: Option<Hash32>,
         limit: u32,
     },
+    /// A page of a user's records for a move (the user must be fenced here).
+    /// Answers `UserExport`.
+    ExportUser {
+        user_id: String,
+        cursor: Option<ExportCursor>,
+        limit: usize,
+    },
+    /// The user's move marker on this group, if any. Answers `Fence`.
+    UserFence {
+        user_id: String,
+    },
+    /// Keys and bytes this shard stores (a full scan: for operator status
+    /// pages, not request paths). Answers `Footprint`.
+    Footprint,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,12 +210,18 @@ pub enum QueryResponse {
     MultipartUploads(UploadPage),
     ChunkTiers(Vec<Option<ChunkTier>>),
     ChunkTierPage { entries: Vec<(Hash32, ChunkTier)>, has_more: bool },
+    UserExport(UserExportPage),
+    Fence(Option<UserFence>),
+    Footprint { keys: u64, bytes: u64 },
 }
 
 pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse, ModelError> {
     let kv: &dyn KvRead = &kv;
     use QueryResponse as R;
     use ShardQuery as Q;
+    if let Some(user) = user_move::query_user(q) {
+        user_move::check_read(kv, user)?;
+    }
     Ok(match q {
         Q::Stat { user_id, path, include_deleted } => R::Entry(namespace::stat(kv, user_id, path, *include_deleted)?),
         Q::ListFolder { user_id, path, start_after, limit, include_deleted } => {
@@ -234,7 +255,14 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
         Q::CheckAccess { owner, path, user_id, action, now_ms } => {
             R::Access(access::check_access(kv, owner, path, user_id, *action, *now_ms)?)
         }
-        Q::ResolveLink { token, now_ms } => R::Link(links::resolve_link(kv, token, *now_ms)?),
+        Q::ResolveLink { token, now_ms } => {
+            let link = links::resolve_link(kv, token, *now_ms)?;
+            // A copy being imported, or left behind by a move, is not the owner's link.
+            if user_move::check_read(kv, &link.owner).is_err() {
+                return Err(ModelError::NotFound("link".into()));
+            }
+            R::Link(link)
+        }
         Q::ListLinks { owner, path } => R::Links(links::list_links(kv, owner, path)?),
         Q::ChangeHead { user_id } => R::Cursor(changelog::head_cursor(kv, user_id)?),
         Q::ReadChanges { user_id, after_cursor, limit, exclude_device } => {
@@ -265,5 +293,32 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
             let (entries, has_more) = chunk_tiers::list_chunk_tiers(kv, after.as_ref(), *limit)?;
             R::ChunkTierPage { entries, has_more }
         }
+        Q::ExportUser { user_id, cursor, limit } => {
+            R::UserExport(user_move::export(kv, user_id, cursor.as_ref(), *limit)?)
+        }
+        Q::UserFence { user_id } => R::Fence(user_move::fence_of(kv, user_id)?),
+        Q::Footprint => {
+            let (keys, bytes) = footprint(kv)?;
+            R::Footprint { keys, bytes }
+        }
     })
+}
+
+/// Every key of the shard and the bytes of keys and values.
+fn footprint(kv: &dyn KvRead) -> Result<(u64, u64), ModelError> {
+    const PAGE: usize = 4096;
+    let end = [0xffu8; 8];
+    let (mut keys, mut bytes) = (0u64, 0u64);
+    let mut from = Vec::new();
+    loop {
+        let page = kv.scan(&from, &end, PAGE)?;
+        for (k, v) in &page {
+            keys += 1;
+            bytes += (k.len() + v.len()) as u64;
+        }
+        match page.last() {
+            Some((k, _)) if page.len() == PAGE => from = super::keys::key_successor(k),
+            _ => return Ok((keys, bytes)),
+        }
+    }
 }

@@ -207,6 +207,23 @@ fn health(status: &Value) -> (String, String) {
             v(&sh["vnodes"])
         ));
     }
+    out.push_str(
+        "</table><h2>User moves in progress</h2><table id=\"user-moves\"><tr><th>User</th><th>From</th>\
+        <th>To</th><th>State</th><th>Copied</th><th>Started</th><th>By</th></tr>",
+    );
+    for m in status["user_moves"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} records, {} bytes</td><td>{}</td><td>{}</td></tr>",
+            v(&m["user_id"]),
+            v(&m["from"]),
+            v(&m["to"]),
+            v(&m["state"]),
+            v(&m["copied_records"]),
+            v(&m["copied_bytes"]),
+            vt(&m["started_at_ms"]),
+            v(&m["by"])
+        ));
+    }
     out.push_str("</table>");
     (summary, out)
 }

@@ -189,6 +189,10 @@ async fn mark(
     record: &mut GcRecord,
     report: &mut impl FnMut(&GcRecord),
 ) -> Result<HashSet<ChunkHash>, RouterError> {
+    // A move that commits while the groups are listed can take a user's
+    // references off its source after the source was listed and before the
+    // target was; such a mark is incomplete.
+    let moves_before = crate::user_move::moves_committed(&dp.view.meta).await?;
     let mut marked = HashSet::new();
     for shard in dp.view.placement().shards() {
         let mut after = None;
@@ -203,6 +207,11 @@ async fn mark(
         record.shards_marked += 1;
         record.chunks_referenced = marked.len() as u64;
         report(record);
+    }
+    if crate::user_move::moves_committed(&dp.view.meta).await? != moves_before {
+        return Err(RouterError::Unavailable(
+            "a user moved between shard groups while GC listed them; run GC again".into(),
+        ));
     }
     Ok(marked)
 }

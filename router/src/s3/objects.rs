@@ -229,7 +229,7 @@ impl S3Gateway {
         .into_meta();
         let checksum = body::declared_checksum!(input);
         let expected = ExpectedDigests::from_request(&req.headers, req.trailing_headers, input.content_md5, checksum);
-        let shard = self.dp.view.shard_of(&user).or_s3()?;
+        self.dp.view.shard_of(&user).or_s3()?;
         let (content, computed) = body::receive(&self.dp, expected, input.body).await?;
         meta.etag = hex::encode(content.md5);
         let up = UploadRequest {
@@ -241,7 +241,7 @@ impl S3Gateway {
             policy,
             meta: ObjectMeta::default(),
         };
-        let outcome = upload::commit(&self.dp, shard, &up, &content, meta.clone()).await.or_s3()?;
+        let outcome = upload::commit(&self.dp, &up, &content, meta.clone()).await.or_s3()?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(meta.etag)),
             version_id: Self::shown_version(versioning, outcome.version),
@@ -561,8 +561,8 @@ impl S3Gateway {
             policy: ConflictPolicy::LastWriterWins,
             meta: ObjectMeta::default(),
         };
-        let shard = self.dp.view.shard_of(&user).or_s3()?;
-        let outcome = upload::commit(&self.dp, shard, &up, &content, meta).await.or_s3()?;
+        self.dp.view.shard_of(&user).or_s3()?;
+        let outcome = upload::commit(&self.dp, &up, &content, meta).await.or_s3()?;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
                 e_tag: Some(source_etag),

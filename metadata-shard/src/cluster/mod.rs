@@ -1,7 +1,7 @@
 //! The cluster group's (group 0) state: nodes, the shard map, users and their
 //! access keys, the tiering configuration, and the placement epoch that
 //! changes whenever the set of block nodes (or their labels, or the tiering
-//! configuration) does.
+//! configuration) does; with [`user_moves`], where every user lives.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::command::{ApplyError, ApplyErrorKind, StorageFailure, Writes};
 use crate::raft::state_machine::GroupView;
 pub use crate::tiering::TieringConfig;
+
+pub mod user_moves;
+pub use user_moves::{MoveState, UserMove};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub enum NodeKind {
@@ -81,6 +84,41 @@ pub enum ClusterCommand {
     SetTiering(Option<TieringConfig>),
     /// Keeps the state of the latest tiering pass (written as it runs).
     RecordTierPass(TierPassRecord),
+    /// Sets (or, with `None`, clears) a user's explicit group assignment; refused
+    /// when that would change the group the user lives on (only a move may).
+    AssignUser {
+        user_id: String,
+        group_id: Option<u64>,
+    },
+    /// Records the start of a move (state `Copying`); the user stays on `from`.
+    /// Idempotent for the same move id.
+    BeginUserMove(UserMove),
+    /// The target holds a complete copy: the user now lives on `to` (explicit
+    /// assignment unless the ring says `to` anyway). Idempotent.
+    CommitUserMove {
+        user_id: String,
+        move_id: String,
+    },
+    /// The mover is alive: sets the move's `touched_at_ms` and progress.
+    TouchUserMove {
+        user_id: String,
+        move_id: String,
+        at_ms: i64,
+        records: u64,
+        bytes: u64,
+    },
+    /// The copy that lost (the source's after a commit, the target's after an
+    /// abort) is gone: forgets the move.
+    FinishUserMove {
+        user_id: String,
+        move_id: String,
+    },
+    /// Gives up a move that has not committed (state `Aborting`); the user
+    /// stays where it was. Refused once the move committed.
+    AbortUserMove {
+        user_id: String,
+        move_id: String,
+    },
 }
 
 /// A tiering pass (demoting cold chunks, promoting read ones) as it runs and when
@@ -300,16 +338,172 @@ pub fn apply(
                 })
             }
         }
-        ClusterCommand::PutShardGroup(g) => json(g).map(|bytes| {
-            writes.insert(group_key(g.group_id), Some(bytes));
-            ClusterResponse::Done
-        }),
+        ClusterCommand::PutShardGroup(g) => {
+            let groups = shard_map(view)?;
+            let assigned = user_moves::assignments(view)?;
+            let before = user_moves::placement_of(&groups, assigned.clone());
+            let mut new_groups: Vec<ShardGroup> = groups.into_iter().filter(|x| x.group_id != g.group_id).collect();
+            new_groups.push(g.clone());
+            let after = user_moves::placement_of(&new_groups, assigned);
+            let what = format!("putting shard group {} with {} vnodes", g.group_id, g.vnodes);
+            if g.group_id == 0 {
+                Err(ApplyError::new(ApplyErrorKind::InvalidArgument, "group 0 is the cluster group"))
+            } else {
+                user_moves::check_no_user_moves(view, &before, &after, &what)?.and_then(|()| {
+                    json(g).map(|bytes| {
+                        writes.insert(group_key(g.group_id), Some(bytes));
+                        ClusterResponse::Done
+                    })
+                })
+            }
+        }
         ClusterCommand::RemoveShardGroup { group_id } => {
             if view.get(&group_key(*group_id))?.is_none() {
                 Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no shard group {group_id}")))
             } else {
-                writes.insert(group_key(*group_id), None);
-                Ok(ClusterResponse::Done)
+                user_moves::check_group_removable(view, *group_id)?.map(|()| {
+                    writes.insert(group_key(*group_id), None);
+                    ClusterResponse::Done
+                })
+            }
+        }
+        ClusterCommand::AssignUser { user_id, group_id } => {
+            let before = user_moves::user_placement(view)?;
+            let mut assigned = before.assignments().clone();
+            match group_id {
+                Some(g) => assigned.insert(user_id.clone(), *g),
+                None => assigned.remove(user_id),
+            };
+            let after = user_moves::placement_of(&shard_map(view)?, assigned);
+            if view.get(&user_key(user_id))?.is_none() {
+                Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no user {user_id}")))
+            } else if group_id.is_some_and(|g| !before.groups().contains(&g)) {
+                Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no shard group {}", group_id.unwrap_or(0))))
+            } else if before.group_for_user(user_id) != after.group_for_user(user_id) {
+                Err(ApplyError::new(
+                    ApplyErrorKind::InvalidArgument,
+                    format!("that assignment would put user {user_id} on a group that does not hold its data; move it instead"),
+                ))
+            } else {
+                let key = user_moves::assignment_key(user_id);
+                match group_id {
+                    Some(g) => json(g).map(|bytes| {
+                        writes.insert(key, Some(bytes));
+                        ClusterResponse::Done
+                    }),
+                    None => {
+                        writes.insert(key, None);
+                        Ok(ClusterResponse::Done)
+                    }
+                }
+            }
+        }
+        ClusterCommand::BeginUserMove(m) => {
+            let placement = user_moves::user_placement(view)?;
+            let existing = lookup::<UserMove>(view, &user_moves::move_key(&m.user_id))?;
+            match existing {
+                Some(e) if e.move_id == m.move_id => Ok(ClusterResponse::Done),
+                Some(e) => Err(ApplyError::new(
+                    ApplyErrorKind::AlreadyExists,
+                    format!("user {} is already moving ({} → {}, move {})", e.user_id, e.from, e.to, e.move_id),
+                )),
+                None if view.get(&user_key(&m.user_id))?.is_none() => {
+                    Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no user {}", m.user_id)))
+                }
+                None if !placement.groups().contains(&m.to) => {
+                    Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no shard group {}", m.to)))
+                }
+                None if placement.group_for_user(&m.user_id) != Some(m.from) => Err(ApplyError::new(
+                    ApplyErrorKind::Conflict,
+                    format!("user {} does not live on group {}", m.user_id, m.from),
+                )),
+                None if m.from == m.to || m.state != MoveState::Copying => Err(ApplyError::new(
+                    ApplyErrorKind::InvalidArgument,
+                    format!("user {} lives on group {} already", m.user_id, m.to),
+                )),
+                None => json(m).map(|bytes| {
+                    writes.insert(user_moves::move_key(&m.user_id), Some(bytes));
+                    ClusterResponse::Done
+                }),
+            }
+        }
+        ClusterCommand::CommitUserMove { user_id, move_id } => {
+            let key = user_moves::move_key(user_id);
+            match lookup::<UserMove>(view, &key)? {
+                Some(m) if &m.move_id == move_id && m.state == MoveState::Committed => Ok(ClusterResponse::Done),
+                Some(mut m) if &m.move_id == move_id && m.state == MoveState::Copying => {
+                    let placement = user_moves::user_placement(view)?;
+                    let committed = user_moves::moves_committed(view)? + 1;
+                    m.state = MoveState::Committed;
+                    let assignment =
+                        if placement.ring_group_for(user_id) == Some(m.to) { Ok(None) } else { json(&m.to).map(Some) };
+                    assignment.and_then(|assignment| {
+                        let record = json(&m)?;
+                        writes.insert(user_moves::assignment_key(user_id), assignment);
+                        writes.insert(key, Some(record));
+                        writes.insert(user_moves::MOVES_COMMITTED.to_vec(), Some(json(&committed)?));
+                        Ok(ClusterResponse::Done)
+                    })
+                }
+                Some(m) if &m.move_id == move_id => Err(ApplyError::new(
+                    ApplyErrorKind::Conflict,
+                    format!("move {move_id} of user {user_id} was given up ({:?}); it cannot commit", m.state),
+                )),
+                _ => Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no move {move_id} of user {user_id}"))),
+            }
+        }
+        ClusterCommand::TouchUserMove { user_id, move_id, at_ms, records, bytes } => {
+            let key = user_moves::move_key(user_id);
+            match lookup::<UserMove>(view, &key)? {
+                Some(mut m) if &m.move_id == move_id => {
+                    m.touched_at_ms = m.touched_at_ms.max(*at_ms);
+                    m.copied_records = m.copied_records.max(*records);
+                    m.copied_bytes = m.copied_bytes.max(*bytes);
+                    json(&m).map(|bytes| {
+                        writes.insert(key, Some(bytes));
+                        ClusterResponse::Done
+                    })
+                }
+                _ => Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no move {move_id} of user {user_id}"))),
+            }
+        }
+        ClusterCommand::AbortUserMove { user_id, move_id } => {
+            let key = user_moves::move_key(user_id);
+            match lookup::<UserMove>(view, &key)? {
+                None => Ok(ClusterResponse::Done),
+                Some(m) if &m.move_id != move_id => Err(ApplyError::new(
+                    ApplyErrorKind::NotFound,
+                    format!("user {user_id} is in move {}, not {move_id}", m.move_id),
+                )),
+                Some(m) if m.state == MoveState::Committed => Err(ApplyError::new(
+                    ApplyErrorKind::Conflict,
+                    format!("move {move_id} of user {user_id} has committed; it can only be finished"),
+                )),
+                Some(mut m) => {
+                    m.state = MoveState::Aborting;
+                    json(&m).map(|bytes| {
+                        writes.insert(key, Some(bytes));
+                        ClusterResponse::Done
+                    })
+                }
+            }
+        }
+        ClusterCommand::FinishUserMove { user_id, move_id } => {
+            let key = user_moves::move_key(user_id);
+            match lookup::<UserMove>(view, &key)? {
+                None => Ok(ClusterResponse::Done),
+                Some(m) if &m.move_id != move_id => Err(ApplyError::new(
+                    ApplyErrorKind::NotFound,
+                    format!("user {user_id} is in move {}, not {move_id}", m.move_id),
+                )),
+                Some(m) if m.state == MoveState::Copying => Err(ApplyError::new(
+                    ApplyErrorKind::Conflict,
+                    format!("move {move_id} of user {user_id} is still copying; commit or abort it first"),
+                )),
+                Some(_) => {
+                    writes.insert(key, None);
+                    Ok(ClusterResponse::Done)
+                }
             }
         }
         ClusterCommand::RecordRepair(record) => json(record).map(|bytes| {
@@ -407,6 +601,12 @@ pub enum ClusterQuery {
     LastTierPass,
     /// Every user (ids, names, creation time; never the secrets).
     Users,
+    /// Explicit user → group assignments.
+    Assignments,
+    /// Moves in progress.
+    UserMoves,
+    /// How many moves have committed (GC compares it around its mark phase).
+    MovesCommitted,
 }
 
 /// A user as the operator sees it: no access key, no secret.
@@ -428,6 +628,9 @@ pub enum ClusterAnswer {
     Users(Vec<UserSummary>),
     Tiering(Option<TieringConfig>),
     LastTierPass(Option<TierPassRecord>),
+    Assignments(BTreeMap<String, u64>),
+    UserMoves(Vec<UserMove>),
+    MovesCommitted(u64),
 }
 
 /// The tiering configuration, if one is set.
@@ -452,5 +655,8 @@ pub fn query(view: &GroupView<'_>, q: &ClusterQuery) -> Result<ClusterAnswer, St
         ClusterQuery::Users => ClusterAnswer::Users(users(view)?),
         ClusterQuery::Tiering => ClusterAnswer::Tiering(tiering(view)?),
         ClusterQuery::LastTierPass => ClusterAnswer::LastTierPass(lookup::<TierPassRecord>(view, LAST_TIER_PASS)?),
+        ClusterQuery::Assignments => ClusterAnswer::Assignments(user_moves::assignments(view)?),
+        ClusterQuery::UserMoves => ClusterAnswer::UserMoves(user_moves::user_moves(view)?),
+        ClusterQuery::MovesCommitted => ClusterAnswer::MovesCommitted(user_moves::moves_committed(view)?),
     })
 }

@@ -1,0 +1,290 @@
+//! Moving users between shard groups on a real in-process cluster (one
+//! metadata node hosting the cluster group and two shard groups, six block
+//! nodes): everything a user has arrives, writes during the move wait and
+//! land, a move whose mover stopped is rolled back or finished, and GC keeps
+//! the chunks of moved users.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestCluster;
+use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, MoveState, UserMove};
+use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
+use tessera_meta::model::user_move::UserFence;
+use tessera_meta::model::{FileRef, LinkPermission, Permission, QueryResponse, ShardCommand, ShardQuery};
+use tessera_router::datapath::now_ms;
+use tessera_router::{gc, links, ops, sharing, user_move};
+
+/// A cluster with shard groups 1 and 2 and the given users.
+async fn two_groups(users: &[&str]) -> TestCluster {
+    let c = TestCluster::start().await;
+    let addr = c.meta.as_ref().unwrap().addr.clone();
+    c.dp.view.meta.create_shard(2, &[(1, addr)], 64).await.unwrap();
+    for user in users {
+        let u = tessera_meta::cluster::User {
+            user_id: (*user).into(),
+            display_name: (*user).into(),
+            access_key: format!("AK{user}"),
+            secret_key: format!("secret-of-{user}"),
+            created_at_ms: now_ms(),
+        };
+        cluster_ok(&c, ClusterCommand::CreateUser(u)).await;
+    }
+    c.dp.view.refresh().await.unwrap();
+    c
+}
+
+async fn cluster_ok(c: &TestCluster, cmd: ClusterCommand) {
+    let (resp, _) = c.dp.view.meta.propose(0, &GroupCommand::Cluster(cmd)).await.unwrap();
+    assert!(matches!(resp, GroupResponse::Cluster(Ok(_))), "{resp:?}");
+}
+
+fn other_group(g: u64) -> u64 {
+    if g == 1 {
+        2
+    } else {
+        1
+    }
+}
+
+async fn fence_on(c: &TestCluster, group: u64, user: &str) -> Option<UserFence> {
+    let q = GroupQuery::Shard(ShardQuery::UserFence { user_id: user.into() });
+    match c.dp.view.meta.query(group, &q).await.unwrap() {
+        GroupAnswer::Shard(Ok(QueryResponse::Fence(f))) => f,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Reference counts group `group` holds for the chunks of `user`'s file `path`.
+async fn refs_on(c: &TestCluster, group: u64, hashes: Vec<[u8; 32]>) -> Vec<u64> {
+    let q = GroupQuery::Shard(ShardQuery::RefCounts { hashes });
+    match c.dp.view.meta.query(group, &q).await.unwrap() {
+        GroupAnswer::Shard(Ok(QueryResponse::RefCounts(counts))) => counts.into_iter().map(|(_, n)| n).collect(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn chunk_hashes(c: &TestCluster, user: &str, path: &str) -> Vec<[u8; 32]> {
+    let newest = ops::versions(&c.dp, user, FileRef::Path(path.into())).await.unwrap().versions[0].version;
+    let q = ShardQuery::GetVersion { user_id: user.into(), file: FileRef::Path(path.into()), version: newest };
+    match ops::query(&c.dp, user, q).await.unwrap() {
+        QueryResponse::Version(v) => v.chunks.iter().map(|r| r.hash).collect(),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn data(seed: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed).rotate_left((i % 7) as u32)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_moved_user_keeps_files_versions_shares_links_quota_and_change_cursors() {
+    let c = two_groups(&["alice", "bob"]).await;
+    let from = c.dp.view.shard_of("alice").unwrap();
+    let to = other_group(from);
+    for v in 0..3u8 {
+        c.put("alice", "/docs/report.bin", &data(v, 300_000 + usize::from(v) * 1000)).await.unwrap();
+    }
+    c.put("alice", "/photos/cat.jpg", &data(9, 700_000)).await.unwrap();
+    sharing::share(&c.dp, "alice", None, "/docs", "bob", Permission::View, None, "t").await.unwrap();
+    let link = links::create(&c.dp, "alice", "/photos/cat.jpg", LinkPermission::View, None, None, "t").await.unwrap();
+    ops::command(&c.dp, "alice", ShardCommand::SetQuota { user_id: "alice".into(), quota_bytes: Some(1 << 30) })
+        .await
+        .unwrap();
+    let changes_before = ops::changes(&c.dp, "alice", 0, 1000, "", Duration::ZERO).await.unwrap();
+    let head = changes_before.events.last().unwrap().cursor;
+    let hashes = chunk_hashes(&c, "alice", "/photos/cat.jpg").await;
+    let usage_before = ops::query(&c.dp, "alice", ShardQuery::Usage { user_id: "alice".into() }).await.unwrap();
+
+    let done = user_move::move_user(&c.dp.view.meta, "alice", to, "test", |_| {}).await.unwrap();
+    assert_eq!((done.from, done.to), (from, to));
+    assert!(done.records > 0 && done.bytes > 0, "{done:?}");
+
+    // The router follows without a restart (its map is old until it asks).
+    assert_eq!(c.get("alice", "/photos/cat.jpg", None).await.unwrap(), data(9, 700_000));
+    assert_eq!(c.dp.view.shard_of("alice").unwrap(), to);
+    assert_eq!(c.get("alice", "/docs/report.bin", None).await.unwrap(), data(2, 302_000));
+    let versions = ops::versions(&c.dp, "alice", FileRef::Path("/docs/report.bin".into())).await.unwrap();
+    assert_eq!(versions.versions.len(), 3);
+    let usage_after = ops::query(&c.dp, "alice", ShardQuery::Usage { user_id: "alice".into() }).await.unwrap();
+    assert_eq!(usage_after, usage_before, "usage and quota travel with the user");
+    // The change log is the same log: same events, same cursors, and the next write follows on.
+    let changes_after = ops::changes(&c.dp, "alice", 0, 1000, "", Duration::ZERO).await.unwrap();
+    assert_eq!(changes_after.events, changes_before.events);
+    c.put("alice", "/after.txt", b"written on the new group").await.unwrap();
+    let next = ops::changes(&c.dp, "alice", head, 1000, "", Duration::ZERO).await.unwrap();
+    assert_eq!(next.events.len(), 1, "{next:?}");
+    assert!(next.events[0].cursor > head && next.events[0].path == "/after.txt");
+    // Bob still sees and reads what alice shared; the link still opens.
+    let shared = sharing::shared_with(&c.dp, "bob").await.unwrap();
+    assert!(shared.iter().any(|s| s.owner == "alice" && s.path == "/docs"), "{shared:?}");
+    assert!(matches!(links::lookup(&c.dp, link.token).await.unwrap(), links::Lookup::Found(l) if l.owner == "alice"));
+    // The chunk references moved with the records; the source holds none and refuses the user.
+    assert!(refs_on(&c, to, hashes.clone()).await.iter().all(|n| *n > 0));
+    assert!(refs_on(&c, from, hashes).await.iter().all(|n| *n == 0));
+    assert!(matches!(fence_on(&c, from, "alice").await, Some(UserFence::Gone { to: t, .. }) if t == to));
+    assert_eq!(fence_on(&c, to, "alice").await, None);
+
+    // And back again: a user can return to a group it left.
+    user_move::move_user(&c.dp.view.meta, "alice", from, "test", |_| {}).await.unwrap();
+    assert_eq!(c.get("alice", "/after.txt", None).await.unwrap(), b"written on the new group");
+    assert_eq!(c.dp.view.shard_of("alice").unwrap(), from);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_during_a_move_wait_and_every_acknowledged_one_is_kept() {
+    let c = Arc::new(two_groups(&["carol"]).await);
+    for i in 0..40u8 {
+        c.put("carol", &format!("/seed/{i}"), &data(i, 20_000)).await.unwrap();
+    }
+    let to = other_group(c.dp.view.shard_of("carol").unwrap());
+    let writer = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..60u8 {
+                let path = format!("/live/{i}");
+                match c.put("carol", &path, &data(i.wrapping_add(100), 5_000)).await {
+                    Ok(_) => acked.push((path, i)),
+                    Err(e) => panic!("write {path} failed during the move: {e}"),
+                }
+            }
+            acked
+        })
+    };
+    user_move::move_user(&c.dp.view.meta, "carol", to, "test", |_| {}).await.unwrap();
+    let acked = writer.await.unwrap();
+    assert_eq!(acked.len(), 60);
+    for (path, i) in acked {
+        assert_eq!(c.get("carol", &path, None).await.unwrap(), data(i.wrapping_add(100), 5_000), "{path}");
+    }
+    for i in 0..40u8 {
+        assert_eq!(c.get("carol", &format!("/seed/{i}"), None).await.unwrap(), data(i, 20_000));
+    }
+    // Every write is in the change log once.
+    let log = ops::changes(&c.dp, "carol", 0, 1000, "", Duration::ZERO).await.unwrap();
+    let mut cursors: Vec<u64> = log.events.iter().map(|e| e.cursor).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]));
+    cursors.dedup();
+    assert_eq!(log.events.iter().filter(|e| e.path.starts_with("/live/")).count(), 60);
+}
+
+/// Starts a move by hand as a mover would and stops where `commit` says,
+/// with a start time long past so that it counts as stale.
+async fn half_done_move(c: &TestCluster, user: &str, commit: bool) -> UserMove {
+    let meta = &c.dp.view.meta;
+    let from = c.dp.view.shard_of(user).unwrap();
+    let m = UserMove {
+        user_id: user.into(),
+        move_id: format!("test-{commit}"),
+        from,
+        to: other_group(from),
+        state: MoveState::Copying,
+        started_at_ms: now_ms() - 3_600_000,
+        touched_at_ms: now_ms() - 3_600_000,
+        copied_records: 0,
+        copied_bytes: 0,
+        by: "a mover that died".into(),
+    };
+    cluster_ok(c, ClusterCommand::BeginUserMove(m.clone())).await;
+    let step = |group, cmd| async move { meta.shard_ok(group, cmd).await.unwrap() };
+    step(m.from, ShardCommand::FenceUser { user_id: user.into(), move_id: m.move_id.clone() }).await;
+    let q = GroupQuery::Shard(ShardQuery::ExportUser { user_id: user.into(), cursor: None, limit: 10_000 });
+    let GroupAnswer::Shard(Ok(QueryResponse::UserExport(page))) = meta.query(m.from, &q).await.unwrap() else {
+        panic!("export failed");
+    };
+    assert!(page.next.is_none());
+    let begin = ShardCommand::BeginImport {
+        user_id: user.into(),
+        move_id: m.move_id.clone(),
+        next_entry_id: page.next_entry_id,
+    };
+    step(m.to, begin).await;
+    step(m.to, ShardCommand::ImportRecords { user_id: user.into(), move_id: m.move_id.clone(), records: page.records })
+        .await;
+    if commit {
+        cluster_ok(c, ClusterCommand::CommitUserMove { user_id: user.into(), move_id: m.move_id.clone() }).await;
+    }
+    m
+}
+
+async fn moves(c: &TestCluster) -> Vec<UserMove> {
+    match c.dp.view.meta.query(0, &GroupQuery::Cluster(ClusterQuery::UserMoves)).await.unwrap() {
+        GroupAnswer::Cluster(ClusterAnswer::UserMoves(m)) => m,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_move_whose_mover_died_is_rolled_back_before_the_commit_and_finished_after() {
+    let c = two_groups(&["dave", "erin"]).await;
+    c.put("dave", "/a", b"dave's file").await.unwrap();
+    c.put("erin", "/b", b"erin's file").await.unwrap();
+
+    let rolled = half_done_move(&c, "dave", false).await;
+    let finished = half_done_move(&c, "erin", true).await;
+    // A fresh move is left alone; stale ones are taken over.
+    assert!(user_move::recover_stale(&c.dp.view.meta, Duration::from_secs(7200)).await.unwrap().is_empty());
+    let mut outcomes = user_move::recover_stale(&c.dp.view.meta, user_move::STALE_AFTER).await.unwrap();
+    outcomes.sort_by(|a, b| a.0.user_id.cmp(&b.0.user_id));
+    let outcomes: Vec<_> = outcomes.into_iter().map(|(m, how)| (m.user_id, how)).collect();
+    assert_eq!(
+        outcomes,
+        [("dave".to_owned(), user_move::Recovery::RolledBack), ("erin".to_owned(), user_move::Recovery::Finished)]
+    );
+    assert!(moves(&c).await.is_empty());
+
+    // Dave stayed where he was and writes there again; the target's copy is gone.
+    c.dp.view.refresh().await.unwrap();
+    assert_eq!(c.dp.view.shard_of("dave").unwrap(), rolled.from);
+    assert_eq!(fence_on(&c, rolled.from, "dave").await, None);
+    assert!(matches!(fence_on(&c, rolled.to, "dave").await, Some(UserFence::Gone { .. })));
+    c.put("dave", "/c", b"after the rollback").await.unwrap();
+    assert_eq!(c.get("dave", "/a", None).await.unwrap(), b"dave's file");
+    // Erin lives on the target now, with her data.
+    assert_eq!(c.dp.view.shard_of("erin").unwrap(), finished.to);
+    assert_eq!(c.get("erin", "/b", None).await.unwrap(), b"erin's file");
+    c.put("erin", "/d", b"after the finish").await.unwrap();
+    assert!(matches!(fence_on(&c, finished.from, "erin").await, Some(UserFence::Gone { .. })));
+
+    // A rolled-back move cannot be committed by a mover that wakes up late.
+    let late = c
+        .dp
+        .view
+        .meta
+        .propose(
+            0,
+            &GroupCommand::Cluster(ClusterCommand::CommitUserMove { user_id: "dave".into(), move_id: rolled.move_id }),
+        )
+        .await
+        .unwrap()
+        .0;
+    assert!(matches!(late, GroupResponse::Cluster(Err(_))), "{late:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gc_after_a_move_keeps_every_chunk_of_the_moved_user() {
+    let c = two_groups(&["frank"]).await;
+    let files: Vec<(String, Vec<u8>)> = (0..5u8).map(|i| (format!("/f{i}"), data(i, 150_000))).collect();
+    for (path, bytes) in &files {
+        c.put("frank", path, bytes).await.unwrap();
+    }
+    let to = other_group(c.dp.view.shard_of("frank").unwrap());
+    user_move::move_user(&c.dp.view.meta, "frank", to, "test", |_| {}).await.unwrap();
+    let options = gc::GcOptions { grace: gc::MIN_GRACE, by: "test".into(), ..Default::default() };
+    // Passes until the chunks are past the grace: none of them may go, since
+    // only the target references them now.
+    let deadline = tokio::time::Instant::now() + gc::MIN_GRACE + Duration::from_secs(3);
+    let mut passes = 0;
+    while tokio::time::Instant::now() < deadline {
+        let record = gc::run(&c.dp, &options, |_| {}).await.unwrap();
+        assert_eq!(record.fragments_deleted, 0, "{record:?}");
+        passes += 1;
+    }
+    assert!(passes > 1);
+    for (path, bytes) in &files {
+        assert_eq!(&c.get("frank", path, None).await.unwrap(), bytes);
+    }
+}
