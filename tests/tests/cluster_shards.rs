@@ -1,0 +1,199 @@
+//! Growing and shrinking the metadata tier of a `tessera cluster up` cluster
+//! (3 metadata nodes, 2 shard groups) with the CLI while a user writes:
+//! `admin shard add` creates a group and moves the users the ring gives it,
+//! `admin user move` moves one user, `admin shard drain` empties a group and
+//! removes it; every acknowledged file reads back through routers that were
+//! never restarted.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tessera_tests::local_cluster::{ok_json, read_back, tessera_with, LocalCluster};
+use tessera_tests::{poll_until, TestRng};
+
+type Env = HashMap<String, String>;
+
+fn put(env: &Env, dir: &Path, remote: &str, data: &[u8]) -> Result<(), String> {
+    let local = dir.join(format!("up-{}", remote.replace('/', "_")));
+    std::fs::write(&local, data).map_err(|e| e.to_string())?;
+    let out = tessera_with(env, &["put", local.to_str().unwrap_or_default(), remote]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn user_env(env: &Env, name: &str) -> Env {
+    let user = ok_json(env, &["admin", "user", "create", name]);
+    let mut other = env.clone();
+    other.insert("TESSERA_ACCESS_KEY".into(), user["access_key"].as_str().unwrap().into());
+    other.insert("TESSERA_SECRET_KEY".into(), user["secret_key"].as_str().unwrap().into());
+    other
+}
+
+/// `admin shard status --json`: group id → the ids of the users living on it.
+fn users_by_group(env: &Env) -> HashMap<u64, Vec<String>> {
+    let status = ok_json(env, &["admin", "shard", "status"]);
+    status["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let users = g["user_ids"].as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_owned()).collect();
+            (g["group"].as_u64().unwrap(), users)
+        })
+        .collect()
+}
+
+fn group_of(env: &Env, user: &str) -> u64 {
+    let groups = users_by_group(env);
+    let found: Vec<u64> = groups.iter().filter(|(_, users)| users.iter().any(|u| u == user)).map(|(g, _)| *g).collect();
+    assert_eq!(found.len(), 1, "user {user} lives on exactly one group: {groups:?}");
+    found[0]
+}
+
+/// The CLI's stdout lines as JSON (commands that report per user print one line each).
+fn json_lines(env: &Env, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = tessera_with(env, &all);
+    assert!(out.status.success(), "tessera {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn fails_with(env: &Env, args: &[&str], needle: &str) {
+    let out = tessera_with(env, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "tessera {args:?} should fail");
+    assert!(stderr.contains(needle), "tessera {args:?}: {stderr}");
+}
+
+/// Writes files as the cluster's default user until stopped.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    failures: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(env: Env, dir: PathBuf) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acked, failures) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+        std::fs::create_dir_all(&dir).unwrap();
+        let thread = {
+            let (stop, acked, failures) = (stop.clone(), acked.clone(), failures.clone());
+            std::thread::spawn(move || {
+                let mut rng = TestRng::new(17);
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let len = 10_000 + rng.below(50_000) as usize;
+                    let (path, data) = (format!("/live/w{i}"), rng.bytes(len));
+                    match put(&env, &dir, &path, &data) {
+                        Ok(()) => acked.lock().unwrap().push((path, data)),
+                        Err(e) => failures.lock().unwrap().push(format!("{path}: {e}")),
+                    }
+                }
+            })
+        };
+        Self { stop, acked, failures, thread: Some(thread) }
+    }
+
+    fn wait_for(&self, more: usize) {
+        let start = self.acked.lock().unwrap().len();
+        poll_until(Duration::from_secs(60), "writes", || {
+            (self.acked.lock().unwrap().len() >= start + more).then_some(())
+        })
+        .unwrap();
+    }
+
+    fn finish(mut self) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        (self.acked.lock().unwrap().clone(), self.failures.lock().unwrap().clone())
+    }
+}
+
+#[test]
+fn adding_moving_and_draining_groups_under_writes_keeps_every_file() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let env = cluster.env.clone();
+    let groups = users_by_group(&env);
+    assert_eq!(groups.len(), 2, "cluster up makes two shard groups: {groups:?}");
+    let default_user = groups.values().flatten().next().expect("the default user").clone();
+
+    // Twelve more users with a file each, spread over the two groups.
+    let mut users = Vec::new();
+    let mut rng = TestRng::new(5);
+    for i in 0..12 {
+        let name = format!("u{i}");
+        let uenv = user_env(&env, &name);
+        let file = (format!("/own/{name}.bin"), rng.bytes(30_000));
+        put(&uenv, work.path(), &file.0, &file.1).unwrap();
+        users.push((name, uenv, file));
+    }
+    let before = users_by_group(&env);
+    assert!(before.values().all(|u| !u.is_empty()), "both groups hold users: {before:?}");
+
+    let writer = Writer::start(env.clone(), work.path().join("w"));
+    writer.wait_for(3);
+
+    // A third group: it gets the users the ring now gives it, nobody else moves.
+    let out = json_lines(&env, &["admin", "shard", "add"]);
+    assert_eq!(out[0]["group"], 3, "{out:?}");
+    let after_add = users_by_group(&env);
+    assert_eq!(after_add.len(), 3);
+    let moved_in = &after_add[&3];
+    assert!(!moved_in.is_empty(), "the ring gives the new group some of the 13 users: {after_add:?}");
+    assert_eq!(out[0]["users_to_move"].as_u64().unwrap() as usize, moved_in.len(), "{out:?}");
+    assert_eq!(out.len(), 1 + moved_in.len(), "one report per moved user: {out:?}");
+    for (g, users) in &after_add {
+        if *g != 3 {
+            assert!(users.iter().all(|u| before[g].contains(u)), "only moves to group 3: {before:?} -> {after_add:?}");
+        }
+    }
+    writer.wait_for(3);
+
+    // The writing user moves to another group by hand, twice.
+    for _ in 0..2 {
+        let from = group_of(&env, &default_user);
+        let to = if from == 3 { 1 } else { 3 };
+        let report = ok_json(&env, &["admin", "user", "move", &default_user, "--to", &to.to_string()]);
+        assert_eq!((report["from"].as_u64(), report["to"].as_u64()), (Some(from), Some(to)), "{report}");
+        assert_eq!(group_of(&env, &default_user), to);
+        writer.wait_for(3);
+    }
+
+    // Bad requests are clear errors and change nothing.
+    fails_with(&env, &["admin", "user", "move", "nobody-here", "--to", "1"], "no user nobody-here");
+    fails_with(&env, &["admin", "user", "move", &default_user, "--to", "99"], "no shard group 99");
+    let here = group_of(&env, &default_user).to_string();
+    fails_with(&env, &["admin", "user", "move", &default_user, "--to", &here], "already");
+
+    // Draining group 3 moves everyone off it and removes it.
+    let out = tessera_with(&env, &["admin", "shard", "drain", "3"]);
+    assert!(out.status.success(), "drain: {}", String::from_utf8_lossy(&out.stderr));
+    let after_drain = users_by_group(&env);
+    assert_eq!(after_drain.keys().copied().collect::<std::collections::BTreeSet<_>>(), [1, 2].into());
+    assert_eq!(after_drain.values().map(Vec::len).sum::<usize>(), before.values().map(Vec::len).sum::<usize>());
+    writer.wait_for(3);
+
+    let (acked, failures) = writer.finish();
+    assert!(failures.is_empty(), "writes failed during the moves: {failures:?}");
+    eprintln!("{} writes acknowledged during the moves", acked.len());
+    read_back(&env, work.path(), &acked).unwrap();
+    for (name, uenv, file) in &users {
+        read_back(uenv, work.path(), std::slice::from_ref(file)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let status = ok_json(&env, &["admin", "status"]);
+    assert_eq!(status["user_moves"], Value::Array(vec![]), "no move left behind");
+}
