@@ -5,8 +5,10 @@
 //! crash, a kill or a `down`) on the same ports and data, and adds block nodes
 //! when `--block` asks for more than the cluster has.
 //! `DIR/cluster.json` lists every process (kind, id, pid, address, data dir,
-//! config); `down` stops exactly those.
+//! config); `down` stops exactly those. Each process logs to `DIR/logs/NAME.log`,
+//! rotated by size (`--log-max-size`, `--log-keep`; see `log_pump`).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tessera_meta::client::MetaClient;
 
 use crate::local_cluster::{create_user, ensure_shards, free_port, register_block, write_env, ClientEnv};
+use crate::log_pump::{LogPumpArgs, LogRotation};
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
@@ -42,12 +45,18 @@ pub enum ClusterCommand {
         shards: u32,
         #[command(flatten)]
         background: BackgroundJobs,
+        #[command(flatten)]
+        logs: LogRotation,
     },
     /// Stop the processes listed in DIR/cluster.json.
     Down {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Copy stdin into a size-rotated log until stdin ends (what `up` runs
+    /// beside each process; not for use by hand).
+    #[command(hide = true)]
+    LogPump(LogPumpArgs),
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -92,18 +101,55 @@ fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn spawn(dir: &Path, bin: &str, name: &str, config: &Path) -> anyhow::Result<Child> {
+/// A started process and the pump writing its output into its log.
+struct Spawned {
+    child: Child,
+    pump: Child,
+}
+
+/// Starts `bin` with its stdout and stderr in a pipe to a `tessera cluster
+/// log-pump` process, which appends them to `DIR/logs/NAME.log` and rotates it.
+fn spawn(dir: &Path, bin: &str, name: &str, config: &Path, rotation: LogRotation) -> anyhow::Result<Spawned> {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log")))?;
-    Command::new(sibling_binary(bin)?)
+    let log = logs.join(format!("{name}.log"));
+    // Fails here, with the path, rather than in the pump where nobody sees it.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    // Both ends are close-on-exec: only the pump (read end) and the process
+    // (write end) hold them once the Commands below are dropped, so the pump
+    // sees the end of its input when the process exits.
+    let (read, write) = std::io::pipe()?;
+    let pump = Command::new(std::env::current_exe()?)
+        .args(["cluster", "log-pump", "--file"])
+        .arg(&log)
+        .arg("--log-max-size")
+        .arg(rotation.max_bytes.to_string())
+        .arg("--log-keep")
+        .arg(rotation.keep.to_string())
+        .stdin(read)
+        // Not the caller's stdout/stderr: whoever waits for `cluster up`'s
+        // output must not wait for the pumps too.
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: Ctrl-C at a terminal, or a test runner
+        // signalling the group, stops the process, and the pump still writes
+        // its last lines before it ends by itself.
+        .process_group(0)
+        .spawn()
+        .context("starting the log pump")?;
+    let child = Command::new(sibling_binary(bin)?)
         .arg("--config")
         .arg(config)
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
+        .stdout(write.try_clone()?)
+        .stderr(write)
         .spawn()
-        .with_context(|| format!("starting {bin}"))
+        .with_context(|| format!("starting {bin}"))?;
+    Ok(Spawned { child, pump })
 }
 
 /// Writes `cluster.json`: the processes started so far, plus the recorded ones
@@ -139,7 +185,7 @@ fn launch(
     kind: &str,
     (id, name): (&str, &str),
     config: &Path,
-    times: &mut StartupTimes,
+    (times, rotation): (&mut StartupTimes, LogRotation),
 ) -> anyhow::Result<u32> {
     let home = config.parent().unwrap_or(dir);
     if let Some(p) = running.iter().find(|p| p.kind == kind && p.id == id && ours(p)) {
@@ -147,19 +193,19 @@ fn launch(
     }
     let _ = std::fs::remove_file(home.join("addr"));
     let started = Instant::now();
-    let mut child = spawn(dir, &format!("tessera-{kind}"), name, config)?;
+    let mut spawned = spawn(dir, &format!("tessera-{kind}"), name, config, rotation)?;
     let log = dir.join("logs").join(format!("{name}.log"));
-    wait_for_start(&mut child, &home.join("addr"), name, &log)?;
+    wait_for_start(&mut spawned, &home.join("addr"), name, &log)?;
     let took = started.elapsed();
     record_startup(dir, name, took);
     times.0.push((name.to_owned(), took));
-    Ok(child.id())
+    Ok(spawned.child.id())
 }
 
 /// Waits until `child` has written its address file. A child that exits first
 /// (a port taken, a bad config, a data dir it cannot open) fails at once with
 /// the end of its log, instead of after the deadline.
-fn wait_for_start(child: &mut Child, addr_file: &Path, what: &str, log: &Path) -> anyhow::Result<String> {
+fn wait_for_start(spawned: &mut Spawned, addr_file: &Path, what: &str, log: &Path) -> anyhow::Result<String> {
     let deadline = Instant::now() + STARTUP_DEADLINE;
     loop {
         if let Ok(s) = std::fs::read_to_string(addr_file) {
@@ -167,7 +213,12 @@ fn wait_for_start(child: &mut Child, addr_file: &Path, what: &str, log: &Path) -
                 return Ok(s.trim().to_owned());
             }
         }
-        if let Some(status) = child.try_wait()? {
+        if let Some(status) = spawned.child.try_wait()? {
+            // The pump ends once it has written the process's last lines.
+            let pumped = Instant::now() + Duration::from_secs(5);
+            while spawned.pump.try_wait()?.is_none() && Instant::now() < pumped {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             bail!("{what} exited during start-up ({status}); the end of {}:\n{}", log.display(), log_tail(log));
         }
         if Instant::now() > deadline {
@@ -184,9 +235,7 @@ fn wait_for_start(child: &mut Child, addr_file: &Path, what: &str, log: &Path) -
 
 /// The last lines of a process log, for start-up failures.
 fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
+    crate::log_pump::tail(log, 15)
 }
 
 /// Appends "MILLISECONDS NAME DIR" to the file `TESSERA_STARTUP_LOG` names, if
@@ -226,7 +275,7 @@ async fn start(
     meta_n: u32,
     (block_n, cold_n): (u32, u32),
     (routers, shards): (u32, u32),
-    jobs: BackgroundJobs,
+    (jobs, rotation): (BackgroundJobs, LogRotation),
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
@@ -279,7 +328,8 @@ async fn start(
             home.join("data").display()
         );
         std::fs::write(&cfg, text)?;
-        let pid = launch(&dir, &running, "meta", (&id.to_string(), &format!("meta-{id}")), &cfg, &mut times)?;
+        let pid =
+            launch(&dir, &running, "meta", (&id.to_string(), &format!("meta-{id}")), &cfg, (&mut times, rotation))?;
         procs.push(ProcessEntry {
             kind: "meta".into(),
             id: id.to_string(),
@@ -322,7 +372,7 @@ async fn start(
                 home.join("data").display()
             ),
         )?;
-        let pid = launch(&dir, &running, "block", (&name, &name), &cfg, &mut times)?;
+        let pid = launch(&dir, &running, "block", (&name, &name), &cfg, (&mut times, rotation))?;
         let labels = layout.block_labels.get(i).cloned().unwrap_or_default();
         register_block(&meta, &name, &addr, &format!("zone-{i}"), labels).await?;
         procs.push(ProcessEntry {
@@ -381,7 +431,7 @@ async fn start(
                 home.join("addr").display()
             ),
         )?;
-        let pid = launch(&dir, &running, "router", (&name, &name), &cfg, &mut times)?;
+        let pid = launch(&dir, &running, "router", (&name, &name), &cfg, (&mut times, rotation))?;
         procs.push(ProcessEntry {
             kind: "router".into(),
             id: name,
@@ -418,6 +468,12 @@ async fn start(
         println!("started {} processes; slowest start-up: {name} in {} ms", times.0.len(), took.as_millis());
     }
     println!("operator console: {admin_url} (password: TESSERA_ADMIN_PASSWORD in {})", dir.join("env").display());
+    println!(
+        "logs: {} (each rotated past {} bytes, {} rotated files kept)",
+        dir.join("logs").display(),
+        rotation.max_bytes,
+        rotation.keep
+    );
     Ok(())
 }
 
@@ -463,12 +519,13 @@ fn stop(dir: &Path) -> anyhow::Result<()> {
 
 pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
-        ClusterCommand::Up { dir, meta, block, cold, routers, shards, background } => {
+        ClusterCommand::Up { dir, meta, block, cold, routers, shards, background, logs } => {
             if meta == 0 || routers == 0 || block < 6 || shards == 0 {
                 bail!("need at least 1 meta, 6 block (4+2 coding) and 1 router process, and 1 shard group");
             }
-            start(&dir, meta, (block, cold), (routers, shards), background).await
+            start(&dir, meta, (block, cold), (routers, shards), (background, logs)).await
         }
         ClusterCommand::Down { dir } => stop(&dir),
+        ClusterCommand::LogPump(args) => crate::log_pump::run(&args),
     }
 }

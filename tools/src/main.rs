@@ -13,6 +13,7 @@ mod dev;
 mod files;
 mod gc;
 mod local_cluster;
+mod log_pump;
 mod maintenance;
 mod remote;
 mod resumable;
@@ -176,6 +177,16 @@ enum BenchCommand {
 fn main() -> ExitCode {
     tessera_proto::config::init_logging();
     let cli = Cli::parse();
+    // The log pump beside each `cluster up` process needs no async runtime.
+    if let Command::Cluster { command: cluster::ClusterCommand::LogPump(args) } = &cli.command {
+        return match log_pump::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tessera: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
