@@ -22,7 +22,7 @@ use tessera_meta::user_placement::UserPlacement;
 use crate::datapath::now_ms;
 use crate::error::RouterError;
 
-/// Records asked of the source per export page.
+/// Records asked of the source per export page, by default.
 const EXPORT_PAGE: usize = 256;
 /// Bytes of records per import command (one Raft entry).
 const IMPORT_BATCH_BYTES: usize = 1 << 20;
@@ -30,6 +30,22 @@ const IMPORT_BATCH_BYTES: usize = 1 << 20;
 const TOUCH_EVERY: Duration = Duration::from_secs(5);
 /// A move not touched for this long is taken over by a router (see [`recover_stale`]).
 pub const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// How a move runs.
+#[derive(Debug, Clone)]
+pub struct MoveOptions {
+    /// Who runs it (shown in status pages).
+    pub by: String,
+    /// Records asked of the source per export page: smaller pages make a
+    /// move gentler on a busy group (and slower).
+    pub page_records: usize,
+}
+
+impl MoveOptions {
+    pub fn by(by: &str) -> Self {
+        Self { by: by.to_owned(), page_records: EXPORT_PAGE }
+    }
+}
 
 /// How far a move got, for progress lines and the final report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -125,7 +141,7 @@ pub async fn move_user(
     meta: &MetaClient,
     user_id: &str,
     to: u64,
-    by: &str,
+    options: &MoveOptions,
     mut progress: impl FnMut(&MoveProgress),
 ) -> Result<MoveProgress, RouterError> {
     let from = group_of(meta, user_id).await?;
@@ -143,12 +159,12 @@ pub async fn move_user(
         touched_at_ms: now,
         copied_records: 0,
         copied_bytes: 0,
-        by: by.to_owned(),
+        by: options.by.clone(),
     };
     cluster_step(meta, ClusterCommand::BeginUserMove(record.clone())).await?;
     let started = Instant::now();
     let mut done = MoveProgress { user_id: user_id.to_owned(), from, to, ..Default::default() };
-    match copy(meta, &record, &mut done, started, &mut progress).await {
+    match copy(meta, &record, options.page_records.max(1), (&mut done, started), &mut progress).await {
         Ok(()) => {}
         Err(e) => {
             tracing::warn!(user = user_id, move_id = %record.move_id, error = %e, "user move failed; rolling back");
@@ -170,8 +186,8 @@ pub async fn move_user(
 async fn copy(
     meta: &MetaClient,
     m: &UserMove,
-    done: &mut MoveProgress,
-    started: Instant,
+    page_records: usize,
+    (done, started): (&mut MoveProgress, Instant),
     progress: &mut impl FnMut(&MoveProgress),
 ) -> Result<(), RouterError> {
     let (user_id, move_id) = (m.user_id.clone(), m.move_id.clone());
@@ -183,7 +199,7 @@ async fn copy(
         let q = GroupQuery::Shard(ShardQuery::ExportUser {
             user_id: user_id.clone(),
             cursor: cursor.clone(),
-            limit: EXPORT_PAGE,
+            limit: page_records,
         });
         let page = match meta.query(m.from, &q).await? {
             GroupAnswer::Shard(Ok(QueryResponse::UserExport(page))) => page,

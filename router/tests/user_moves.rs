@@ -98,7 +98,8 @@ async fn a_moved_user_keeps_files_versions_shares_links_quota_and_change_cursors
     let hashes = chunk_hashes(&c, "alice", "/photos/cat.jpg").await;
     let usage_before = ops::query(&c.dp, "alice", ShardQuery::Usage { user_id: "alice".into() }).await.unwrap();
 
-    let done = user_move::move_user(&c.dp.view.meta, "alice", to, "test", |_| {}).await.unwrap();
+    let done =
+        user_move::move_user(&c.dp.view.meta, "alice", to, &user_move::MoveOptions::by("test"), |_| {}).await.unwrap();
     assert_eq!((done.from, done.to), (from, to));
     assert!(done.records > 0 && done.bytes > 0, "{done:?}");
 
@@ -128,7 +129,7 @@ async fn a_moved_user_keeps_files_versions_shares_links_quota_and_change_cursors
     assert_eq!(fence_on(&c, to, "alice").await, None);
 
     // And back again: a user can return to a group it left.
-    user_move::move_user(&c.dp.view.meta, "alice", from, "test", |_| {}).await.unwrap();
+    user_move::move_user(&c.dp.view.meta, "alice", from, &user_move::MoveOptions::by("test"), |_| {}).await.unwrap();
     assert_eq!(c.get("alice", "/after.txt", None).await.unwrap(), b"written on the new group");
     assert_eq!(c.dp.view.shard_of("alice").unwrap(), from);
 }
@@ -154,7 +155,7 @@ async fn writes_during_a_move_wait_and_every_acknowledged_one_is_kept() {
             acked
         })
     };
-    user_move::move_user(&c.dp.view.meta, "carol", to, "test", |_| {}).await.unwrap();
+    user_move::move_user(&c.dp.view.meta, "carol", to, &user_move::MoveOptions::by("test"), |_| {}).await.unwrap();
     let acked = writer.await.unwrap();
     assert_eq!(acked.len(), 60);
     for (path, i) in acked {
@@ -272,7 +273,7 @@ async fn gc_after_a_move_keeps_every_chunk_of_the_moved_user() {
         c.put("frank", path, bytes).await.unwrap();
     }
     let to = other_group(c.dp.view.shard_of("frank").unwrap());
-    user_move::move_user(&c.dp.view.meta, "frank", to, "test", |_| {}).await.unwrap();
+    user_move::move_user(&c.dp.view.meta, "frank", to, &user_move::MoveOptions::by("test"), |_| {}).await.unwrap();
     let options = gc::GcOptions { grace: gc::MIN_GRACE, by: "test".into(), ..Default::default() };
     // Passes until the chunks are past the grace: none of them may go, since
     // only the target references them now.

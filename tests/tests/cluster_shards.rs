@@ -16,6 +16,8 @@ use tessera_tests::local_cluster::{ok_json, read_back, tessera_with, LocalCluste
 use tessera_tests::{poll_until, TestRng};
 
 type Env = HashMap<String, String>;
+/// Files a writer had acknowledged: (remote path, bytes).
+type Files = Vec<(String, Vec<u8>)>;
 
 fn put(env: &Env, dir: &Path, remote: &str, data: &[u8]) -> Result<(), String> {
     let local = dir.join(format!("up-{}", remote.replace('/', "_")));
@@ -76,7 +78,7 @@ fn fails_with(env: &Env, args: &[&str], needle: &str) {
 /// Writes files as the cluster's default user until stopped.
 struct Writer {
     stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    acked: Arc<Mutex<Files>>,
     failures: Arc<Mutex<Vec<String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -113,7 +115,7 @@ impl Writer {
         .unwrap();
     }
 
-    fn finish(mut self) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
+    fn finish(mut self) -> (Files, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
@@ -196,4 +198,104 @@ fn adding_moving_and_draining_groups_under_writes_keeps_every_file() {
     }
     let status = ok_json(&env, &["admin", "status"]);
     assert_eq!(status["user_moves"], Value::Array(vec![]), "no move left behind");
+}
+
+/// `tessera --json ls PATH` entries (path, id, size, version, content hash),
+/// sorted: what a user sees of a folder.
+fn listing(env: &Env, path: &str) -> Vec<String> {
+    let out = ok_json(env, &["ls", path]);
+    let mut entries: Vec<String> = out
+        .as_array()
+        .unwrap_or_else(|| panic!("ls answered {out}"))
+        .iter()
+        .map(|e| format!("{} {} {} {} {}", e["path"], e["id"], e["size"], e["version"], e["sha256"]))
+        .collect();
+    entries.sort();
+    entries
+}
+
+fn moves_in_progress(env: &Env) -> Vec<Value> {
+    ok_json(env, &["admin", "status"])["user_moves"].as_array().cloned().unwrap_or_default()
+}
+
+/// A slow move (one record per page) of `user` to `to`, as a child process.
+fn start_move(env: &Env, user: &str, to: u64) -> std::process::Child {
+    std::process::Command::new(tessera_tests::binary("tessera").unwrap())
+        .args(["admin", "user", "move", user, "--to", &to.to_string(), "--page-records", "1"])
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The user can write and read again, and the folder is as it was.
+fn user_intact(env: &Env, dir: &Path, before: &[String], tag: &str) {
+    assert_eq!(listing(env, "/bench/list"), before, "{tag}: the folder changed");
+    let file = (format!("/after/{tag}"), format!("written after {tag}").into_bytes());
+    put(env, dir, &file.0, &file.1).unwrap_or_else(|e| panic!("{tag}: write refused: {e}"));
+    read_back(env, dir, &[file]).unwrap();
+}
+
+#[test]
+fn a_move_survives_its_mover_killed_and_the_source_leader_killed() {
+    let work = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let big = user_env(&cluster.env, "big");
+    // A thousand files: thousands of records, so a one-record-per-page move takes a while.
+    let out = tessera_with(&big, &["bench", "native", "--workload", "list", "--count", "1", "--concurrency", "1"]);
+    assert!(out.status.success(), "bench: {}", String::from_utf8_lossy(&out.stderr));
+    let before = listing(&big, "/bench/list");
+    assert_eq!(before.len(), 1000);
+    let home = group_of(&cluster.env, "big");
+    let other = if home == 1 { 2 } else { 1 };
+
+    // The mover dies mid-copy: a router rolls the move back; the user stays home.
+    let mut mover = start_move(&cluster.env, "big", other);
+    poll_until(Duration::from_secs(30), "the move to start", || {
+        (!moves_in_progress(&cluster.env).is_empty()).then_some(())
+    })
+    .unwrap();
+    mover.kill().unwrap();
+    mover.wait().unwrap();
+    let stuck = moves_in_progress(&cluster.env);
+    assert_eq!(stuck.len(), 1, "{stuck:?}");
+    assert_eq!(stuck[0]["state"], "Copying", "{stuck:?}");
+    poll_until(Duration::from_secs(150), "a router to take the dead move over", || {
+        moves_in_progress(&cluster.env).is_empty().then_some(())
+    })
+    .unwrap();
+    assert_eq!(group_of(&cluster.env, "big"), home, "a move that never committed is rolled back");
+    user_intact(&big, work.path(), &before, "rollback");
+
+    // The source group's leader dies mid-copy: the mover carries on with the new leader.
+    let before = listing(&big, "/bench/list");
+    let mut mover = start_move(&cluster.env, "big", other);
+    poll_until(Duration::from_secs(30), "the move to start", || {
+        (!moves_in_progress(&cluster.env).is_empty()).then_some(())
+    })
+    .unwrap();
+    let status = cluster.status().unwrap();
+    let leader = status["raft_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"].as_u64() == Some(home))
+        .and_then(|g| g["leader"].as_u64())
+        .expect("the source group has a leader");
+    cluster.kill9("meta", &leader.to_string()).unwrap();
+    let exit = poll_until(Duration::from_secs(180), "the mover to finish", || mover.try_wait().unwrap()).unwrap();
+    cluster.start(&[]).unwrap();
+    if exit.success() {
+        assert_eq!(group_of(&cluster.env, "big"), other);
+    } else {
+        // It gave up and rolled back (or left the rest to a router).
+        poll_until(Duration::from_secs(150), "the move to be settled", || {
+            moves_in_progress(&cluster.env).is_empty().then_some(())
+        })
+        .unwrap();
+    }
+    eprintln!("move with the source leader killed: mover exit {exit}, user on group {}", group_of(&cluster.env, "big"));
+    user_intact(&big, work.path(), &before, "leader-kill");
+    assert!(moves_in_progress(&cluster.env).is_empty());
 }

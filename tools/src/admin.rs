@@ -162,6 +162,9 @@ pub enum UserCommand {
         /// The shard group to move to.
         #[arg(long)]
         to: u64,
+        /// Records copied per page (smaller is gentler on a busy group, and slower).
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        page_records: u64,
     },
 }
 
@@ -261,8 +264,8 @@ pub async fn run(json: bool, command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Gc { command } => return crate::gc::run(meta, command, json).await,
         AdminCommand::Tier { command } => return crate::tier::run(meta, command, json).await,
         AdminCommand::Shard { command } => return crate::shards::run(&meta, &endpoints, command, json).await,
-        AdminCommand::User { command: UserCommand::Move { name, to } } => {
-            return crate::shards::move_one(&meta, &name, to, json).await;
+        AdminCommand::User { command: UserCommand::Move { name, to, page_records } } => {
+            return crate::shards::move_one(&meta, &name, to, page_records as usize, json).await;
         }
         AdminCommand::Cluster { command: ClusterAdminCommand::Init { replicas, shards } } => {
             return init_cluster(&meta, &replicas, shards, json).await;

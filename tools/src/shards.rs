@@ -14,7 +14,7 @@ use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, ShardGr
 use tessera_meta::command::{GroupAnswer, GroupQuery};
 use tessera_meta::model::{QueryResponse, ShardQuery};
 use tessera_meta::user_placement::UserPlacement;
-use tessera_router::user_move::{self, MoveProgress};
+use tessera_router::user_move::{self, MoveOptions, MoveProgress};
 
 use crate::admin::{cluster, cluster_command};
 
@@ -42,8 +42,15 @@ pub enum ShardAdminCommand {
 }
 
 /// `tessera admin user move USER --to GROUP`.
-pub async fn move_one(meta: &MetaClient, user: &str, to: u64, json_out: bool) -> anyhow::Result<()> {
-    let done = user_move::move_user(meta, user, to, "tessera admin user move", print_progress).await?;
+pub async fn move_one(
+    meta: &MetaClient,
+    user: &str,
+    to: u64,
+    page_records: usize,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let options = MoveOptions { page_records, ..MoveOptions::by("tessera admin user move") };
+    let done = user_move::move_user(meta, user, to, &options, print_progress).await?;
     eprintln!();
     report(&done, json_out);
     Ok(())
@@ -114,7 +121,7 @@ async fn move_users(meta: &MetaClient, moves: &[(String, u64)], json_out: bool) 
     let (mut bytes, mut failed) = (0u64, Vec::new());
     for (i, (user, to)) in moves.iter().enumerate() {
         eprintln!("[{}/{}] user {user} -> group {to}", i + 1, moves.len());
-        match user_move::move_user(meta, user, *to, "tessera admin shard", print_progress).await {
+        match user_move::move_user(meta, user, *to, &MoveOptions::by("tessera admin shard"), print_progress).await {
             Ok(done) => {
                 eprintln!();
                 bytes += done.bytes;
