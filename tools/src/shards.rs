@@ -57,6 +57,10 @@ pub async fn move_one(
 }
 
 fn print_progress(p: &MoveProgress) {
+    // A line rewritten in place is for people; logs get the final report only.
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return;
+    }
     let secs = (p.elapsed_ms as f64 / 1000.0).max(0.001);
     eprint!(
         "\rmoving {} from group {} to {}: {} records, {} ({}/s)   ",
@@ -284,9 +288,12 @@ async fn status(meta: &MetaClient, endpoints: &[String], json_out: bool) -> anyh
         let (keys, bytes) = group_numbers(meta, g.group_id).await?;
         let rate = after.get(&g.group_id).unwrap_or(&0).saturating_sub(*before.get(&g.group_id).unwrap_or(&0)) as f64
             / SAMPLE.as_secs_f64();
+        let mut weights = Vec::new();
+        for user in on.iter().take(1000) {
+            weights.push(json!({"user_id": user, "usage_bytes": usage_of(meta, g.group_id, user).await?}));
+        }
         rows.push(json!({"group": g.group_id, "users": on.len(), "keys": keys, "bytes": bytes,
-            "commits_per_sec": rate, "vnodes": g.vnodes, "replicas": g.replicas,
-            "user_ids": on.iter().take(1000).collect::<Vec<_>>()}));
+            "commits_per_sec": rate, "vnodes": g.vnodes, "replicas": g.replicas, "user_usage": weights}));
     }
     let suggestion = suggest(&rows);
     if json_out {
@@ -297,15 +304,15 @@ async fn status(meta: &MetaClient, endpoints: &[String], json_out: bool) -> anyh
     for r in &rows {
         println!(
             "{:>6} {:>7} {:>10} {:>10} {:>10.1}",
-            r["group"],
-            r["users"],
-            r["keys"],
+            r["group"].to_string(),
+            r["users"].to_string(),
+            r["keys"].to_string(),
             indicatif::HumanBytes(r["bytes"].as_u64().unwrap_or(0)).to_string(),
             r["commits_per_sec"].as_f64().unwrap_or(0.0)
         );
     }
     if suggestion.is_empty() {
-        println!("groups are even; nothing to move");
+        println!("no user move would bring the groups closer");
     }
     for s in suggestion {
         println!("suggest: tessera admin user move {} --to {}", s["user_id"].as_str().unwrap_or("?"), s["to"]);
@@ -313,23 +320,61 @@ async fn status(meta: &MetaClient, endpoints: &[String], json_out: bool) -> anyh
     Ok(())
 }
 
+/// A user's stored bytes (the weight `shard status` balances by).
+async fn usage_of(meta: &MetaClient, group: u64, user: &str) -> anyhow::Result<u64> {
+    let q = GroupQuery::Shard(ShardQuery::Usage { user_id: user.to_owned() });
+    match meta.query(group, &q).await? {
+        GroupAnswer::Shard(Ok(QueryResponse::Usage(u))) => Ok(u.bytes),
+        // Moving right now: it counts as nothing here.
+        GroupAnswer::Shard(Err(_)) => Ok(0),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
 /// Users to move from the group with the most metadata bytes to the one with
-/// the fewest, when the largest holds over 1.5× the smallest: as many as the
-/// share of its users that would even the two out (a user's size is taken
-/// as the group's average).
+/// the fewest, when the largest holds over 1.5× the smallest. A user's share
+/// of its group's metadata is estimated by its share of the group's stored
+/// bytes (equal shares when nobody stores anything); heaviest first, each
+/// user that brings the two groups closer is named.
 fn suggest(rows: &[Value]) -> Vec<Value> {
     let by_bytes = |r: &&Value| r["bytes"].as_u64().unwrap_or(0);
     let (Some(big), Some(small)) = (rows.iter().max_by_key(by_bytes), rows.iter().min_by_key(by_bytes)) else {
         return Vec::new();
     };
     let (b, s) = (big["bytes"].as_u64().unwrap_or(0), small["bytes"].as_u64().unwrap_or(0));
-    let users = big["user_ids"].as_array().cloned().unwrap_or_default();
+    let mut users: Vec<(String, u64)> = big["user_usage"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|u| (u["user_id"].as_str().unwrap_or_default().to_owned(), u["usage_bytes"].as_u64().unwrap_or(0)))
+        .collect();
     if big["group"] == small["group"] || (b as f64) <= 1.5 * (s as f64).max(1.0) || users.len() < 2 {
         return Vec::new();
     }
-    let share = ((b - s) as f64 / 2.0) / b as f64;
-    let count = ((users.len() as f64 * share).floor() as usize).clamp(1, users.len() - 1);
-    users.iter().take(count).map(|u| json!({"user_id": u, "from": big["group"], "to": small["group"]})).collect()
+    let total: u64 = users.iter().map(|(_, w)| w).sum();
+    let estimate = |w: u64| if total == 0 { b as f64 / users.len() as f64 } else { b as f64 * w as f64 / total as f64 };
+    let estimates: Vec<f64> = users.iter().map(|(_, w)| estimate(*w)).collect();
+    let mut order: Vec<usize> = (0..users.len()).collect();
+    order.sort_by(|x, y| estimates[*y].total_cmp(&estimates[*x]));
+    let goal = (b - s) as f64 / 2.0;
+    let (mut moved, mut picked) = (0.0, Vec::new());
+    for i in order {
+        // Never empty the group; take a user only if the two groups end up closer.
+        if picked.len() + 1 == users.len() {
+            break;
+        }
+        if (goal - (moved + estimates[i])).abs() < (goal - moved).abs() {
+            moved += estimates[i];
+            picked.push(i);
+        }
+    }
+    picked.sort();
+    picked
+        .into_iter()
+        .rev()
+        .map(|i| users.swap_remove(i))
+        .map(|(u, _)| json!({"user_id": u, "from": big["group"], "to": small["group"]}))
+        .collect()
 }
 
 pub async fn run(
@@ -351,13 +396,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn suggests_moving_users_from_the_heaviest_group_only_when_uneven() {
-        let row = |g: u64, bytes: u64, users: &[&str]| json!({"group": g, "bytes": bytes, "user_ids": users});
-        let even = [row(1, 1000, &["a", "b"]), row(2, 900, &["c", "d"])];
+    fn suggests_moving_the_heavy_users_from_the_heaviest_group_only_when_uneven() {
+        let row = |g: u64, bytes: u64, users: &[(&str, u64)]| {
+            let usage: Vec<Value> = users.iter().map(|(u, w)| json!({"user_id": u, "usage_bytes": w})).collect();
+            json!({"group": g, "bytes": bytes, "user_usage": usage})
+        };
+        let even = [row(1, 1000, &[("a", 1), ("b", 1)]), row(2, 900, &[("c", 1), ("d", 1)])];
         assert!(suggest(&even).is_empty());
-        let uneven = [row(1, 4000, &["a", "b", "c", "d"]), row(2, 0, &[])];
-        let s = suggest(&uneven);
-        assert_eq!(s.len(), 2, "{s:?}");
-        assert!(s.iter().all(|m| m["from"] == 1 && m["to"] == 2));
+        // One heavy user carries the group: it alone goes.
+        let one_heavy = [row(1, 4000, &[("light", 10), ("heavy", 1000)]), row(2, 0, &[])];
+        let s = suggest(&one_heavy);
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(
+            (s[0]["user_id"].as_str(), s[0]["from"].as_u64(), s[0]["to"].as_u64()),
+            (Some("heavy"), Some(1), Some(2))
+        );
+        // Equal users: half of them.
+        let equal = [row(1, 4000, &[("a", 5), ("b", 5), ("c", 5), ("d", 5)]), row(2, 0, &[])];
+        assert_eq!(suggest(&equal).len(), 2);
+        // A lone user is never suggested away from its group.
+        assert!(suggest(&[row(1, 4000, &[("solo", 5)]), row(2, 0, &[])]).is_empty());
     }
 }
