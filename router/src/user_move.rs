@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, MoveState, UserMove};
 use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
-use tessera_meta::model::user_move::ExportCursor;
+use tessera_meta::model::user_move::{sort_for_import, ExportCursor};
 use tessera_meta::model::{QueryResponse, ShardCommand, ShardQuery};
 use tessera_meta::user_placement::UserPlacement;
 
@@ -55,6 +55,10 @@ pub struct MoveProgress {
     pub to: u64,
     pub records: u64,
     pub bytes: u64,
+    /// Records written during the copy and copied again with the user fenced.
+    pub replayed: u64,
+    /// How long the user's writes waited: from the fence to the target serving.
+    pub fenced_ms: u64,
     pub elapsed_ms: u64,
 }
 
@@ -164,8 +168,8 @@ pub async fn move_user(
     cluster_step(meta, ClusterCommand::BeginUserMove(record.clone())).await?;
     let started = Instant::now();
     let mut done = MoveProgress { user_id: user_id.to_owned(), from, to, ..Default::default() };
-    match copy(meta, &record, options.page_records.max(1), (&mut done, started), &mut progress).await {
-        Ok(()) => {}
+    let fenced = match copy(meta, &record, options.page_records.max(1), (&mut done, started), &mut progress).await {
+        Ok(fenced) => fenced,
         Err(e) => {
             tracing::warn!(user = user_id, move_id = %record.move_id, error = %e, "user move failed; rolling back");
             if let Err(r) = roll_back(meta, &record).await {
@@ -173,25 +177,28 @@ pub async fn move_user(
             }
             return Err(e);
         }
-    }
+    };
     // The decision: from here on the user lives on `to`.
     cluster_step(meta, ClusterCommand::CommitUserMove { user_id: user_id.to_owned(), move_id: record.move_id.clone() })
         .await?;
     finish(meta, &record).await?;
+    done.fenced_ms = fenced.elapsed().as_millis() as u64;
     done.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(done)
 }
 
-/// Fences the source and copies every record of the user to the target.
+/// Copies every record of the user to the target while the user works on,
+/// then fences the source and replays what changed meanwhile; returns when
+/// the fence began.
 async fn copy(
     meta: &MetaClient,
     m: &UserMove,
     page_records: usize,
     (done, started): (&mut MoveProgress, Instant),
     progress: &mut impl FnMut(&MoveProgress),
-) -> Result<(), RouterError> {
+) -> Result<Instant, RouterError> {
     let (user_id, move_id) = (m.user_id.clone(), m.move_id.clone());
-    shard_step(meta, m.from, ShardCommand::FenceUser { user_id: user_id.clone(), move_id: move_id.clone() }).await?;
+    shard_step(meta, m.from, ShardCommand::TrackUser { user_id: user_id.clone(), move_id: move_id.clone() }).await?;
     let mut cursor: Option<ExportCursor> = None;
     let mut begun = false;
     let mut touched = Instant::now();
@@ -215,13 +222,8 @@ async fn copy(
             shard_step(meta, m.to, cmd).await?;
             begun = true;
         }
-        for batch in batches(page.records) {
-            done.records += batch.len() as u64;
-            done.bytes += batch.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum::<u64>();
-            let cmd =
-                ShardCommand::ImportRecords { user_id: user_id.clone(), move_id: move_id.clone(), records: batch };
-            shard_step(meta, m.to, cmd).await?;
-        }
+        let records = page.records.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        import(meta, m, records, done).await?;
         done.elapsed_ms = started.elapsed().as_millis() as u64;
         progress(done);
         if touched.elapsed() >= TOUCH_EVERY {
@@ -237,17 +239,75 @@ async fn copy(
         }
         match page.next {
             Some(next) => cursor = Some(next),
-            None => return Ok(()),
+            None => break,
         }
+    }
+    // The user has worked on meanwhile: stop its writes and replay what they changed.
+    let fenced = Instant::now();
+    shard_step(meta, m.from, ShardCommand::FenceUser { user_id: user_id.clone(), move_id: move_id.clone() }).await?;
+    let before = done.records;
+    replay_written(meta, m, done).await?;
+    done.replayed = done.records - before;
+    progress(done);
+    Ok(fenced)
+}
+
+/// Sends records to the target in import commands of about [`IMPORT_BATCH_BYTES`].
+async fn import(
+    meta: &MetaClient,
+    m: &UserMove,
+    records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    done: &mut MoveProgress,
+) -> Result<(), RouterError> {
+    for batch in batches(records) {
+        done.records += batch.len() as u64;
+        done.bytes += batch.iter().map(|(k, v)| (k.len() + v.as_ref().map_or(0, Vec::len)) as u64).sum::<u64>();
+        let cmd =
+            ShardCommand::ImportRecords { user_id: m.user_id.clone(), move_id: m.move_id.clone(), records: batch };
+        shard_step(meta, m.to, cmd).await?;
+    }
+    Ok(())
+}
+
+/// With the user fenced on the source: copies again every record written
+/// since tracking began (until a pass finds nothing new), and raises the
+/// target's file-id counter past every id the source handed out meanwhile.
+async fn replay_written(meta: &MetaClient, m: &UserMove, done: &mut MoveProgress) -> Result<(), RouterError> {
+    const PAGE: usize = 1000;
+    let mut after = None;
+    loop {
+        let mut written: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let next_entry_id = loop {
+            let q = GroupQuery::Shard(ShardQuery::ExportWritten { user_id: m.user_id.clone(), after, limit: PAGE });
+            let page = match meta.query(m.from, &q).await? {
+                GroupAnswer::Shard(Ok(QueryResponse::Written(page))) => page,
+                GroupAnswer::Shard(Err(e)) => return Err(e.into()),
+                other => return Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
+            };
+            let Some(last) = page.last else { break page.next_entry_id };
+            after = Some(last);
+            written.extend(page.records);
+        };
+        let begin = ShardCommand::BeginImport { user_id: m.user_id.clone(), move_id: m.move_id.clone(), next_entry_id };
+        shard_step(meta, m.to, begin).await?;
+        if written.is_empty() {
+            return Ok(());
+        }
+        // A key logged on two pages: its value now is the same on both; keep one.
+        let mut seen = std::collections::HashSet::new();
+        written.reverse();
+        written.retain(|(k, _)| seen.insert(k.clone()));
+        sort_for_import(&m.user_id, &mut written);
+        import(meta, m, written, done).await?;
     }
 }
 
 /// Splits records into import commands of about [`IMPORT_BATCH_BYTES`].
-fn batches(records: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+fn batches(records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Vec<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
     let mut out = Vec::new();
     let (mut batch, mut bytes) = (Vec::new(), 0);
     for (k, v) in records {
-        bytes += k.len() + v.len();
+        bytes += k.len() + v.as_ref().map_or(0, Vec::len);
         batch.push((k, v));
         if bytes >= IMPORT_BATCH_BYTES {
             out.push(std::mem::take(&mut batch));
@@ -326,8 +386,8 @@ mod tests {
 
     #[test]
     fn batches_split_by_size_and_keep_every_record_in_order() {
-        let records: Vec<(Vec<u8>, Vec<u8>)> =
-            (0u32..10).map(|i| (i.to_be_bytes().to_vec(), vec![0u8; IMPORT_BATCH_BYTES / 3])).collect();
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            (0u32..10).map(|i| (i.to_be_bytes().to_vec(), Some(vec![0u8; IMPORT_BATCH_BYTES / 3]))).collect();
         let out = batches(records.clone());
         assert_eq!(out.len(), 4);
         assert_eq!(out.concat(), records);

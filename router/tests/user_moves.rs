@@ -141,34 +141,65 @@ async fn writes_during_a_move_wait_and_every_acknowledged_one_is_kept() {
         c.put("carol", &format!("/seed/{i}"), &data(i, 20_000)).await.unwrap();
     }
     let to = other_group(c.dp.view.shard_of("carol").unwrap());
+    // New files, new versions of old ones, deletions and purges while the move runs.
     let writer = {
         let c = c.clone();
         tokio::spawn(async move {
             let mut acked = Vec::new();
             for i in 0..60u8 {
                 let path = format!("/live/{i}");
-                match c.put("carol", &path, &data(i.wrapping_add(100), 5_000)).await {
-                    Ok(_) => acked.push((path, i)),
-                    Err(e) => panic!("write {path} failed during the move: {e}"),
+                if let Err(e) = c.put("carol", &path, &data(i.wrapping_add(100), 5_000)).await {
+                    panic!("write {path} failed during the move: {e}");
+                }
+                acked.push((path, i));
+                if i % 4 == 0 {
+                    let seed = format!("/seed/{}", i / 4);
+                    c.put("carol", &seed, &data(i.wrapping_add(200), 9_000)).await.unwrap();
+                }
+                if i % 6 == 5 {
+                    let seed = format!("/seed/{}", 20 + i / 6);
+                    ops::delete(&c.dp, "carol", &seed, "t").await.unwrap();
+                    if i % 12 == 11 {
+                        ops::purge(&c.dp, "carol", &seed, "t").await.unwrap();
+                    }
                 }
             }
             acked
         })
     };
-    user_move::move_user(&c.dp.view.meta, "carol", to, &user_move::MoveOptions::by("test"), |_| {}).await.unwrap();
+    // One record per page: the copy takes long enough for many writes to land
+    // while it runs, which the replay must bring over.
+    let slow = user_move::MoveOptions { page_records: 1, ..user_move::MoveOptions::by("test") };
+    let done = user_move::move_user(&c.dp.view.meta, "carol", to, &slow, |_| {}).await.unwrap();
     let acked = writer.await.unwrap();
     assert_eq!(acked.len(), 60);
+    eprintln!("move with writes: {done:?}");
+    assert!(done.replayed > 0, "writes landed during the copy and were replayed: {done:?}");
     for (path, i) in acked {
         assert_eq!(c.get("carol", &path, None).await.unwrap(), data(i.wrapping_add(100), 5_000), "{path}");
     }
     for i in 0..40u8 {
-        assert_eq!(c.get("carol", &format!("/seed/{i}"), None).await.unwrap(), data(i, 20_000));
+        let path = format!("/seed/{i}");
+        let got = c.get("carol", &path, None).await;
+        match i {
+            0..15 => assert_eq!(got.unwrap(), data((i * 4).wrapping_add(200), 9_000), "{path}: the newer version"),
+            20..30 => assert!(got.is_err(), "{path} was deleted during the move"),
+            _ => assert_eq!(got.unwrap(), data(i, 20_000), "{path}"),
+        }
     }
-    // Every write is in the change log once.
+    // Versions and chunk references are whole on the target: a GC pass past
+    // the grace finds nothing of carol's to delete.
+    let options = gc::GcOptions { grace: gc::MIN_GRACE, by: "test".into(), ..Default::default() };
+    let deadline = tokio::time::Instant::now() + gc::MIN_GRACE + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        gc::run(&c.dp, &options, |_| {}).await.unwrap();
+    }
+    for i in (0..15u8).chain(30..40) {
+        assert!(c.get("carol", &format!("/seed/{i}"), None).await.is_ok(), "/seed/{i} after GC");
+    }
+    // Every write is in the change log once, in cursor order.
     let log = ops::changes(&c.dp, "carol", 0, 1000, "", Duration::ZERO).await.unwrap();
-    let mut cursors: Vec<u64> = log.events.iter().map(|e| e.cursor).collect();
-    assert!(cursors.windows(2).all(|w| w[0] < w[1]));
-    cursors.dedup();
+    assert!(log.events.windows(2).all(|w| w[0].cursor < w[1].cursor));
     assert_eq!(log.events.iter().filter(|e| e.path.starts_with("/live/")).count(), 60);
 }
 
@@ -191,6 +222,7 @@ async fn half_done_move(c: &TestCluster, user: &str, commit: bool) -> UserMove {
     };
     cluster_ok(c, ClusterCommand::BeginUserMove(m.clone())).await;
     let step = |group, cmd| async move { meta.shard_ok(group, cmd).await.unwrap() };
+    step(m.from, ShardCommand::TrackUser { user_id: user.into(), move_id: m.move_id.clone() }).await;
     step(m.from, ShardCommand::FenceUser { user_id: user.into(), move_id: m.move_id.clone() }).await;
     let q = GroupQuery::Shard(ShardQuery::ExportUser { user_id: user.into(), cursor: None, limit: 10_000 });
     let GroupAnswer::Shard(Ok(QueryResponse::UserExport(page))) = meta.query(m.from, &q).await.unwrap() else {
@@ -203,8 +235,8 @@ async fn half_done_move(c: &TestCluster, user: &str, commit: bool) -> UserMove {
         next_entry_id: page.next_entry_id,
     };
     step(m.to, begin).await;
-    step(m.to, ShardCommand::ImportRecords { user_id: user.into(), move_id: m.move_id.clone(), records: page.records })
-        .await;
+    let records = page.records.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    step(m.to, ShardCommand::ImportRecords { user_id: user.into(), move_id: m.move_id.clone(), records }).await;
     if commit {
         cluster_ok(c, ClusterCommand::CommitUserMove { user_id: user.into(), move_id: m.move_id.clone() }).await;
     }

@@ -78,13 +78,15 @@ fn report(p: &MoveProgress, json_out: bool) {
         println!("{}", json!(p));
     } else {
         println!(
-            "user {} moved from group {} to group {}: {} records, {} in {:.1}s",
+            "user {} moved from group {} to group {}: {} records, {} in {:.1}s ({} written meanwhile; writes waited {} ms)",
             p.user_id,
             p.from,
             p.to,
             p.records,
             indicatif::HumanBytes(p.bytes),
-            p.elapsed_ms as f64 / 1000.0
+            p.elapsed_ms as f64 / 1000.0,
+            p.replayed,
+            p.fenced_ms
         );
     }
 }
@@ -293,7 +295,8 @@ async fn status(meta: &MetaClient, endpoints: &[String], json_out: bool) -> anyh
             weights.push(json!({"user_id": user, "usage_bytes": usage_of(meta, g.group_id, user).await?}));
         }
         rows.push(json!({"group": g.group_id, "users": on.len(), "keys": keys, "bytes": bytes,
-            "commits_per_sec": rate, "vnodes": g.vnodes, "replicas": g.replicas, "user_usage": weights}));
+            "commits_per_sec": rate, "vnodes": g.vnodes, "replicas": g.replicas,
+            "user_ids": on.iter().take(1000).collect::<Vec<_>>(), "user_usage": weights}));
     }
     let suggestion = suggest(&rows);
     if json_out {

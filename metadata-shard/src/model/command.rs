@@ -206,7 +206,13 @@ pub enum ShardCommand {
     MoveChunkTiers {
         moves: Vec<ChunkTierMove>,
     },
-    /// A user move (`model::user_move`), source: stop the user's writes.
+    /// A user move (`model::user_move`), source: log the keys written for the
+    /// user from now on while its records are copied; writes go on.
+    TrackUser {
+        user_id: String,
+        move_id: String,
+    },
+    /// Source, once the bulk copy is done: stop the user's writes.
     FenceUser {
         user_id: String,
         move_id: String,
@@ -223,11 +229,12 @@ pub enum ShardCommand {
         move_id: String,
         next_entry_id: u64,
     },
-    /// Target: a page of the user's records from the source's export.
+    /// Target: a page of the user's records from the source's export
+    /// (`None`: the record is gone), replacing what is here under the same keys.
     ImportRecords {
         user_id: String,
         move_id: String,
-        records: Vec<(Vec<u8>, Vec<u8>)>,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     },
     /// Target, once the cluster group committed the move: serve the user.
     ActivateUser {
@@ -318,6 +325,7 @@ pub fn apply<K: KvWrite + ?Sized>(
         chunks::apply_ref_delta(tx.kv, refs)?;
         let delta = std::mem::take(&mut tx.usage);
         usage::apply_usage_delta(tx.kv, delta)?;
+        user_move::log_tracked_writes(&mut overlay)?;
         (response, overlay.into_writes())
     };
     for (key, value) in writes {
@@ -446,6 +454,10 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
             R::MultipartAborted
         }
         C::MoveChunkTiers { moves } => R::ChunkTierMoves(chunk_tiers::move_chunk_tiers(tx.kv, moves)?),
+        C::TrackUser { user_id, move_id } => {
+            user_move::track(tx, user_id, move_id)?;
+            R::UserMoveStep { records: 0 }
+        }
         C::FenceUser { user_id, move_id } => {
             user_move::fence(tx, user_id, move_id)?;
             R::UserMoveStep { records: 0 }

@@ -27,6 +27,7 @@
 //! | `O` | `O` user                                    | quota in bytes (u64 BE)       |
 //! | `R` | `R` chunk hash (32)                         | `ChunkTier` (location record) |
 //! | `F` | `F` user                                    | `UserFence` (a move's marker) |
+//! | `Y` | `Y` user 0x00 seq (u64 BE)                  | a key written while the user's records were copied out |
 
 use super::types::{Hash32, LinkToken, SessionId, UploadId};
 
@@ -52,10 +53,13 @@ const USAGE: u8 = b'A';
 const QUOTA: u8 = b'O';
 const CHUNK_TIER: u8 = b'R';
 const FENCE: u8 = b'F';
+const DIRTY: u8 = b'Y';
 
 /// Names of the per-shard counters under `M`.
 pub const NEXT_ENTRY_ID: &str = "next_entry_id";
 pub const ZERO_REF_SEQ: &str = "zero_ref_seq";
+/// Users whose writes are logged for a move, with the next log sequence of each.
+pub const TRACKED_USERS: &str = "tracked_users";
 
 /// The smallest key greater than every key that starts with `prefix`. All prefixes here
 /// start with an ASCII tag, so some byte can always be incremented.
@@ -108,6 +112,24 @@ pub fn meta(name: &str) -> Vec<u8> {
 /// A user's move marker (`model::user_move`).
 pub fn fence(user: &str) -> Vec<u8> {
     tagged(FENCE, &[user.as_bytes()])
+}
+
+/// Entry `seq` of the log of keys written for `user` while a move copies it.
+pub fn dirty(user: &str, seq: u64) -> Vec<u8> {
+    tagged(DIRTY, &[user.as_bytes(), &[0], &seq.to_be_bytes()])
+}
+
+/// The range of `user`'s written-key log.
+pub fn dirty_scope(user: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = user_scope(DIRTY, user);
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+/// The sequence number at the end of a written-key log key.
+pub fn dirty_seq(key: &[u8]) -> Option<u64> {
+    let at = key.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(key[at..].try_into().ok()?))
 }
 
 /// Whose records a key range of [`user_key_ranges`] holds.

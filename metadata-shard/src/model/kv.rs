@@ -100,6 +100,11 @@ impl<'a, R: KvRead + ?Sized> Overlay<'a, R> {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
+
+    /// The keys written so far, in key order.
+    pub fn written_keys(&self) -> Vec<Vec<u8>> {
+        self.writes.keys().cloned().collect()
+    }
 }
 
 impl<R: KvRead + ?Sized> KvRead for Overlay<'_, R> {

@@ -17,7 +17,7 @@ use super::sessions::{self, UploadSession};
 use super::shared_feed::{self, SharedChangePage};
 use super::shares::{self, Share, SharedWithMePage};
 use super::types::{Hash32, LinkToken, SessionId, UploadId};
-use super::user_move::{self, ExportCursor, UserExportPage, UserFence};
+use super::user_move::{self, ExportCursor, UserExportPage, UserFence, WrittenPage};
 use super::versions::{self, FileRef, VersionPage, VersionRecord};
 use super::ModelError;
 
@@ -176,6 +176,13 @@ pub enum ShardQuery {
     UserFence {
         user_id: String,
     },
+    /// The keys written for a user being moved out, from log entry `after`
+    /// on, with their values now. Answers `Written`.
+    ExportWritten {
+        user_id: String,
+        after: Option<u64>,
+        limit: usize,
+    },
     /// Keys and bytes this shard stores (a full scan: for operator status
     /// pages, not request paths). Answers `Footprint`.
     Footprint,
@@ -213,6 +220,7 @@ pub enum QueryResponse {
     UserExport(UserExportPage),
     Fence(Option<UserFence>),
     Footprint { keys: u64, bytes: u64 },
+    Written(WrittenPage),
 }
 
 pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse, ModelError> {
@@ -297,6 +305,9 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
             R::UserExport(user_move::export(kv, user_id, cursor.as_ref(), *limit)?)
         }
         Q::UserFence { user_id } => R::Fence(user_move::fence_of(kv, user_id)?),
+        Q::ExportWritten { user_id, after, limit } => {
+            R::Written(user_move::export_written(kv, user_id, *after, *limit)?)
+        }
         Q::Footprint => {
             let (keys, bytes) = footprint(kv)?;
             R::Footprint { keys, bytes }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::{decode, encode, get_decoded, get_u64};
 use super::command::{ShardCommand, Tx};
 use super::keys::{self, RangeOwner};
-use super::kv::KvRead;
+use super::kv::{KvRead, KvWrite, Overlay};
 use super::links::Link;
 use super::multipart::{MultipartUpload, PartRecord};
 use super::query::ShardQuery;
@@ -23,7 +23,11 @@ use super::ModelError;
 /// A user's move marker on a shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UserFence {
-    /// The user lives here and a move is copying its records out: its writes
+    /// The user lives here and a move is copying its records out while the
+    /// user keeps working: every key written for it is logged (`Y` keys), so
+    /// the mover can replay those once the user is fenced.
+    Tracking { move_id: String },
+    /// The user lives here and a move is finishing its copy: its writes
     /// are refused with a retryable error, its reads are served.
     Outgoing { move_id: String },
     /// A move is copying the user's records in; the user does not live here
@@ -64,7 +68,7 @@ fn moving(user: &str) -> ModelError {
 /// Refuses a write for `user` unless the user lives here and is not moving.
 pub fn check_write(kv: &dyn KvRead, user: &str) -> Result<(), ModelError> {
     match fence_of(kv, user)? {
-        None => Ok(()),
+        None | Some(UserFence::Tracking { .. }) => Ok(()),
         Some(UserFence::Outgoing { .. } | UserFence::Incoming { .. }) => Err(moving(user)),
         Some(UserFence::Gone { to, .. }) => Err(ModelError::UserMoved { user: user.to_owned(), to }),
     }
@@ -74,7 +78,7 @@ pub fn check_write(kv: &dyn KvRead, user: &str) -> Result<(), ModelError> {
 /// nothing changes while the fence holds).
 pub fn check_read(kv: &dyn KvRead, user: &str) -> Result<(), ModelError> {
     match fence_of(kv, user)? {
-        None | Some(UserFence::Outgoing { .. }) => Ok(()),
+        None | Some(UserFence::Tracking { .. } | UserFence::Outgoing { .. }) => Ok(()),
         Some(UserFence::Incoming { .. }) => Err(moving(user)),
         Some(UserFence::Gone { to, .. }) => Err(ModelError::UserMoved { user: user.to_owned(), to }),
     }
@@ -114,6 +118,7 @@ pub fn command_user(cmd: &ShardCommand) -> Option<&str> {
         | C::PurgeExpiredTrash { .. }
         | C::TrimZeroRefLog { .. }
         | C::MoveChunkTiers { .. }
+        | C::TrackUser { .. }
         | C::FenceUser { .. }
         | C::UnfenceUser { .. }
         | C::BeginImport { .. }
@@ -159,6 +164,7 @@ pub fn query_user(q: &ShardQuery) -> Option<&str> {
         | Q::ListChunkTiers { .. }
         | Q::ExportUser { .. }
         | Q::UserFence { .. }
+        | Q::ExportWritten { .. }
         | Q::Footprint => return None,
     })
 }
@@ -240,9 +246,8 @@ pub fn export(
     cursor: Option<&ExportCursor>,
     limit: usize,
 ) -> Result<UserExportPage, ModelError> {
-    match fence_of(kv, user)? {
-        Some(UserFence::Outgoing { .. }) => {}
-        _ => return Err(ModelError::InvalidArgument(format!("user {user} is not fenced for a move here"))),
+    if !matches!(fence_of(kv, user)?, Some(UserFence::Tracking { .. } | UserFence::Outgoing { .. })) {
+        return Err(ModelError::InvalidArgument(format!("user {user} is not being moved out of here")));
     }
     let (records, next) = collect(kv, user, cursor, limit.clamp(1, 10_000))?;
     Ok(UserExportPage {
@@ -271,44 +276,119 @@ fn remove_records(tx: &mut Tx<'_>, user: &str) -> Result<u64, ModelError> {
     Ok(records.len() as u64)
 }
 
-/// Source, first step: stop the user's writes here.
+/// Users whose writes are logged here, with each one's next log sequence.
+type Tracked = std::collections::BTreeMap<String, u64>;
+
+fn tracked(kv: &dyn KvRead) -> Result<Tracked, ModelError> {
+    Ok(get_decoded(kv, &keys::meta(keys::TRACKED_USERS), "tracked users")?.unwrap_or_default())
+}
+
+fn put_tracked(kv: &mut dyn KvWrite, set: &Tracked) -> Result<(), ModelError> {
+    let key = keys::meta(keys::TRACKED_USERS);
+    if set.is_empty() {
+        kv.delete(&key);
+    } else {
+        kv.put(&key, &encode(set)?);
+    }
+    Ok(())
+}
+
+/// Ends the logging of `user`'s writes and drops its log.
+fn stop_tracking(tx: &mut Tx<'_>, user: &str) -> Result<(), ModelError> {
+    let mut set = tracked(&*tx.kv)?;
+    if set.remove(user).is_some() {
+        put_tracked(tx.kv, &set)?;
+    }
+    let (start, end) = keys::dirty_scope(user);
+    loop {
+        let page = tx.kv.scan(&start, &end, 1024)?;
+        for (key, _) in &page {
+            tx.kv.delete(key);
+        }
+        if page.len() < 1024 {
+            return Ok(());
+        }
+    }
+}
+
+/// Logs every key a command wrote that may be a record of a tracked user
+/// (called once per applied command, with its buffered writes). Keys of the
+/// shared ranges (sessions, links, uploads) are logged for every tracked
+/// user; the replay sorts out whose they are.
+pub(crate) fn log_tracked_writes<R: KvRead + ?Sized>(kv: &mut Overlay<'_, R>) -> Result<(), ModelError> {
+    let mut set = tracked(&*kv)?;
+    if set.is_empty() {
+        return Ok(());
+    }
+    let written = kv.written_keys();
+    for (user, next) in set.iter_mut() {
+        let ranges = keys::user_key_ranges(user);
+        for key in written.iter().filter(|k| ranges.iter().any(|(start, end, _)| *k >= start && *k < end)) {
+            kv.put(&keys::dirty(user, *next), key);
+            *next += 1;
+        }
+    }
+    put_tracked(kv, &set)
+}
+
+/// Source, first step: log the user's writes from now on, while they go on.
+pub(crate) fn track(tx: &mut Tx<'_>, user: &str, move_id: &str) -> Result<(), ModelError> {
+    match fence_of(&*tx.kv, user)? {
+        None => {
+            let mut set = tracked(&*tx.kv)?;
+            set.insert(user.to_owned(), 0);
+            put_tracked(tx.kv, &set)?;
+            put_fence(tx, user, &UserFence::Tracking { move_id: move_id.to_owned() })
+        }
+        Some(UserFence::Tracking { move_id: m }) if m == move_id => Ok(()),
+        other => Err(wrong_state(user, &other, "track")),
+    }
+}
+
+/// Source, once the bulk copy is done: stop the user's writes here. The log
+/// keeps going (shard-wide maintenance can still touch the user's records).
 pub(crate) fn fence(tx: &mut Tx<'_>, user: &str, move_id: &str) -> Result<(), ModelError> {
     match fence_of(&*tx.kv, user)? {
-        None => put_fence(tx, user, &UserFence::Outgoing { move_id: move_id.to_owned() }),
+        Some(UserFence::Tracking { move_id: m }) if m == move_id => {
+            put_fence(tx, user, &UserFence::Outgoing { move_id: move_id.to_owned() })
+        }
         Some(UserFence::Outgoing { move_id: m }) if m == move_id => Ok(()),
         other => Err(wrong_state(user, &other, "fence")),
     }
 }
 
-/// Source, on rollback: the user writes here again.
+/// Source, on rollback: the user writes here again, unlogged.
 pub(crate) fn unfence(tx: &mut Tx<'_>, user: &str, move_id: &str) -> Result<(), ModelError> {
     match fence_of(&*tx.kv, user)? {
         None => Ok(()),
-        Some(UserFence::Outgoing { move_id: m }) if m == move_id => {
+        Some(UserFence::Tracking { move_id: m } | UserFence::Outgoing { move_id: m }) if m == move_id => {
             tx.kv.delete(&keys::fence(user));
-            Ok(())
+            stop_tracking(tx, user)
         }
         other => Err(wrong_state(user, &other, "unfence")),
     }
 }
 
 /// Target, first step: clears what an earlier, abandoned import left and
-/// marks the user incoming. Refused where the user lives.
+/// marks the user incoming. Refused where the user lives. Called again with
+/// the same move id, it only raises the next file id.
 pub(crate) fn begin_import(tx: &mut Tx<'_>, user: &str, move_id: &str, next_entry_id: u64) -> Result<u64, ModelError> {
     let fence = fence_of(&*tx.kv, user)?;
-    match &fence {
-        Some(UserFence::Incoming { move_id: m }) if m == move_id => return Ok(0),
-        Some(UserFence::Incoming { .. } | UserFence::Gone { .. }) => {}
+    let cleared = match &fence {
+        Some(UserFence::Incoming { move_id: m }) if m == move_id => 0,
+        Some(UserFence::Incoming { .. } | UserFence::Gone { .. }) => remove_records(tx, user)?,
         None => {
             if !collect(&*tx.kv, user, None, 1)?.0.is_empty() {
                 return Err(ModelError::InvalidArgument(format!(
                     "user {user} has records on this group; it cannot be moved here"
                 )));
             }
+            0
         }
-        Some(UserFence::Outgoing { .. }) => return Err(wrong_state(user, &fence, "import")),
-    }
-    let cleared = remove_records(tx, user)?;
+        Some(UserFence::Tracking { .. } | UserFence::Outgoing { .. }) => {
+            return Err(wrong_state(user, &fence, "import"))
+        }
+    };
     put_fence(tx, user, &UserFence::Incoming { move_id: move_id.to_owned() })?;
     let counter = keys::meta(keys::NEXT_ENTRY_ID);
     if get_u64(&*tx.kv, &counter, "next entry id")? < next_entry_id {
@@ -317,33 +397,128 @@ pub(crate) fn begin_import(tx: &mut Tx<'_>, user: &str, move_id: &str, next_entr
     Ok(cleared)
 }
 
-/// Target: stores a page of the user's records, taking the chunk references they hold.
+/// The range kind of `key` among `ranges`.
+fn owner_of(ranges: &[(Vec<u8>, Vec<u8>, RangeOwner)], key: &[u8]) -> Option<RangeOwner> {
+    ranges.iter().find(|(start, end, _)| key >= start.as_slice() && key < end.as_slice()).map(|(_, _, o)| *o)
+}
+
+/// Target: stores a page of the user's records (`None`: the record is gone),
+/// releasing the chunk references of the values they replace and taking
+/// those of the new ones.
 pub(crate) fn import(
     tx: &mut Tx<'_>,
     user: &str,
     move_id: &str,
-    records: &[(Vec<u8>, Vec<u8>)],
+    records: &[(Vec<u8>, Option<Vec<u8>>)],
 ) -> Result<(), ModelError> {
     match fence_of(&*tx.kv, user)? {
         Some(UserFence::Incoming { move_id: m }) if m == move_id => {}
         other => return Err(wrong_state(user, &other, "import records of")),
     }
     let ranges = keys::user_key_ranges(user);
+    let foreign = |key: &[u8]| ModelError::InvalidArgument(format!("key {key:02x?} is not a record of user {user}"));
     for (key, value) in records {
-        let owner = ranges
-            .iter()
-            .find(|(start, end, _)| key >= start && key < end)
-            .map(|(_, _, owner)| *owner)
-            .ok_or_else(|| ModelError::InvalidArgument(format!("key {key:02x?} is not a record of user {user}")))?;
-        // Index records (expiry, parts) are checked against the records they
-        // point to, which come earlier in the copy order.
+        let owner = owner_of(&ranges, key).ok_or_else(|| foreign(key))?;
+        if let Some(old) = tx.kv.get(key)? {
+            if !owned_by(&*tx.kv, user, owner, key, &old)? {
+                // The written-key log covers the shared ranges whole: a key
+                // that is not the user's on either side is none of this move's.
+                if value.is_none() {
+                    continue;
+                }
+                return Err(foreign(key));
+            }
+            tx.refs.release(&held_chunks(key, owner, &old)?);
+            tx.kv.delete(key);
+        }
+        let Some(value) = value else { continue };
         tx.kv.put(key, value);
         if !owned_by(&*tx.kv, user, owner, key, value)? {
-            return Err(ModelError::InvalidArgument(format!("key {key:02x?} is not a record of user {user}")));
+            // An index record copied before the record it points to (which
+            // was written during the copy, so the replay brings both in order).
+            if matches!(owner, RangeOwner::SessionExpiry | RangeOwner::MultipartPart)
+                && !parent_present(&*tx.kv, owner, key)?
+            {
+                tx.kv.delete(key);
+                continue;
+            }
+            return Err(foreign(key));
         }
         tx.refs.add(&held_chunks(key, owner, value)?);
     }
     Ok(())
+}
+
+/// Whether the record an index key points to is here.
+fn parent_present(kv: &dyn KvRead, owner: RangeOwner, key: &[u8]) -> Result<bool, ModelError> {
+    Ok(match owner {
+        RangeOwner::SessionExpiry => match keys::session_of_expiry(key) {
+            Some(id) => kv.get(&keys::session(&id))?.is_some(),
+            None => false,
+        },
+        RangeOwner::MultipartPart => match keys::upload_of_part(key) {
+            Some(id) => kv.get(&keys::multipart(&id))?.is_some(),
+            None => false,
+        },
+        _ => true,
+    })
+}
+
+/// The keys written for the user since the move began tracking it (from log
+/// entry `after` on), each with its value now if it is the user's record
+/// (`None`: deleted, or not the user's). Ordered so that records come before
+/// the index records pointing at them.
+pub fn export_written(
+    kv: &dyn KvRead,
+    user: &str,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<WrittenPage, ModelError> {
+    if !matches!(fence_of(kv, user)?, Some(UserFence::Tracking { .. } | UserFence::Outgoing { .. })) {
+        return Err(ModelError::InvalidArgument(format!("user {user} is not being moved out of here")));
+    }
+    let (start, end) = keys::dirty_scope(user);
+    let from = match after {
+        Some(seq) => keys::key_successor(&keys::dirty(user, seq)),
+        None => start,
+    };
+    let page = kv.scan(&from, &end, limit.clamp(1, 10_000))?;
+    let ranges = keys::user_key_ranges(user);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut records = Vec::new();
+    for (_, key) in &page {
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let Some(owner) = owner_of(&ranges, key) else { continue };
+        let value = match kv.get(key)? {
+            Some(v) if owned_by(kv, user, owner, key, &v)? => Some(v),
+            _ => None,
+        };
+        records.push((key.clone(), value));
+    }
+    sort_for_import(user, &mut records);
+    Ok(WrittenPage {
+        records,
+        last: page.last().and_then(|(k, _)| keys::dirty_seq(k)),
+        next_entry_id: get_u64(kv, &keys::meta(keys::NEXT_ENTRY_ID), "next entry id")?,
+    })
+}
+
+/// Puts records in copy order (the order of [`keys::user_key_ranges`]).
+pub fn sort_for_import(user: &str, records: &mut [(Vec<u8>, Option<Vec<u8>>)]) {
+    let ranges = keys::user_key_ranges(user);
+    let rank = |key: &[u8]| ranges.iter().position(|(s, e, _)| key >= s.as_slice() && key < e.as_slice());
+    records.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
+}
+
+/// A page of [`export_written`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenPage {
+    pub records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The last log entry this page covers; `None` when there was nothing after `after`.
+    pub last: Option<u64>,
+    pub next_entry_id: u64,
 }
 
 /// Target, after the cluster group committed the move: the user lives here now.
@@ -367,6 +542,7 @@ pub(crate) fn drop_user(tx: &mut Tx<'_>, user: &str, move_id: &str, to: u64) -> 
         other => return Err(wrong_state(user, &other, "drop")),
     }
     let removed = remove_records(tx, user)?;
+    stop_tracking(tx, user)?;
     put_fence(tx, user, &UserFence::Gone { to, move_id: move_id.to_owned() })?;
     Ok(removed)
 }
