@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{decode, lookup, scan_all, shard_map, ShardGroup, User};
+use super::{decode, json, lookup, scan_all, shard_map, user_key, ClusterCommand, ClusterResponse, ShardGroup, User};
 use crate::command::{ApplyError, ApplyErrorKind, StorageFailure};
 use crate::raft::state_machine::GroupView;
 use crate::user_placement::UserPlacement;
@@ -171,4 +171,152 @@ pub(super) fn check_group_removable(
         ));
     }
     Ok(Ok(()))
+}
+
+/// The record of move `move_id` of `user_id`: `None` if the user has no
+/// move, refused if it is in another one.
+fn this_move(
+    view: &GroupView<'_>,
+    user_id: &str,
+    move_id: &str,
+) -> Result<Result<Option<UserMove>, ApplyError>, StorageFailure> {
+    Ok(match lookup::<UserMove>(view, &move_key(user_id))? {
+        Some(m) if m.move_id != move_id => Err(ApplyError::new(
+            ApplyErrorKind::NotFound,
+            format!("user {user_id} is in move {}, not {move_id}", m.move_id),
+        )),
+        found => Ok(found),
+    })
+}
+
+fn no_move(user_id: &str, move_id: &str) -> ApplyError {
+    ApplyError::new(ApplyErrorKind::NotFound, format!("no move {move_id} of user {user_id}"))
+}
+
+fn conflict(message: String) -> ApplyError {
+    ApplyError::new(ApplyErrorKind::Conflict, message)
+}
+
+type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Stores a move record.
+fn put_move(writes: &mut Writes, m: &UserMove) -> Result<ClusterResponse, ApplyError> {
+    writes.insert(move_key(&m.user_id), Some(json(m)?));
+    Ok(ClusterResponse::Done)
+}
+
+/// Applies the commands about where users live: assignments and moves.
+pub(super) fn apply(
+    view: &GroupView<'_>,
+    cmd: &ClusterCommand,
+    writes: &mut Writes,
+) -> Result<Result<ClusterResponse, ApplyError>, StorageFailure> {
+    Ok(match cmd {
+        ClusterCommand::AssignUser { user_id, group_id } => {
+            let before = user_placement(view)?;
+            let mut assigned = before.assignments().clone();
+            match group_id {
+                Some(g) => assigned.insert(user_id.clone(), *g),
+                None => assigned.remove(user_id),
+            };
+            let after = placement_of(&shard_map(view)?, assigned);
+            if view.get(&user_key(user_id))?.is_none() {
+                Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no user {user_id}")))
+            } else if group_id.is_some_and(|g| !before.groups().contains(&g)) {
+                Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no shard group {}", group_id.unwrap_or(0))))
+            } else if before.group_for_user(user_id) != after.group_for_user(user_id) {
+                Err(ApplyError::new(
+                    ApplyErrorKind::InvalidArgument,
+                    format!("that assignment would put user {user_id} on a group that does not hold its data; move it instead"),
+                ))
+            } else {
+                let value = group_id.map(|g| json(&g)).transpose();
+                value.map(|value| {
+                    writes.insert(assignment_key(user_id), value);
+                    ClusterResponse::Done
+                })
+            }
+        }
+        ClusterCommand::BeginUserMove(m) => {
+            let placement = user_placement(view)?;
+            match lookup::<UserMove>(view, &move_key(&m.user_id))? {
+                Some(e) if e.move_id == m.move_id => Ok(ClusterResponse::Done),
+                Some(e) => Err(ApplyError::new(
+                    ApplyErrorKind::AlreadyExists,
+                    format!("user {} is already moving ({} → {}, move {})", e.user_id, e.from, e.to, e.move_id),
+                )),
+                None if view.get(&user_key(&m.user_id))?.is_none() => {
+                    Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no user {}", m.user_id)))
+                }
+                None if !placement.groups().contains(&m.to) => {
+                    Err(ApplyError::new(ApplyErrorKind::NotFound, format!("no shard group {}", m.to)))
+                }
+                None if placement.group_for_user(&m.user_id) != Some(m.from) => {
+                    Err(conflict(format!("user {} does not live on group {}", m.user_id, m.from)))
+                }
+                None if m.from == m.to || m.state != MoveState::Copying => Err(ApplyError::new(
+                    ApplyErrorKind::InvalidArgument,
+                    format!("user {} lives on group {} already", m.user_id, m.to),
+                )),
+                None => put_move(writes, m),
+            }
+        }
+        ClusterCommand::CommitUserMove { user_id, move_id } => match this_move(view, user_id, move_id)? {
+            Err(e) => Err(e),
+            Ok(None) => Err(no_move(user_id, move_id)),
+            Ok(Some(m)) if m.state == MoveState::Committed => Ok(ClusterResponse::Done),
+            Ok(Some(m)) if m.state == MoveState::Aborting => {
+                Err(conflict(format!("move {move_id} of user {user_id} was given up; it cannot commit")))
+            }
+            Ok(Some(mut m)) => {
+                // The decision: the user lives on `to` from this entry on.
+                m.state = MoveState::Committed;
+                let on_ring = user_placement(view)?.ring_group_for(user_id) == Some(m.to);
+                let committed = moves_committed(view)? + 1;
+                (|| {
+                    let assignment = if on_ring { None } else { Some(json(&m.to)?) };
+                    writes.insert(assignment_key(user_id), assignment);
+                    writes.insert(MOVES_COMMITTED.to_vec(), Some(json(&committed)?));
+                    put_move(writes, &m)
+                })()
+            }
+        },
+        ClusterCommand::TouchUserMove { user_id, move_id, at_ms, records, bytes } => {
+            match this_move(view, user_id, move_id)? {
+                Err(e) => Err(e),
+                Ok(None) => Err(no_move(user_id, move_id)),
+                Ok(Some(mut m)) => {
+                    m.touched_at_ms = m.touched_at_ms.max(*at_ms);
+                    m.copied_records = m.copied_records.max(*records);
+                    m.copied_bytes = m.copied_bytes.max(*bytes);
+                    put_move(writes, &m)
+                }
+            }
+        }
+        ClusterCommand::AbortUserMove { user_id, move_id } => match this_move(view, user_id, move_id)? {
+            Err(e) => Err(e),
+            Ok(None) => Ok(ClusterResponse::Done),
+            Ok(Some(m)) if m.state == MoveState::Committed => {
+                Err(conflict(format!("move {move_id} of user {user_id} has committed; it can only be finished")))
+            }
+            Ok(Some(mut m)) => {
+                m.state = MoveState::Aborting;
+                put_move(writes, &m)
+            }
+        },
+        ClusterCommand::FinishUserMove { user_id, move_id } => match this_move(view, user_id, move_id)? {
+            Err(e) => Err(e),
+            Ok(None) => Ok(ClusterResponse::Done),
+            Ok(Some(m)) if m.state == MoveState::Copying => {
+                Err(conflict(format!("move {move_id} of user {user_id} is still copying; commit or abort it first")))
+            }
+            Ok(Some(_)) => {
+                writes.insert(move_key(user_id), None);
+                Ok(ClusterResponse::Done)
+            }
+        },
+        other => {
+            Err(ApplyError::new(ApplyErrorKind::InvalidArgument, format!("not a user placement command: {other:?}")))
+        }
+    })
 }
