@@ -1,16 +1,14 @@
 //! The cluster group's tiering state: block node labels, the tiering configuration
 //! and the latest tier-pass record, applied through the state machine on RocksDB.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 use tessera_meta::cluster::{
     self, ClusterAnswer, ClusterCommand, ClusterQuery, ClusterResponse, NodeInfo, NodeKind, TierPassRecord,
 };
-use tessera_meta::command::{ApplyErrorKind, GroupCommand, GroupResponse, Proposal, TesseraApplier};
-use tessera_meta::raft::{MetaDb, StateMachineStore};
+use tessera_meta::command::{ApplyErrorKind, GroupResponse};
 use tessera_meta::tiering::TieringConfig;
 
 const TIERS: &str = r#"
@@ -26,38 +24,14 @@ parity_shards = 4
 compression = "zstd"
 "#;
 
-struct Group {
-    _dir: tempfile::TempDir,
-    sm: StateMachineStore,
-    index: u64,
-}
+type Group = common::ClusterGroup;
 
-impl Group {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = MetaDb::open(dir.path()).unwrap();
-        Self { _dir: dir, sm: StateMachineStore::new(db, 0, Arc::new(TesseraApplier)), index: 0 }
-    }
-
-    async fn apply(&mut self, cmd: ClusterCommand) -> GroupResponse {
-        self.index += 1;
-        let proposal = Proposal { request_id: None, command: GroupCommand::Cluster(cmd) };
-        let entry = Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
-            payload: EntryPayload::Normal(proposal),
-        };
-        self.sm.apply([entry]).await.unwrap().remove(0)
-    }
-
+impl common::ClusterGroup {
     async fn epoch_after(&mut self, cmd: ClusterCommand) -> u64 {
         match self.apply(cmd).await {
             GroupResponse::Cluster(Ok(ClusterResponse::Epoch(e))) => e,
             other => panic!("unexpected {other:?}"),
         }
-    }
-
-    fn query(&self, q: ClusterQuery) -> ClusterAnswer {
-        cluster::query(&self.sm.view(), &q).unwrap()
     }
 
     fn epoch(&self) -> u64 {
