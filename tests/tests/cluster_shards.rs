@@ -3,7 +3,8 @@
 //! `admin shard add` creates a group and moves the users the ring gives it,
 //! `admin user move` moves one user, `admin shard drain` empties a group and
 //! removes it; every acknowledged file reads back through routers that were
-//! never restarted.
+//! never restarted. A move also survives kill -9 of its mover (a router rolls
+//! it back) and of the source's or the target's Raft leader.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -238,7 +239,7 @@ fn user_intact(env: &Env, dir: &Path, before: &[String], tag: &str) {
 }
 
 #[test]
-fn a_move_survives_its_mover_killed_and_the_source_leader_killed() {
+fn a_move_survives_its_mover_killed_and_either_groups_leader_killed() {
     let work = tempfile::tempdir().unwrap();
     let mut cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
     let big = user_env(&cluster.env, "big");
@@ -268,34 +269,40 @@ fn a_move_survives_its_mover_killed_and_the_source_leader_killed() {
     assert_eq!(group_of(&cluster.env, "big"), home, "a move that never committed is rolled back");
     user_intact(&big, work.path(), &before, "rollback");
 
-    // The source group's leader dies mid-copy: the mover carries on with the new leader.
-    let before = listing(&big, "/bench/list");
-    let mut mover = start_move(&cluster.env, "big", other);
-    poll_until(Duration::from_secs(30), "the move to start", || {
-        (!moves_in_progress(&cluster.env).is_empty()).then_some(())
-    })
-    .unwrap();
-    let status = cluster.status().unwrap();
-    let leader = status["raft_groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["group"].as_u64() == Some(home))
-        .and_then(|g| g["leader"].as_u64())
-        .expect("the source group has a leader");
-    cluster.kill9("meta", &leader.to_string()).unwrap();
-    let exit = poll_until(Duration::from_secs(180), "the mover to finish", || mover.try_wait().unwrap()).unwrap();
-    cluster.start(&[]).unwrap();
-    if exit.success() {
-        assert_eq!(group_of(&cluster.env, "big"), other);
-    } else {
-        // It gave up and rolled back (or left the rest to a router).
-        poll_until(Duration::from_secs(150), "the move to be settled", || {
-            moves_in_progress(&cluster.env).is_empty().then_some(())
+    // A group's leader dies mid-copy, first the source's, then the target's:
+    // the mover carries on with the new leaders (or gives up and rolls back).
+    for (tag, source) in [("source-leader-kill", true), ("target-leader-kill", false)] {
+        let before = listing(&big, "/bench/list");
+        let from = group_of(&cluster.env, "big");
+        let to = if from == 1 { 2 } else { 1 };
+        let mut mover = start_move(&cluster.env, "big", to);
+        poll_until(Duration::from_secs(30), "the move to start", || {
+            (!moves_in_progress(&cluster.env).is_empty()).then_some(())
         })
         .unwrap();
+        let victim_group = if source { from } else { to };
+        let status = cluster.status().unwrap();
+        let leader = status["raft_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["group"].as_u64() == Some(victim_group))
+            .and_then(|g| g["leader"].as_u64())
+            .expect("the group has a leader");
+        cluster.kill9("meta", &leader.to_string()).unwrap();
+        let exit = poll_until(Duration::from_secs(180), "the mover to finish", || mover.try_wait().unwrap()).unwrap();
+        cluster.start(&[]).unwrap();
+        if exit.success() {
+            assert_eq!(group_of(&cluster.env, "big"), to, "{tag}");
+        } else {
+            // It gave up and rolled back (or left the rest to a router).
+            poll_until(Duration::from_secs(150), "the move to be settled", || {
+                moves_in_progress(&cluster.env).is_empty().then_some(())
+            })
+            .unwrap();
+        }
+        eprintln!("{tag}: mover exit {exit}, user on group {}", group_of(&cluster.env, "big"));
+        user_intact(&big, work.path(), &before, tag);
+        assert!(moves_in_progress(&cluster.env).is_empty());
     }
-    eprintln!("move with the source leader killed: mover exit {exit}, user on group {}", group_of(&cluster.env, "big"));
-    user_intact(&big, work.path(), &before, "leader-kill");
-    assert!(moves_in_progress(&cluster.env).is_empty());
 }
