@@ -237,6 +237,15 @@ async fn drain(meta: &MetaClient, group: u64, json_out: bool) -> anyhow::Result<
         }
         move_users(meta, &moves, json_out).await?;
     }
+    // The cluster group knows only the users it has; the group itself must
+    // hold no user's record either before it leaves the map.
+    let (_, _, left) = group_numbers(meta, group).await?;
+    if left > 0 {
+        anyhow::bail!(
+            "shard group {group} still holds {left} user record(s) after its users moved off; it stays in the \
+             shard map (run `tessera admin shard drain {group}` again, or look for users the cluster group does not know)"
+        );
+    }
     let epoch = cluster_command(meta, ClusterCommand::RemoveShardGroup { group_id: group }).await?;
     // The users moved off carry assignments to their ring group; without the
     // drained group in the ring those say nothing the ring does not.
@@ -253,10 +262,12 @@ async fn drain(meta: &MetaClient, group: u64, json_out: bool) -> anyhow::Result<
     Ok(())
 }
 
-/// Keys, bytes and last log index of one group.
-async fn group_numbers(meta: &MetaClient, group: u64) -> anyhow::Result<(u64, u64)> {
+/// Keys, bytes and user records of one group.
+async fn group_numbers(meta: &MetaClient, group: u64) -> anyhow::Result<(u64, u64, u64)> {
     match meta.query(group, &GroupQuery::Shard(ShardQuery::Footprint)).await? {
-        GroupAnswer::Shard(Ok(QueryResponse::Footprint { keys, bytes })) => Ok((keys, bytes)),
+        GroupAnswer::Shard(Ok(QueryResponse::Footprint { keys, bytes, user_records })) => {
+            Ok((keys, bytes, user_records))
+        }
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
 }
@@ -287,7 +298,7 @@ async fn status(meta: &MetaClient, endpoints: &[String], json_out: bool) -> anyh
     let mut rows = Vec::new();
     for g in &groups {
         let on: Vec<&String> = users.iter().filter(|u| placement.group_for_user(u) == Some(g.group_id)).collect();
-        let (keys, bytes) = group_numbers(meta, g.group_id).await?;
+        let (keys, bytes, _) = group_numbers(meta, g.group_id).await?;
         let rate = after.get(&g.group_id).unwrap_or(&0).saturating_sub(*before.get(&g.group_id).unwrap_or(&0)) as f64
             / SAMPLE.as_secs_f64();
         let mut weights = Vec::new();

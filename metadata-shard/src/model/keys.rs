@@ -184,6 +184,34 @@ pub fn upload_of_part(key: &[u8]) -> Option<UploadId> {
     key.get(1..1 + 16)?.try_into().ok()
 }
 
+/// Whether `key` is a record of some user (namespace, versions, sessions,
+/// shares, links, uploads, usage...), not shard-wide state (counters, chunk
+/// reference counts, chunk locations, move markers and logs).
+pub fn is_user_record(key: &[u8]) -> bool {
+    matches!(
+        key.first().copied(),
+        Some(
+            BUCKET
+                | ENTRY
+                | VERSION
+                | DETACHED
+                | SESSION
+                | SESSION_EXPIRY
+                | SHARE
+                | SHARED_WITH_ME
+                | LINK
+                | LINK_BY_PATH
+                | CHANGE
+                | CHANGE_HEAD
+                | MULTIPART
+                | MULTIPART_PART
+                | MULTIPART_BY_PATH
+                | USAGE
+                | QUOTA
+        )
+    )
+}
+
 /// Whether `key` is a version record (its value holds chunk references).
 pub fn is_version(key: &[u8]) -> bool {
     key.first() == Some(&VERSION)

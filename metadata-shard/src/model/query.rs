@@ -216,10 +216,18 @@ pub enum QueryResponse {
     Parts(PartPage),
     MultipartUploads(UploadPage),
     ChunkTiers(Vec<Option<ChunkTier>>),
-    ChunkTierPage { entries: Vec<(Hash32, ChunkTier)>, has_more: bool },
+    ChunkTierPage {
+        entries: Vec<(Hash32, ChunkTier)>,
+        has_more: bool,
+    },
     UserExport(UserExportPage),
     Fence(Option<UserFence>),
-    Footprint { keys: u64, bytes: u64 },
+    /// `user_records`: how many of the keys are records of some user.
+    Footprint {
+        keys: u64,
+        bytes: u64,
+        user_records: u64,
+    },
     Written(WrittenPage),
 }
 
@@ -309,27 +317,28 @@ pub fn query<K: KvRead + ?Sized>(kv: &K, q: &ShardQuery) -> Result<QueryResponse
             R::Written(user_move::export_written(kv, user_id, *after, *limit)?)
         }
         Q::Footprint => {
-            let (keys, bytes) = footprint(kv)?;
-            R::Footprint { keys, bytes }
+            let (keys, bytes, user_records) = footprint(kv)?;
+            R::Footprint { keys, bytes, user_records }
         }
     })
 }
 
-/// Every key of the shard and the bytes of keys and values.
-fn footprint(kv: &dyn KvRead) -> Result<(u64, u64), ModelError> {
+/// Every key of the shard, the bytes of keys and values, and the keys that are user records.
+fn footprint(kv: &dyn KvRead) -> Result<(u64, u64, u64), ModelError> {
     const PAGE: usize = 4096;
     let end = [0xffu8; 8];
-    let (mut keys, mut bytes) = (0u64, 0u64);
+    let (mut keys, mut bytes, mut user_records) = (0u64, 0u64, 0u64);
     let mut from = Vec::new();
     loop {
         let page = kv.scan(&from, &end, PAGE)?;
         for (k, v) in &page {
             keys += 1;
             bytes += (k.len() + v.len()) as u64;
+            user_records += u64::from(super::keys::is_user_record(k));
         }
         match page.last() {
             Some((k, _)) if page.len() == PAGE => from = super::keys::key_successor(k),
-            _ => return Ok((keys, bytes)),
+            _ => return Ok((keys, bytes, user_records)),
         }
     }
 }

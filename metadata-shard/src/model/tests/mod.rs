@@ -8,6 +8,7 @@ mod random_tests;
 mod s3_tests;
 mod share_tests;
 mod shared_feed_tests;
+mod user_move_tests;
 mod version_tests;
 
 use super::*;
