@@ -51,14 +51,24 @@ pub async fn move_one(
 ) -> anyhow::Result<()> {
     let options = MoveOptions { page_records, ..MoveOptions::by("tessera admin user move") };
     let done = user_move::move_user(meta, user, to, &options, print_progress).await?;
-    eprintln!();
+    end_progress_line();
     report(&done, json_out);
     Ok(())
 }
 
+/// Progress lines are rewritten in place, for people; logs get the final report only.
+fn on_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+fn end_progress_line() {
+    if on_terminal() {
+        eprintln!();
+    }
+}
+
 fn print_progress(p: &MoveProgress) {
-    // A line rewritten in place is for people; logs get the final report only.
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    if !on_terminal() {
         return;
     }
     let secs = (p.elapsed_ms as f64 / 1000.0).max(0.001);
@@ -129,12 +139,13 @@ async fn move_users(meta: &MetaClient, moves: &[(String, u64)], json_out: bool) 
         eprintln!("[{}/{}] user {user} -> group {to}", i + 1, moves.len());
         match user_move::move_user(meta, user, *to, &MoveOptions::by("tessera admin shard"), print_progress).await {
             Ok(done) => {
-                eprintln!();
+                end_progress_line();
                 bytes += done.bytes;
                 report(&done, json_out);
             }
             Err(e) => {
-                eprintln!("\nuser {user} not moved: {e}");
+                end_progress_line();
+                eprintln!("user {user} not moved: {e}");
                 failed.push(user.clone());
             }
         }
