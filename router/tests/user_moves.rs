@@ -321,3 +321,54 @@ async fn gc_after_a_move_keeps_every_chunk_of_the_moved_user() {
         assert_eq!(&c.get("frank", path, None).await.unwrap(), bytes);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gc_mark_during_which_a_move_commits_gives_up_and_deletes_nothing() {
+    let c = Arc::new(two_groups(&["gina", "hank"]).await);
+    let mut files = Vec::new();
+    for (user, seed) in [("gina", 0u8), ("hank", 50)] {
+        for i in 0..12u8 {
+            let (path, bytes) = (format!("/g/{i}"), data(seed + i, 200_000));
+            c.put(user, &path, &bytes).await.unwrap();
+            files.push((user, path, bytes));
+        }
+    }
+    // Gina moves back and forth for as long as GC runs.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mover = {
+        let (c, stop) = (c.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut moves = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let to = other_group(c.dp.view.shard_of("gina").unwrap());
+                user_move::move_user(&c.dp.view.meta, "gina", to, &user_move::MoveOptions::by("test"), |_| {})
+                    .await
+                    .unwrap();
+                c.dp.view.refresh().await.unwrap();
+                moves += 1;
+            }
+            moves
+        })
+    };
+    // One reference per page: the mark takes long enough for moves to commit during it.
+    let options = gc::GcOptions { grace: gc::MIN_GRACE, page: 1, by: "test".into(), ..Default::default() };
+    let (mut gave_up, mut finished) = (0, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while gave_up == 0 && tokio::time::Instant::now() < deadline {
+        match gc::run(&c.dp, &options, |_| {}).await {
+            Ok(record) => {
+                assert_eq!(record.fragments_deleted, 0, "{record:?}");
+                finished += 1;
+            }
+            Err(e) if e.to_string().contains("moved between shard groups") => gave_up += 1,
+            Err(e) => panic!("GC failed otherwise: {e}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let moves = mover.await.unwrap();
+    eprintln!("{moves} moves; GC passes: {finished} finished, {gave_up} gave up");
+    assert!(gave_up > 0, "a move committed during some mark and that pass gave up");
+    for (user, path, bytes) in &files {
+        assert_eq!(&c.get(user, path, None).await.unwrap(), bytes, "{user} {path}");
+    }
+}

@@ -51,7 +51,8 @@ const MAX_ERRORS: usize = 20;
 #[derive(Debug, Clone)]
 pub struct GcOptions {
     pub grace: Duration,
-    /// Fragments per `ListFragments` page (and per conditional delete).
+    /// Fragments per `ListFragments` page (and per conditional delete), and
+    /// chunk references per page of the mark phase.
     pub page: u32,
     /// Upper bound on fragment deletes per second (0 = unpaced).
     pub max_deletes_per_sec: u64,
@@ -186,6 +187,7 @@ async fn trim_zero_refs(dp: &DataPath, group: u64, through_cursor: u64) -> Resul
 /// Every chunk any shard references.
 async fn mark(
     dp: &DataPath,
+    page: u32,
     record: &mut GcRecord,
     report: &mut impl FnMut(&GcRecord),
 ) -> Result<HashSet<ChunkHash>, RouterError> {
@@ -197,7 +199,7 @@ async fn mark(
     for shard in dp.view.placement().shards() {
         let mut after = None;
         loop {
-            let (hashes, more) = crate::repair::chunk_page(dp, shard.group_id, after, 4096).await?;
+            let (hashes, more) = crate::repair::chunk_page(dp, shard.group_id, after, page.max(1) as usize).await?;
             after = hashes.last().map(|h| h.0);
             marked.extend(hashes);
             if !more {
@@ -268,7 +270,7 @@ pub async fn run(
     }
     record.phase = "mark".into();
     report(&record);
-    let marked = match mark(dp, &mut record, &mut report).await {
+    let marked = match mark(dp, options.page, &mut record, &mut report).await {
         Ok(m) => m,
         Err(e) => {
             record.phase = "failed".into();
