@@ -36,8 +36,8 @@ pub struct GcRunArgs {
     /// Purge files and folders deleted longer ago than this (e.g. 30d), or `never`.
     #[arg(long, default_value = "30d", value_parser = parse_retention)]
     pub trash_retention: Retention,
-    /// Fragments per listing page and conditional delete (the sweep's position is
-    /// recorded after each page).
+    /// Fragments per listing page and conditional delete, and chunk references
+    /// per page of the mark (the sweep's position is recorded after each page).
     #[arg(long, default_value_t = 1000)]
     pub page: u32,
 }
