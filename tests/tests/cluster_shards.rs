@@ -3,8 +3,9 @@
 //! `admin shard add` creates a group and moves the users the ring gives it,
 //! `admin user move` moves one user, `admin shard drain` empties a group and
 //! removes it; every acknowledged file reads back through routers that were
-//! never restarted. A move also survives kill -9 of its mover (a router rolls
-//! it back) and of the source's or the target's Raft leader.
+//! never restarted. A move also survives kill -9 of its mover and the routers
+//! (a restarted router rolls it back) and of the source's or the target's Raft
+//! leader.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -262,12 +263,23 @@ fn a_move_survives_its_mover_killed_and_either_groups_leader_killed() {
     let stuck = moves_in_progress(&cluster.env);
     assert_eq!(stuck.len(), 1, "{stuck:?}");
     assert_eq!(stuck[0]["state"], "Copying", "{stuck:?}");
+    // The user was being copied, not fenced: it still writes.
+    let during = (String::from("/during/dead-move"), b"written while the dead move was stuck".to_vec());
+    put(&big, work.path(), &during.0, &during.1).unwrap();
+    // The routers die too and come back: taking the move over needs nothing a router kept in memory.
+    for (id, _, kind) in cluster.processes().unwrap() {
+        if kind == "router" {
+            cluster.kill9("router", &id).unwrap();
+        }
+    }
+    cluster.start(&[]).unwrap();
     poll_until(Duration::from_secs(150), "a router to take the dead move over", || {
         moves_in_progress(&cluster.env).is_empty().then_some(())
     })
     .unwrap();
     assert_eq!(group_of(&cluster.env, "big"), home, "a move that never committed is rolled back");
     user_intact(&big, work.path(), &before, "rollback");
+    read_back(&big, work.path(), &[during]).unwrap();
 
     // A group's leader dies mid-copy, first the source's, then the target's:
     // the mover carries on with the new leaders (or gives up and rolls back).
