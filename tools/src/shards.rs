@@ -132,12 +132,20 @@ async fn meta_nodes(meta: &MetaClient, endpoints: &[String]) -> anyhow::Result<V
 }
 
 /// Moves users one after another, with a progress line per user and totals.
-async fn move_users(meta: &MetaClient, moves: &[(String, u64)], json_out: bool) -> anyhow::Result<()> {
+/// `what` names the operation; each move record carries it with the count so
+/// far, so `admin status` and the console show how far the operation got.
+async fn move_users(meta: &MetaClient, what: &str, moves: &[(String, u64)], json_out: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let (mut bytes, mut failed) = (0u64, Vec::new());
     for (i, (user, to)) in moves.iter().enumerate() {
         eprintln!("[{}/{}] user {user} -> group {to}", i + 1, moves.len());
-        match user_move::move_user(meta, user, *to, &MoveOptions::by("tessera admin shard"), print_progress).await {
+        let by = format!(
+            "tessera admin shard {what}: user {} of {}, {} moved before it",
+            i + 1,
+            moves.len(),
+            indicatif::HumanBytes(bytes)
+        );
+        match user_move::move_user(meta, user, *to, &MoveOptions::by(&by), print_progress).await {
             Ok(done) => {
                 end_progress_line();
                 bytes += done.bytes;
@@ -221,7 +229,7 @@ async fn add(
     if json_out {
         println!("{}", json!({"group": group, "replicas": voters, "vnodes": vnodes, "users_to_move": pinned}));
     }
-    move_users(meta, &misplaced_on(meta, group).await?, json_out).await
+    move_users(meta, &format!("add {group}"), &misplaced_on(meta, group).await?, json_out).await
 }
 
 async fn drain(meta: &MetaClient, group: u64, json_out: bool) -> anyhow::Result<()> {
@@ -246,7 +254,7 @@ async fn drain(meta: &MetaClient, group: u64, json_out: bool) -> anyhow::Result<
         if moves.is_empty() {
             break;
         }
-        move_users(meta, &moves, json_out).await?;
+        move_users(meta, &format!("drain {group}"), &moves, json_out).await?;
     }
     // The cluster group knows only the users it has; the group itself must
     // hold no user's record either before it leaves the map.
@@ -410,7 +418,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match command {
         ShardAdminCommand::Add { replicas, vnodes } => add(meta, endpoints, replicas, vnodes, json_out).await,
-        ShardAdminCommand::Fill { group } => move_users(meta, &misplaced_on(meta, group).await?, json_out).await,
+        ShardAdminCommand::Fill { group } => {
+            move_users(meta, &format!("fill {group}"), &misplaced_on(meta, group).await?, json_out).await
+        }
         ShardAdminCommand::Drain { group } => drain(meta, group, json_out).await,
         ShardAdminCommand::Status => status(meta, endpoints, json_out).await,
     }
