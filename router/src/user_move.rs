@@ -22,6 +22,9 @@ use tessera_meta::user_placement::UserPlacement;
 use crate::datapath::now_ms;
 use crate::error::RouterError;
 
+/// A record as a move sends it: key and value (`None`: the record is gone).
+type Record = (Vec<u8>, Option<Vec<u8>>);
+
 /// Records asked of the source per export page, by default.
 const EXPORT_PAGE: usize = 256;
 /// Bytes of records per import command (one Raft entry).
@@ -256,7 +259,7 @@ async fn copy(
 async fn import(
     meta: &MetaClient,
     m: &UserMove,
-    records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    records: Vec<Record>,
     done: &mut MoveProgress,
 ) -> Result<(), RouterError> {
     for batch in batches(records) {
@@ -276,7 +279,7 @@ async fn replay_written(meta: &MetaClient, m: &UserMove, done: &mut MoveProgress
     const PAGE: usize = 1000;
     let mut after = None;
     loop {
-        let mut written: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut written: Vec<Record> = Vec::new();
         let next_entry_id = loop {
             let q = GroupQuery::Shard(ShardQuery::ExportWritten { user_id: m.user_id.clone(), after, limit: PAGE });
             let page = match meta.query(m.from, &q).await? {
@@ -303,7 +306,7 @@ async fn replay_written(meta: &MetaClient, m: &UserMove, done: &mut MoveProgress
 }
 
 /// Splits records into import commands of about [`IMPORT_BATCH_BYTES`].
-fn batches(records: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Vec<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+fn batches(records: Vec<Record>) -> Vec<Vec<Record>> {
     let mut out = Vec::new();
     let (mut batch, mut bytes) = (Vec::new(), 0);
     for (k, v) in records {
@@ -386,7 +389,7 @@ mod tests {
 
     #[test]
     fn batches_split_by_size_and_keep_every_record_in_order() {
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+        let records: Vec<Record> =
             (0u32..10).map(|i| (i.to_be_bytes().to_vec(), Some(vec![0u8; IMPORT_BATCH_BYTES / 3]))).collect();
         let out = batches(records.clone());
         assert_eq!(out.len(), 4);
