@@ -47,6 +47,16 @@ def test_console_login_health_numbers_and_gc_button(dev, browser, tmp_path):
     assert "tiering: not configured" in text(driver, "tiering")
 
     driver.find_element(By.ID, "start-gc").click()
+    # The click submits a form; wait for the page it lands on before loading
+    # another one, or the new load can cancel the submission in flight.
+    try:
+        until("the page after starting the pass",
+              lambda: driver.find_elements(By.ID, "console-job") or driver.find_elements(By.ID, "action-error"))
+    except TimeoutError:
+        raise AssertionError("starting the GC pass showed no job; the page said:\n"
+                             + driver.find_element(By.TAG_NAME, "body").text)
+    errors = driver.find_elements(By.ID, "action-error")
+    assert not errors, "starting the GC pass failed: " + errors[0].text
 
     def finished():
         driver.get(url + "/")

@@ -215,9 +215,13 @@ async fn start<const GC: bool>(State(c): Shared, headers: HeaderMap, body: Bytes
     let kind = if GC { JobKind::Gc } else { JobKind::Repair };
     match c.jobs.start(kind).await {
         Ok(()) => {
+            tracing::info!(kind = kind.label(), "console started a pass");
             c.metrics.passes_started.get_or_create(&vec![("kind".into(), kind.label().to_lowercase())]).inc();
             see_other("/#work")
         }
-        Err(e) => render_overview(&c, &session, StatusCode::CONFLICT, None, Some(&e.to_string())).await,
+        Err(e) => {
+            tracing::warn!(kind = kind.label(), error = %e, "console could not start a pass");
+            render_overview(&c, &session, StatusCode::CONFLICT, None, Some(&e.to_string())).await
+        }
     }
 }
