@@ -3,10 +3,11 @@
 # cluster up --shards N` (3 meta, 6 block, 1 router), four users with four
 # writers each (16 clients) putting 4 KiB files for DURATION seconds; the sum
 # of their puts/s is the cluster's commit rate (one metadata commit per put).
-# Then one user with FILES files moves between groups, idle and again under
-# its own 4-writer load (the writers' p99 with and without the move).
-# Not part of the test suite.
-# Usage: benches/shards-bench.sh [DURATION] [FILES]     e.g. benches/shards-bench.sh 10 10000
+# Then one user with FILES files of VERSIONS versions each moves between
+# groups, idle and again under its own 4-writer load (the writers' p99 with and
+# without the move). Not part of the test suite.
+# Usage: benches/shards-bench.sh [DURATION] [FILES] [VERSIONS]
+#   e.g. benches/shards-bench.sh 10 10000 10    (10k files, 100k versions)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/setup
@@ -15,6 +16,7 @@ cargo build --locked --workspace --bins --tests >&2 || exit 1
 bin="${CARGO_TARGET_DIR:-target}/debug"
 duration="${1:-10}"
 files="${2:-10000}"
+versions="${3:-10}"
 dir=""
 trap '[ -n "$dir" ] && { "$bin/tessera" cluster down --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }' EXIT
 
@@ -45,13 +47,14 @@ for groups in 1 2 4; do
   "$bin/tessera" admin shard status | sed 's/^/    /'
   if [ "$groups" = 2 ]; then
     as_user heavy
-    "$bin/tessera" bench native --workload put --size 4KiB --concurrency 16 --count "$files" >/dev/null 2>&1 || exit 1
+    "$bin/tessera" bench native --workload put --size 4KiB --concurrency 16 \
+      --count "$((files * versions))" --files "$files" >/dev/null 2>&1 || exit 1
     home=$("$bin/tessera" --json admin shard status | python3 -c "
 import json,sys
 for g in json.load(sys.stdin)['groups']:
     if 'heavy' in g['user_ids']: print(g['group'])")
     other=$(( home == 1 ? 2 : 1 ))
-    echo "idle move of a user with $files files:"
+    echo "idle move of a user with $files files, $((files * versions)) versions:"
     "$bin/tessera" admin user move heavy --to "$other" 2>&1 | sed 's/^/    /'
     echo "writers alone (4 clients on the moving user):"
     "$bin/tessera" bench native --workload put --size 4KiB --concurrency 4 --duration "$duration" 2>&1 | tail -1 | sed 's/^/    /'

@@ -55,3 +55,25 @@ fn every_workload_runs_clean_on_both_apis() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("native workload"));
 }
+
+#[test]
+fn puts_over_a_fixed_set_of_names_make_versions() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let args = ["--json", "bench", "native", "--workload", "put", "--size", "4KiB", "--count", "12", "--files", "4"];
+    let report: serde_json::Value = serde_json::from_str(cluster.tessera_ok(&args).unwrap().trim()).unwrap();
+    assert_eq!((report["ops"].as_u64(), report["errors"].as_u64()), (Some(12), Some(0)), "{report}");
+
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&cluster.tessera_ok(args).unwrap()).unwrap() };
+    let runs = json(&["--json", "ls", "/bench"]);
+    let run = runs[0]["path"].as_str().expect("the run's folder").to_owned();
+    let files = json(&["--json", "ls", &run]);
+    assert_eq!(files.as_array().map(Vec::len), Some(4), "{files}");
+    for i in 0..4 {
+        let versions = json(&["--json", "versions", &format!("{run}/{i}")]);
+        assert_eq!(versions.as_array().map(Vec::len), Some(3), "{run}/{i}: {versions}");
+    }
+
+    let out = cluster.tessera(&["bench", "native", "--workload", "put", "--files", "0"]);
+    assert!(!out.status.success(), "--files 0 is refused");
+}

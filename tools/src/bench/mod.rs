@@ -65,6 +65,10 @@ pub struct LoadArgs {
     /// Part size of the multipart workload (S3 needs at least 5 MiB but for the last).
     #[arg(long, default_value = "8MiB")]
     part_size: String,
+    /// Writes go to this many names in turn, so puts past the first N make new
+    /// versions of existing files (default: a new name for every put).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    files: Option<u64>,
 }
 
 pub fn parse_size(s: &str) -> anyhow::Result<u64> {
@@ -113,12 +117,14 @@ pub fn edit_one_percent(data: &mut [u8], seed: u64) {
     data[at..at + len].copy_from_slice(&content(len as u64, seed ^ 0xD17A));
 }
 
-/// One operation of a run: which workload, its sequence number and its worker.
+/// One operation of a run: which workload, its sequence number, its worker, and
+/// the name a write goes to (the sequence number, or it modulo `--files`).
 #[derive(Clone, Copy, Debug)]
 pub struct Op {
     pub workload: Workload,
     pub seq: u64,
     pub worker: usize,
+    pub name: u64,
 }
 
 /// A parsed run: the object size and the bounds.
@@ -131,6 +137,7 @@ pub struct Load {
     duration: Option<Duration>,
     /// Bytes the operations actually sent, when a workload tracks it (delta sync).
     pub sent: Arc<AtomicU64>,
+    files: Option<u64>,
 }
 
 impl Load {
@@ -144,6 +151,7 @@ impl Load {
             limit,
             duration: args.duration.map(Duration::from_secs),
             sent: Arc::new(AtomicU64::new(0)),
+            files: args.files,
         })
     }
 
@@ -163,7 +171,7 @@ impl Load {
         let deadline = self.duration.map(|d| started + d);
         let workers = (0..self.concurrency).map(|worker| {
             let (next, errors, first_error, op) = (next.clone(), errors.clone(), first_error.clone(), op.clone());
-            let (limit, workload) = (self.limit, self.workload);
+            let (limit, workload, files) = (self.limit, self.workload, self.files);
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 loop {
@@ -172,7 +180,8 @@ impl Load {
                         return latencies;
                     }
                     let t = Instant::now();
-                    match op(Op { workload, seq, worker }).await {
+                    let name = files.map_or(seq, |n| seq % n);
+                    match op(Op { workload, seq, worker, name }).await {
                         Ok(()) => latencies.push(t.elapsed()),
                         Err(e) => {
                             errors.fetch_add(1, Ordering::Relaxed);

@@ -147,17 +147,17 @@ pub async fn run(json: bool, args: NativeArgs) -> anyhow::Result<()> {
         async move {
             match op.workload {
                 Workload::Put => {
-                    put(&client, format!("/bench/{run}/{}", op.seq), content(size, fresh.wrapping_add(op.seq))).await
+                    put(&client, format!("/bench/{run}/{}", op.name), content(size, fresh.wrapping_add(op.seq))).await
                 }
-                Workload::Dedup => put(&client, format!("/bench/{run}/{}", op.seq), shared).await,
+                Workload::Dedup => put(&client, format!("/bench/{run}/{}", op.name), shared).await,
                 Workload::Get => get(&client, format!("/bench/{run}/seed-{}", op.worker)).await.map(|_| ()),
                 Workload::Mixed if Workload::mixed_is_put(op.seq) => {
-                    put(&client, format!("/bench/{run}/{}", op.seq), content(size, fresh.wrapping_add(op.seq))).await
+                    put(&client, format!("/bench/{run}/{}", op.name), content(size, fresh.wrapping_add(op.seq))).await
                 }
                 Workload::Mixed => get(&client, format!("/bench/{run}/seed-{}", op.worker)).await.map(|_| ()),
                 Workload::Multipart => {
                     let data = content(size, fresh.wrapping_add(op.seq));
-                    session_put(&client, format!("/bench/{run}/{}", op.seq), data).await.map(|_| ())
+                    session_put(&client, format!("/bench/{run}/{}", op.name), data).await.map(|_| ())
                 }
                 Workload::List => list(&client, "/bench/list", LIST_ENTRIES).await,
                 Workload::DeltaSync => {

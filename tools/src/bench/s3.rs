@@ -244,17 +244,17 @@ pub async fn run(json: bool, args: S3Args) -> anyhow::Result<()> {
         async move {
             match op.workload {
                 Workload::Put => {
-                    client.put(&format!("/{bucket}/{run}/{}", op.seq), content(size, fresh.wrapping_add(op.seq))).await
+                    client.put(&format!("/{bucket}/{run}/{}", op.name), content(size, fresh.wrapping_add(op.seq))).await
                 }
-                Workload::Dedup => client.put(&format!("/{bucket}/{run}/{}", op.seq), shared).await,
+                Workload::Dedup => client.put(&format!("/{bucket}/{run}/{}", op.name), shared).await,
                 Workload::Get => client.get(&format!("/{bucket}/seed/{size}/{}", op.worker), size).await,
                 Workload::Mixed if Workload::mixed_is_put(op.seq) => {
-                    client.put(&format!("/{bucket}/{run}/{}", op.seq), content(size, fresh.wrapping_add(op.seq))).await
+                    client.put(&format!("/{bucket}/{run}/{}", op.name), content(size, fresh.wrapping_add(op.seq))).await
                 }
                 Workload::Mixed => client.get(&format!("/{bucket}/seed/{size}/{}", op.worker), size).await,
                 Workload::Multipart => {
                     let data = content(size, fresh.wrapping_add(op.seq));
-                    client.multipart(&format!("/{bucket}/{run}/{}", op.seq), data, part_size).await
+                    client.multipart(&format!("/{bucket}/{run}/{}", op.name), data, part_size).await
                 }
                 Workload::List => client.list(&bucket, "list/", LIST_OBJECTS).await,
                 Workload::DeltaSync => unreachable!("refused above"),
