@@ -73,6 +73,9 @@ pub enum ApplyErrorKind {
     UserMoving,
     /// The user lives on another group (`current_version` carries its id); refresh the map.
     UserMoved,
+    /// A change-feed cursor older than the log keeps (`current_version` carries
+    /// the newest trimmed cursor): the reader must resync in full.
+    CursorTooOld,
 }
 
 impl ApplyError {
@@ -115,6 +118,7 @@ fn model_result<T>(r: Result<T, ModelError>) -> Result<Result<T, ApplyError>, St
         ModelError::QuotaExceeded { .. } => (K::QuotaExceeded, None),
         ModelError::UserMoving(_) => (K::UserMoving, None),
         ModelError::UserMoved { to, .. } => (K::UserMoved, Some(to)),
+        ModelError::CursorTooOld { trimmed_through, .. } => (K::CursorTooOld, Some(trimmed_through)),
         ModelError::Corrupt(_) | ModelError::Kv(_) => (K::Corrupt, None),
     };
     Ok(Err(ApplyError { kind, message, current_version }))

@@ -495,9 +495,12 @@ impl Tessera for ApiService {
         let owner = Self::owner_of(&request);
         let req = request.into_inner();
         let wait = std::time::Duration::from_millis(u64::from(req.wait_ms).min(self.max_change_wait_ms));
-        let page =
+        let page = if req.head_only {
+            feed::head(&self.dp, &user.user_id, owner.as_deref(), &req.device_id).await?
+        } else {
             feed::changes(&self.dp, &user.user_id, owner.as_deref(), req.after_cursor, req.limit, &req.device_id, wait)
-                .await?;
+                .await?
+        };
         Ok(Response::new(changes_to_wire(page)))
     }
 

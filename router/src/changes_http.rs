@@ -4,6 +4,8 @@
 //! `x-tessera-signature` over the path `/v1/changes`). The answer is JSON
 //! `{"events": [...], "next_cursor": N, "has_more": bool, "head_cursor": N}`; with
 //! nothing new it waits for the next change up to `wait_ms` (capped like `Changes`).
+//! A cursor older than the log keeps is 410 Gone ("cursor too old"): list the
+//! tree again and follow from the head, which `head_only=1` reads.
 //!
 //! `owner=USER` (or the `x-tessera-owner` header, as on the native API) reads USER's
 //! feed filtered to what USER shares with the caller (`crate::feed`); 403 when
@@ -46,6 +48,7 @@ fn error(e: RouterError) -> Response {
         RouterError::NotFound(_) => StatusCode::NOT_FOUND,
         RouterError::PermissionDenied(_) => StatusCode::FORBIDDEN,
         RouterError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        RouterError::CursorTooOld(_) => StatusCode::GONE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     json(status, serde_json::json!({ "error": e.to_string() }))
@@ -61,6 +64,7 @@ async fn changes(State(s): State<FeedState>, headers: HeaderMap, uri: Uri) -> Re
     let mut limit = 0u32;
     let mut wait_ms = 0u64;
     let mut device = String::new();
+    let mut head_only = false;
     let mut owner = headers.get(crate::sharing::OWNER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
         let bad = || error(RouterError::InvalidArgument(format!("{k} must be a number, not {v:?}")));
@@ -78,6 +82,7 @@ async fn changes(State(s): State<FeedState>, headers: HeaderMap, uri: Uri) -> Re
                 Err(_) => return bad(),
             },
             "device" => device = v.into_owned(),
+            "head_only" => head_only = matches!(v.as_ref(), "1" | "true"),
             "owner" => match &owner {
                 Some(o) if *o != v => {
                     return error(RouterError::InvalidArgument(
@@ -91,7 +96,12 @@ async fn changes(State(s): State<FeedState>, headers: HeaderMap, uri: Uri) -> Re
     }
     let wait = std::time::Duration::from_millis(wait_ms.min(s.max_wait_ms));
     let owner = owner.filter(|o| !o.is_empty());
-    match feed::changes(&s.dp, &user.user_id, owner.as_deref(), after, limit, &device, wait).await {
+    let page = if head_only {
+        feed::head(&s.dp, &user.user_id, owner.as_deref(), &device).await
+    } else {
+        feed::changes(&s.dp, &user.user_id, owner.as_deref(), after, limit, &device, wait).await
+    };
+    match page {
         Ok(page) => match serde_json::to_value(&page) {
             Ok(body) => json(StatusCode::OK, body),
             Err(e) => error(RouterError::Metadata(e.to_string())),

@@ -31,6 +31,9 @@ pub enum RouterError {
     TooLarge(String),
     #[error("data integrity: {0}")]
     Integrity(String),
+    /// A change-feed cursor older than the change log keeps: resync in full.
+    #[error("{0}")]
+    CursorTooOld(String),
     #[error("metadata: {0}")]
     Metadata(String),
     #[error("i/o: {0}")]
@@ -63,6 +66,7 @@ impl From<ApplyError> for RouterError {
             | ApplyErrorKind::ChunksMissing => RouterError::InvalidArgument(e.message),
             ApplyErrorKind::QuotaExceeded => RouterError::QuotaExceeded(e.message),
             ApplyErrorKind::UserMoving | ApplyErrorKind::UserMoved => RouterError::Unavailable(e.message),
+            ApplyErrorKind::CursorTooOld => RouterError::CursorTooOld(e.message),
         }
     }
 }
@@ -80,7 +84,8 @@ impl From<RouterError> for tonic::Status {
             RouterError::Unauthenticated(_) => Code::Unauthenticated,
             RouterError::Unavailable(_) => Code::Unavailable,
             RouterError::QuotaExceeded(_) => Code::ResourceExhausted,
-            RouterError::TooLarge(_) => Code::OutOfRange,
+            // The change feed's "cursor too old": before the range the log keeps.
+            RouterError::TooLarge(_) | RouterError::CursorTooOld(_) => Code::OutOfRange,
             RouterError::Integrity(_) => Code::DataLoss,
             RouterError::Metadata(_) | RouterError::Io(_) => Code::Internal,
         };

@@ -18,6 +18,22 @@ use crate::datapath::{now_ms, DataPath};
 use crate::error::RouterError;
 use crate::ops;
 
+/// Where the feed of `caller` (or of `owner`'s shared items) ends now: a page
+/// without events whose `next_cursor` is the head, for a client about to list
+/// the whole tree (also one whose cursor was too old).
+pub async fn head(
+    dp: &DataPath,
+    caller: &str,
+    owner: Option<&str>,
+    device_id: &str,
+) -> Result<ChangePage, RouterError> {
+    // Past every cursor: nothing to read, nothing trimmed past it.
+    let mut page = changes(dp, caller, owner, u64::MAX, 1, device_id, Duration::ZERO).await?;
+    page.next_cursor = page.head_cursor;
+    page.has_more = false;
+    Ok(page)
+}
+
 /// One page of the feed of `caller`, or of `owner`'s shared items when an owner other
 /// than the caller is named; waits up to `wait` when there is nothing to report.
 pub async fn changes(

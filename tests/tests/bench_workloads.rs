@@ -64,7 +64,8 @@ fn puts_over_a_fixed_set_of_names_make_versions() {
     let report: serde_json::Value = serde_json::from_str(cluster.tessera_ok(&args).unwrap().trim()).unwrap();
     assert_eq!((report["ops"].as_u64(), report["errors"].as_u64()), (Some(12), Some(0)), "{report}");
 
-    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&cluster.tessera_ok(args).unwrap()).unwrap() };
+    let json =
+        |args: &[&str]| -> serde_json::Value { serde_json::from_str(&cluster.tessera_ok(args).unwrap()).unwrap() };
     let runs = json(&["--json", "ls", "/bench"]);
     let run = runs[0]["path"].as_str().expect("the run's folder").to_owned();
     let files = json(&["--json", "ls", &run]);

@@ -5,7 +5,8 @@
 //! removes it; every acknowledged file reads back through routers that were
 //! never restarted. A move also survives kill -9 of its mover and the routers
 //! (a restarted router rolls it back) and of the source's or the target's Raft
-//! leader.
+//! leader. Sync clients converge across moves, also after their change-feed
+//! cursor fell past the change log's retention.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -382,4 +383,63 @@ fn sync_clients_converge_across_moves_without_downloading_again() {
         let quiet = sync_pass(&env, &phone, "phone");
         assert_eq!((quiet["events"].as_u64(), quiet["downloaded"].as_u64()), (Some(0), Some(0)), "{quiet}");
     }
+}
+
+#[test]
+fn a_device_past_the_change_log_retention_resyncs_without_downloading_again_even_after_a_move() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let env = cluster.env.clone();
+    let user = users_by_group(&env).values().flatten().next().expect("the default user").clone();
+    let (laptop, phone) = (work.path().join("laptop"), work.path().join("phone"));
+    std::fs::create_dir_all(laptop.join("docs")).unwrap();
+    std::fs::create_dir_all(&phone).unwrap();
+    let mut rng = TestRng::new(29);
+    for i in 0..12 {
+        std::fs::write(laptop.join(format!("docs/f{i}.bin")), rng.bytes(20_000)).unwrap();
+    }
+    assert_eq!(sync_pass(&env, &laptop, "laptop")["uploaded"], 12);
+    assert_eq!(sync_pass(&env, &phone, "phone")["downloaded"], 12);
+
+    // The phone is away while the laptop edits one file, deletes one and adds one.
+    std::fs::write(laptop.join("docs/f2.bin"), rng.bytes(9_000)).unwrap();
+    std::fs::remove_file(laptop.join("docs/f5.bin")).unwrap();
+    std::fs::write(laptop.join("docs/added.bin"), rng.bytes(3_000)).unwrap();
+    let up = sync_pass(&env, &laptop, "laptop");
+    assert_eq!((up["uploaded"].as_u64(), up["deleted_remote"].as_u64()), (Some(2), Some(1)), "{up}");
+
+    // GC trims every event committed before now.
+    std::thread::sleep(Duration::from_millis(20));
+    let gc = ok_json(&env, &["admin", "gc", "run", "--change-log-retention", "0s"]);
+    assert!(gc["change_events_trimmed"].as_u64().unwrap() >= 12 + 3, "{gc}");
+    let too_old = |what: &str| {
+        let out = tessera_with(&env, &["changes", "--after", "1"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success() && stderr.contains("cursor too old"), "{what}: {stderr}");
+    };
+    too_old("on its group");
+    // The move carries the trimmed-through cursor: the new group refuses the
+    // old cursor too instead of answering with a gap.
+    let to = if group_of(&env, &user) == 1 { 2 } else { 1 };
+    ok_json(&env, &["admin", "user", "move", &user, "--to", &to.to_string()]);
+    assert_eq!(group_of(&env, &user), to);
+    too_old("after the move");
+
+    // The phone's cursor is too old: it compares the whole tree and fetches
+    // only what changed.
+    let down = sync_pass(&env, &phone, "phone");
+    assert_eq!(down["full_resync"], true, "{down}");
+    assert_eq!(
+        (down["downloaded"].as_u64(), down["deleted_local"].as_u64(), down["uploaded"].as_u64()),
+        (Some(2), Some(1), Some(0)),
+        "only what changed comes down: {down}"
+    );
+    assert_eq!(tree(&laptop), tree(&phone));
+    // It follows from the head again: a change after the resync arrives as an event.
+    std::fs::write(laptop.join("docs/later.bin"), rng.bytes(1_000)).unwrap();
+    assert_eq!(sync_pass(&env, &laptop, "laptop")["uploaded"], 1);
+    let next = sync_pass(&env, &phone, "phone");
+    assert_eq!((next["full_resync"].as_bool(), next["downloaded"].as_u64()), (Some(false), Some(1)), "{next}");
+    assert!(next["events"].as_u64().unwrap() >= 1, "{next}");
+    assert_eq!(tree(&laptop), tree(&phone));
 }

@@ -383,6 +383,7 @@ pub async fn changes(
         limit,
         wait_ms: wait_secs.saturating_mul(1000),
         device_id: device.to_owned(),
+        head_only: false,
     };
     let mut raw = connect().await?.raw();
     if !follow {

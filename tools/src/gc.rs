@@ -36,6 +36,10 @@ pub struct GcRunArgs {
     /// Purge files and folders deleted longer ago than this (e.g. 30d), or `never`.
     #[arg(long, default_value = "30d", value_parser = parse_retention)]
     pub trash_retention: Retention,
+    /// Trim change-feed events older than this (e.g. 90d), or `never`; a sync
+    /// client whose cursor is older resyncs in full.
+    #[arg(long, default_value = "90d", value_parser = parse_retention)]
+    pub change_log_retention: Retention,
     /// Fragments per listing page and conditional delete, and chunk references
     /// per page of the mark (the sweep's position is recorded after each page).
     #[arg(long, default_value_t = 1000)]
@@ -92,8 +96,9 @@ pub async fn run(meta: MetaClient, command: GcCommand, json: bool) -> anyhow::Re
                     println!("last pass by {}: {state}", r.by);
                     println!("{}", summary(&r));
                     println!(
-                        "sessions expired {}, chunks dereferenced since the pass before {}",
-                        r.sessions_expired, r.chunks_dereferenced
+                        "sessions expired {}, deleted entries purged {}, change-log events trimmed {}, \
+                         chunks dereferenced since the pass before {}",
+                        r.sessions_expired, r.trash_entries_purged, r.change_events_trimmed, r.chunks_dereferenced
                     );
                     for e in &r.errors {
                         println!("error: {e}");
@@ -110,6 +115,7 @@ pub async fn run(meta: MetaClient, command: GcCommand, json: bool) -> anyhow::Re
                 by: "tessera admin".into(),
                 page: args.page,
                 trash_retention: args.trash_retention.0,
+                change_log_retention: args.change_log_retention.0,
             };
             let terminal = std::io::stderr().is_terminal();
             let mut last_line = Instant::now();

@@ -82,7 +82,7 @@ fn every_kept_content(rt: &tokio::runtime::Runtime, c: &TesseraClient) -> BTreeS
     let mut paths = BTreeSet::new();
     let mut after = 0;
     loop {
-        let req = pb::ChangesRequest { after_cursor: after, limit: 1000, wait_ms: 0, device_id: String::new() };
+        let req = pb::ChangesRequest { after_cursor: after, limit: 1000, ..Default::default() };
         let page = rt.block_on(c.raw().changes(req)).unwrap().into_inner();
         for e in &page.events {
             paths.insert(e.path.clone());

@@ -173,6 +173,9 @@ pub struct GcRecord {
     /// Deleted files and folders purged because their deletion passed the trash retention.
     #[serde(default)]
     pub trash_entries_purged: u64,
+    /// Change-log events dropped because they passed the change-log retention.
+    #[serde(default)]
+    pub change_events_trimmed: u64,
     pub nodes_total: u64,
     pub nodes_swept: u64,
     pub fragments_examined: u64,

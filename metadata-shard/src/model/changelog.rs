@@ -4,6 +4,11 @@
 //!
 //! Not logged: upload-session bookkeeping, purges of already-deleted entries and
 //! zero-ref log trimming — none of them changes what a client sees.
+//!
+//! The log does not grow for ever: GC trims events older than a retention
+//! ([`trim_older_than`]) and records per user the newest cursor trimmed. A read
+//! from before it fails with [`ModelError::CursorTooOld`] (never a silent gap):
+//! the client lists the tree again and follows from the head.
 
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +101,66 @@ pub fn head_cursor(kv: &dyn KvRead, user: &str) -> Result<u64, ModelError> {
     get_u64(kv, &keys::change_head(user), "change head")
 }
 
+/// Cursor of the newest event trimmed from the user's log (0 = none): readers
+/// must be at or past it.
+pub fn trimmed_through(kv: &dyn KvRead, user: &str) -> Result<u64, ModelError> {
+    get_u64(kv, &keys::change_floor(user), "change floor")
+}
+
+/// What one `TrimChangeLog` command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeLogTrimPage {
+    pub scanned: u64,
+    pub removed: u64,
+    /// Where the next command starts; `None` when every user's log was walked.
+    pub next: Option<Vec<u8>>,
+}
+
+/// Removes events older than `before_ms` from the logs of this shard's users,
+/// looking at up to `limit` events from `from` (the first user's log when
+/// `None`). A user's log is trimmed from its oldest event up to the first one
+/// that is young enough; the rest of that log is skipped. Users moving in or
+/// out are left alone (their log travels as it is).
+pub(crate) fn trim_older_than(
+    kv: &mut dyn KvWrite,
+    from: Option<&[u8]>,
+    before_ms: i64,
+    limit: usize,
+) -> Result<ChangeLogTrimPage, ModelError> {
+    let (first, end) = keys::all_changes();
+    let mut start = from.map(<[u8]>::to_vec).unwrap_or(first);
+    let mut page = ChangeLogTrimPage { scanned: 0, removed: 0, next: None };
+    let limit = limit.max(1) as u64;
+    'walk: while page.scanned < limit {
+        let rows = kv.scan(&start, &end, (limit - page.scanned).min(256) as usize)?;
+        if rows.is_empty() {
+            return Ok(page);
+        }
+        for (key, value) in rows {
+            page.scanned += 1;
+            let (user, cursor) =
+                keys::parse_change(&key).ok_or_else(|| ModelError::Corrupt("change-log key".into()))?;
+            let user = user.to_owned();
+            let event: ChangeEvent = decode(&value, "change event")?;
+            let in_transit = match super::user_move::check_write(&*kv, &user) {
+                Ok(()) => false,
+                Err(ModelError::UserMoving(_) | ModelError::UserMoved { .. }) => true,
+                Err(e) => return Err(e),
+            };
+            if in_transit || event.at_ms >= before_ms {
+                start = keys::changes_end(&user);
+                continue 'walk;
+            }
+            kv.delete(&key);
+            kv.put(&keys::change_floor(&user), &encode_u64(cursor));
+            page.removed += 1;
+            start = keys::key_successor(&key);
+        }
+    }
+    page.next = Some(start);
+    Ok(page)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangePage {
     pub events: Vec<ChangeEvent>,
@@ -136,6 +201,10 @@ pub(crate) fn read_where(
 ) -> Result<ChangePage, ModelError> {
     if limit == 0 {
         return Err(ModelError::InvalidArgument("limit must be positive".into()));
+    }
+    let floor = trimmed_through(kv, user)?;
+    if after_cursor < floor {
+        return Err(ModelError::CursorTooOld { after: after_cursor, trimmed_through: floor });
     }
     let head = head_cursor(kv, user)?;
     let mut events = Vec::new();

@@ -162,6 +162,14 @@ pub enum ShardCommand {
     TrimZeroRefLog {
         through_cursor: u64,
     },
+    /// Removes change-log events older than `before_ms`, looking at up to
+    /// `limit` events from the key `from` (GC's change-log retention, a page at
+    /// a time).
+    TrimChangeLog {
+        from: Option<Vec<u8>>,
+        before_ms: i64,
+        limit: usize,
+    },
     /// A top-level folder that must not exist yet, with default bucket settings.
     CreateBucket {
         user_id: String,
@@ -287,6 +295,7 @@ pub enum ShardResponse {
         more: bool,
     },
     TrashPurged(super::trash::TrashPage),
+    ChangeLogTrimmed(super::changelog::ChangeLogTrimPage),
     BucketCreated(Entry),
     BucketConfig(BucketConfig),
     MultipartCreated(MultipartUpload),
@@ -426,6 +435,12 @@ fn dispatch(tx: &mut Tx<'_>, cmd: &ShardCommand) -> Result<ShardResponse, ModelE
             tx,
             after.as_deref(),
             *deleted_before_ms,
+            (*limit).clamp(1, 10_000),
+        )?),
+        C::TrimChangeLog { from, before_ms, limit } => R::ChangeLogTrimmed(super::changelog::trim_older_than(
+            tx.kv,
+            from.as_deref(),
+            *before_ms,
             (*limit).clamp(1, 10_000),
         )?),
         C::TrimZeroRefLog { through_cursor } => {

@@ -41,6 +41,12 @@ pub enum ModelError {
     /// The user lives on another shard group now.
     #[error("user {user} lives on shard group {to} now")]
     UserMoved { user: String, to: u64 },
+    /// A change-feed read from before the events the log still keeps.
+    #[error(
+        "cursor too old: cursor {after} is before the change log's retention (events through \
+         {trimmed_through} were trimmed); do a full resync: list the tree again and follow from the head"
+    )]
+    CursorTooOld { after: u64, trimmed_through: u64 },
     #[error(transparent)]
     Kv(#[from] KvError),
 }

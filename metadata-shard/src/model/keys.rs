@@ -19,6 +19,7 @@
 //! | `K` | `K` owner NUL path NUL token (32)           | empty (links by path)         |
 //! | `G` | `G` user NUL cursor BE                      | `ChangeEvent`                 |
 //! | `Q` | `Q` user                                    | last change cursor (u64 BE)   |
+//! | `J` | `J` user                                    | last trimmed change cursor (u64 BE) |
 //! | `B` | `B` user NUL bucket path                    | `BucketConfig`                |
 //! | `U` | `U` upload id (16)                          | `MultipartUpload`             |
 //! | `P` | `P` upload id (16) part number BE32         | `PartRecord`                  |
@@ -45,6 +46,7 @@ const LINK: u8 = b'L';
 const LINK_BY_PATH: u8 = b'K';
 const CHANGE: u8 = b'G';
 const CHANGE_HEAD: u8 = b'Q';
+const CHANGE_FLOOR: u8 = b'J';
 const BUCKET: u8 = b'B';
 const MULTIPART: u8 = b'U';
 const MULTIPART_PART: u8 = b'P';
@@ -157,7 +159,7 @@ pub fn user_key_ranges(user: &str) -> Vec<(Vec<u8>, Vec<u8>, RangeOwner)> {
         let end = prefix_end(&start);
         ranges.push((start, end, RangeOwner::User));
     }
-    for tag in [USAGE, QUOTA, CHANGE_HEAD] {
+    for tag in [USAGE, QUOTA, CHANGE_HEAD, CHANGE_FLOOR] {
         let key = tagged(tag, &[user.as_bytes()]);
         let end = key_successor(&key);
         ranges.push((key, end, RangeOwner::User));
@@ -203,6 +205,7 @@ pub fn is_user_record(key: &[u8]) -> bool {
                 | LINK_BY_PATH
                 | CHANGE
                 | CHANGE_HEAD
+                | CHANGE_FLOOR
                 | MULTIPART
                 | MULTIPART_PART
                 | MULTIPART_BY_PATH
@@ -407,6 +410,29 @@ pub fn changes_from(user: &str, first: u64) -> (Vec<u8>, Vec<u8>) {
 
 pub fn change_head(user: &str) -> Vec<u8> {
     tagged(CHANGE_HEAD, &[user.as_bytes()])
+}
+
+/// The cursor of the newest event trimmed from a user's change log.
+pub fn change_floor(user: &str) -> Vec<u8> {
+    tagged(CHANGE_FLOOR, &[user.as_bytes()])
+}
+
+/// Every user's change log, from the first event of the first user.
+pub fn all_changes() -> (Vec<u8>, Vec<u8>) {
+    (vec![CHANGE], prefix_end(&[CHANGE]))
+}
+
+/// The user and cursor of a change-log key (`'G' ++ user ++ 0 ++ cursor BE`).
+pub fn parse_change(key: &[u8]) -> Option<(&str, u64)> {
+    let rest = key.strip_prefix(&[CHANGE])?;
+    let (user, cursor) = rest.split_at(rest.len().checked_sub(9)?);
+    let cursor = cursor.strip_prefix(&[0])?;
+    Some((std::str::from_utf8(user).ok()?, u64::from_be_bytes(cursor.try_into().ok()?)))
+}
+
+/// The first key after all of `user`'s change log.
+pub fn changes_end(user: &str) -> Vec<u8> {
+    prefix_end(&user_scope(CHANGE, user))
 }
 
 #[cfg(test)]

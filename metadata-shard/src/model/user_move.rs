@@ -117,6 +117,7 @@ pub fn command_user(cmd: &ShardCommand) -> Option<&str> {
         C::ExpireSessions { .. }
         | C::PurgeExpiredTrash { .. }
         | C::TrimZeroRefLog { .. }
+        | C::TrimChangeLog { .. }
         | C::MoveChunkTiers { .. }
         | C::TrackUser { .. }
         | C::FenceUser { .. }

@@ -12,7 +12,6 @@ use tessera_meta::cluster::GcRecord;
 
 use crate::datapath::{now_ms, DataPath};
 use crate::gc::background::GcConfig;
-use crate::gc::GcOptions;
 use crate::repair::background::RepairConfig;
 use crate::repair::{Mode, RepairOptions, RepairProgress};
 
@@ -192,14 +191,7 @@ impl Jobs {
 async fn run(dp: Arc<DataPath>, state: Arc<Mutex<JobState>>, bg: Background, kind: JobKind) {
     let outcome = match kind {
         JobKind::Gc => {
-            let options = GcOptions {
-                grace: Duration::from_secs(bg.gc.grace_secs.max(crate::gc::MIN_GRACE.as_secs())),
-                max_deletes_per_sec: bg.gc.max_deletes_per_sec,
-                by: bg.by.clone(),
-                trash_retention: (bg.gc.trash_retention_secs > 0)
-                    .then(|| Duration::from_secs(bg.gc.trash_retention_secs)),
-                ..Default::default()
-            };
+            let options = bg.gc.options(bg.by.clone());
             crate::gc::run(&dp, &options, |r| set_progress(&state, gc_summary(r)))
                 .await
                 .map(|r| gc_summary(&r))

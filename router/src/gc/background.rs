@@ -28,6 +28,9 @@ pub struct GcConfig {
     /// Deleted files and folders are purged this long after their deletion (0 = kept
     /// until purged by hand).
     pub trash_retention_secs: u64,
+    /// Change-feed events are kept this long (0 = for ever); a sync client
+    /// whose cursor is older resyncs in full.
+    pub change_log_retention_secs: u64,
 }
 
 impl Default for GcConfig {
@@ -37,6 +40,22 @@ impl Default for GcConfig {
             grace_secs: super::DEFAULT_GRACE.as_secs(),
             max_deletes_per_sec: 2000,
             trash_retention_secs: super::DEFAULT_TRASH_RETENTION.as_secs(),
+            change_log_retention_secs: super::DEFAULT_CHANGE_LOG_RETENTION.as_secs(),
+        }
+    }
+}
+
+impl GcConfig {
+    /// The options of a pass this configuration runs, recorded as run `by`.
+    pub fn options(&self, by: String) -> GcOptions {
+        let retention = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        GcOptions {
+            grace: Duration::from_secs(self.grace_secs.max(super::MIN_GRACE.as_secs())),
+            max_deletes_per_sec: self.max_deletes_per_sec,
+            by,
+            trash_retention: retention(self.trash_retention_secs),
+            change_log_retention: retention(self.change_log_retention_secs),
+            ..Default::default()
         }
     }
 }
@@ -101,13 +120,7 @@ pub fn spawn(
         return None;
     }
     let every = Duration::from_secs(config.interval_secs);
-    let options = GcOptions {
-        grace: Duration::from_secs(config.grace_secs),
-        max_deletes_per_sec: config.max_deletes_per_sec,
-        by,
-        trash_retention: (config.trash_retention_secs > 0).then(|| Duration::from_secs(config.trash_retention_secs)),
-        ..Default::default()
-    };
+    let options = config.options(by);
     Some(tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;

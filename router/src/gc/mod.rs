@@ -3,9 +3,10 @@
 //! A pass is a mark-and-sweep over the whole cluster, run in the background (a
 //! router's `[gc]` job or `tessera admin gc run`), never on a request's path:
 //!
-//! 1. **expire**: every shard drops upload sessions past their expiry and purges
+//! 1. **expire**: every shard drops upload sessions past their expiry, purges
 //!    files and folders deleted longer ago than the trash retention (their
-//!    references go with them);
+//!    references go with them) and trims change-log events older than the
+//!    change-log retention;
 //! 2. **mark**: every shard lists the chunks it references (`ListChunks`, a
 //!    linearizable read, paged); the union is the mark set. If any shard cannot
 //!    be read the pass stops: an incomplete mark could delete a needed chunk;
@@ -44,6 +45,9 @@ use crate::error::RouterError;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
 /// Deleted files stay restorable this long by default (then GC purges them).
 pub const DEFAULT_TRASH_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Change-feed events are kept this long by default: a device offline for
+/// longer resyncs in full (comparing hashes, so unchanged files stay put).
+pub const DEFAULT_CHANGE_LOG_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// The smallest grace accepted: it must cover an upload's commit after its last touch.
 pub const MIN_GRACE: Duration = Duration::from_secs(3);
 const MAX_ERRORS: usize = 20;
@@ -63,6 +67,8 @@ pub struct GcOptions {
     /// Deleted files and folders older than this are purged for good (`None`: the
     /// trash is kept until purged by hand).
     pub trash_retention: Option<Duration>,
+    /// Change-log events older than this are trimmed (`None`: kept for ever).
+    pub change_log_retention: Option<Duration>,
 }
 
 impl Default for GcOptions {
@@ -74,6 +80,7 @@ impl Default for GcOptions {
             resume: true,
             by: "cli".into(),
             trash_retention: Some(DEFAULT_TRASH_RETENTION),
+            change_log_retention: Some(DEFAULT_CHANGE_LOG_RETENTION),
         }
     }
 }
@@ -148,6 +155,25 @@ async fn empty_trash(dp: &DataPath, group: u64, retention: Duration) -> Result<u
             (other, _) => {
                 return Err(RouterError::Metadata(format!("unexpected answer to PurgeExpiredTrash: {other:?}")))
             }
+        }
+    }
+}
+
+/// Trims a shard's change logs of events older than `retention`, a page of
+/// events per command; returns the events removed.
+async fn trim_change_log(dp: &DataPath, group: u64, retention: Duration) -> Result<u64, RouterError> {
+    let before_ms = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let (mut from, mut removed) = (None, 0);
+    loop {
+        match shard_command(dp, group, ShardCommand::TrimChangeLog { from, before_ms, limit: 1000 }).await? {
+            ShardResponse::ChangeLogTrimmed(page) => {
+                removed += page.removed;
+                match page.next {
+                    Some(next) => from = Some(next),
+                    None => return Ok(removed),
+                }
+            }
+            other => return Err(RouterError::Metadata(format!("unexpected answer to TrimChangeLog: {other:?}"))),
         }
     }
 }
@@ -263,6 +289,9 @@ pub async fn run(
         record.sessions_expired += expire_sessions(dp, shard.group_id).await?;
         if let Some(retention) = options.trash_retention {
             record.trash_entries_purged += empty_trash(dp, shard.group_id, retention).await?;
+        }
+        if let Some(retention) = options.change_log_retention {
+            record.change_events_trimmed += trim_change_log(dp, shard.group_id, retention).await?;
         }
         let (head, count) = zero_ref_head(dp, shard.group_id).await?;
         record.chunks_dereferenced += count;

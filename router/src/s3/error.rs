@@ -20,6 +20,8 @@ pub fn to_s3(e: RouterError) -> S3Error {
         RouterError::QuotaExceeded(_) => S3ErrorCode::Custom("QuotaExceeded".into()),
         RouterError::TooLarge(_) => S3ErrorCode::EntityTooLarge,
         RouterError::Integrity(_) | RouterError::Metadata(_) | RouterError::Io(_) => S3ErrorCode::InternalError,
+        // S3 has no change feed; nothing it calls can be too old.
+        RouterError::CursorTooOld(_) => S3ErrorCode::InvalidRequest,
     };
     if code == S3ErrorCode::InternalError || code == S3ErrorCode::ServiceUnavailable {
         tracing::warn!(error = %e, "S3 request failed");

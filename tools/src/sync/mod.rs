@@ -155,13 +155,21 @@ async fn watch_remote(remote: remote::Remote, cursor: Arc<AtomicU64>, tx: mpsc::
     let mut backoff = Duration::from_millis(200);
     loop {
         let after = cursor.load(Ordering::Acquire);
-        match remote.changes(after, 1, 30_000).await {
+        let news = match remote.changes(after, 1, 30_000).await {
             Ok(page) if page.events.is_empty() => {
                 backoff = Duration::from_millis(200);
                 // Only this device's own events (or nothing) committed: wait on.
                 cursor.fetch_max(page.next_cursor, Ordering::AcqRel);
+                continue;
             }
-            Ok(_) => {
+            Ok(_) => Ok(()),
+            // The events after the cursor were trimmed: the pass resyncs in full
+            // and moves the cursor to the head.
+            Err(s) if remote::cursor_too_old(&s) => Ok(()),
+            Err(s) => Err(s),
+        };
+        match news {
+            Ok(()) => {
                 backoff = Duration::from_millis(200);
                 if tx.send(Wake::Remote).await.is_err() {
                     return;

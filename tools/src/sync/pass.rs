@@ -4,7 +4,8 @@
 //! Remote changes come from the change feed after the saved cursor (the
 //! device's own events are left out by the router); the first pass of a folder
 //! lists the whole remote tree instead and starts following at the feed's
-//! head. Local changes come from a scan compared with the state database
+//! head, and so does a pass whose cursor is older than the log keeps (GC trims
+//! it after a retention). Local changes come from a scan compared with the state database
 //! (size and mtime; content hashes decide). Paths a pass could not settle are
 //! kept and tried again by the next one; the cursor moves only when a pass ran
 //! to its end, so no remote change is ever skipped.
@@ -18,7 +19,7 @@ use tonic::Status;
 
 use super::local::{self, LocalItem};
 use super::plan::Side;
-use super::remote::{unreachable, Remote, RemoteItem};
+use super::remote::{cursor_too_old, unreachable, Remote, RemoteItem};
 use super::state::{Changes, StateDb, Synced};
 use crate::resumable::ScannedFile;
 
@@ -47,6 +48,8 @@ pub struct PassReport {
     pub bytes_received: u64,
     pub resumed_downloads: u64,
     pub cursor: u64,
+    /// The saved cursor was older than the change log keeps: the whole tree was compared.
+    pub full_resync: bool,
     pub failed: Vec<String>,
 }
 
@@ -229,38 +232,30 @@ pub async fn run(folder: &SyncedFolder) -> Result<PassReport, PassError> {
 
 impl Pass<'_> {
     async fn run(&mut self) -> Result<u64, PassError> {
-        let remote = &self.folder.remote;
         let mut dirty: BTreeSet<String> = self.folder.db.pending()?;
         // Paths whose remote subtree is read whole (folders created, moved in or
         // retried).
         let mut to_list: BTreeSet<String> = dirty.clone();
         let relist_due = now_ms() - self.folder.db.listed_at_ms()? > FULL_COMPARE_EVERY_MS;
         let cursor = match self.folder.db.cursor()? {
-            None => {
-                let head = remote.changes(0, 1, 0).await?.head_cursor;
-                self.ensure_remote_root().await?;
-                self.list_everything(&mut dirty).await?;
-                head
-            }
-            Some(mut after) => {
-                let mut relist_all = false;
-                loop {
-                    let page = remote.changes(after, 1000, 0).await?;
-                    for event in &page.events {
-                        relist_all |= self.note_event(event, &mut dirty, &mut to_list).await?;
+            None => self.list_from_head(&mut dirty).await?,
+            Some(after) => match self.follow(after, &mut dirty, &mut to_list).await? {
+                Some((after, relist_all)) => {
+                    if relist_all || relist_due {
+                        self.list_everything(&mut dirty).await?;
+                    } else {
+                        self.list_subtrees(&to_list, &mut dirty).await?;
                     }
-                    after = page.next_cursor;
-                    if !page.has_more {
-                        break;
-                    }
+                    after
                 }
-                if relist_all || relist_due {
-                    self.list_everything(&mut dirty).await?;
-                } else {
-                    self.list_subtrees(&to_list, &mut dirty).await?;
+                None => {
+                    // The events after our cursor were trimmed: compare the whole
+                    // tree (content hashes decide, so unchanged files stay put).
+                    tracing::warn!(cursor = after, "change-feed cursor too old; resyncing the whole folder");
+                    self.report.full_resync = true;
+                    self.list_from_head(&mut dirty).await?
                 }
-                after
-            }
+            },
         };
         let root = self.folder.root.clone();
         let scanned = tokio::task::spawn_blocking(move || local::scan(&root)).await.map_err(anyhow::Error::from)??;
@@ -273,6 +268,41 @@ impl Pass<'_> {
         self.fetch_remote_states(&dirty).await?;
         self.settle(dirty).await?;
         Ok(cursor)
+    }
+
+    /// Reads the feed after `after` to its end, noting what changed; the new
+    /// cursor and whether the whole tree must be listed, or `None` when the
+    /// cursor is older than the log keeps.
+    async fn follow(
+        &mut self,
+        mut after: u64,
+        dirty: &mut BTreeSet<String>,
+        to_list: &mut BTreeSet<String>,
+    ) -> Result<Option<(u64, bool)>, PassError> {
+        let mut relist_all = false;
+        loop {
+            let page = match self.folder.remote.changes(after, 1000, 0).await {
+                Ok(page) => page,
+                Err(s) if cursor_too_old(&s) => return Ok(None),
+                Err(s) => return Err(s.into()),
+            };
+            for event in &page.events {
+                relist_all |= self.note_event(event, dirty, to_list).await?;
+            }
+            after = page.next_cursor;
+            if !page.has_more {
+                return Ok(Some((after, relist_all)));
+            }
+        }
+    }
+
+    /// Takes the feed's head, then lists the whole remote tree: every change
+    /// after the head comes in the next pass, none before it is missed.
+    async fn list_from_head(&mut self, dirty: &mut BTreeSet<String>) -> Result<u64, PassError> {
+        let head = self.folder.remote.head().await?;
+        self.ensure_remote_root().await?;
+        self.list_everything(dirty).await?;
+        Ok(head)
     }
 
     async fn ensure_remote_root(&mut self) -> Result<(), PassError> {

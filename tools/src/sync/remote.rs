@@ -146,8 +146,20 @@ impl Remote {
 
     /// One page of the change feed after `after` (own device's events left out).
     pub async fn changes(&self, after: u64, limit: u32, wait_ms: u32) -> Result<pb::ChangesResponse, Status> {
-        let req = pb::ChangesRequest { after_cursor: after, limit, wait_ms, device_id: self.device.clone() };
+        let req = pb::ChangesRequest {
+            after_cursor: after,
+            limit,
+            wait_ms,
+            device_id: self.device.clone(),
+            head_only: false,
+        };
         Ok(self.client.raw().changes(req).await?.into_inner())
+    }
+
+    /// The feed's head: where a client that lists the whole tree now starts following.
+    pub async fn head(&self) -> Result<u64, Status> {
+        let req = pb::ChangesRequest { device_id: self.device.clone(), head_only: true, ..Default::default() };
+        Ok(self.client.raw().changes(req).await?.into_inner().head_cursor)
     }
 
     pub async fn mkdir(&self, rel: &str) -> Result<(), Status> {
@@ -262,4 +274,10 @@ mod tests {
         assert_eq!(rel_path("/Team", "/Team"), None);
         assert_eq!(rel_path("/", "/"), None);
     }
+}
+
+/// Whether a change-feed read failed because its cursor is older than the log
+/// keeps (the events after it were trimmed): the client must resync in full.
+pub fn cursor_too_old(s: &Status) -> bool {
+    s.code() == Code::OutOfRange
 }

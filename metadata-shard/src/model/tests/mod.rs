@@ -1,6 +1,7 @@
 //! Tests of the data model through its public surface (`apply`, `query` and the typed
 //! query functions), on `MemKv`.
 
+mod changelog_tests;
 mod chunk_tier_tests;
 mod kv_tests;
 mod namespace_tests;
