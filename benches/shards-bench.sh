@@ -58,8 +58,9 @@ for g in json.load(sys.stdin)['groups']:
     "$bin/tessera" admin user move heavy --to "$other" 2>&1 | sed 's/^/    /'
     echo "writers alone (4 clients on the moving user):"
     "$bin/tessera" bench native --workload put --size 4KiB --concurrency 4 --duration "$duration" 2>&1 | tail -1 | sed 's/^/    /'
-    echo "writers while the user moves back and forth:"
-    "$bin/tessera" bench native --workload put --size 4KiB --concurrency 4 --duration "$duration" 2>&1 | tail -1 \
+    # Long enough to span both moves (each takes seconds for a user this large).
+    echo "writers while the user moves back and forth ($((duration * 4)) s):"
+    "$bin/tessera" bench native --workload put --size 4KiB --concurrency 4 --duration "$((duration * 4))" 2>&1 | tail -1 \
       | sed 's/^/    /' &
     bench=$!
     sleep 1

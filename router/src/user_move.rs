@@ -184,8 +184,9 @@ pub async fn move_user(
     // The decision: from here on the user lives on `to`.
     cluster_step(meta, ClusterCommand::CommitUserMove { user_id: user_id.to_owned(), move_id: record.move_id.clone() })
         .await?;
-    finish(meta, &record).await?;
+    hand_over(meta, &record).await?;
     done.fenced_ms = fenced.elapsed().as_millis() as u64;
+    clean_up(meta, &record).await?;
     done.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(done)
 }
@@ -326,11 +327,33 @@ fn batches(records: Vec<Record>) -> Vec<Vec<Record>> {
 /// After the commit: drop the source copy (before the target serves, so two
 /// groups never both serve the user), open the target, forget the move.
 async fn finish(meta: &MetaClient, m: &UserMove) -> Result<(), RouterError> {
+    hand_over(meta, m).await?;
+    clean_up(meta, m).await
+}
+
+/// After the commit: the source sends the user on (its first drop page leaves
+/// the `Gone` marker), then the target serves it. Writes wait only this long.
+async fn hand_over(meta: &MetaClient, m: &UserMove) -> Result<(), RouterError> {
     let (user_id, move_id) = (m.user_id.clone(), m.move_id.clone());
     let drop = ShardCommand::DropUser { user_id: user_id.clone(), move_id: move_id.clone(), to: m.to };
     shard_step(meta, m.from, drop).await?;
-    shard_step(meta, m.to, ShardCommand::ActivateUser { user_id: user_id.clone(), move_id: move_id.clone() }).await?;
+    shard_step(meta, m.to, ShardCommand::ActivateUser { user_id, move_id }).await?;
+    Ok(())
+}
+
+/// With the user served by the target: drops the rest of the source copy, a
+/// page per command, then closes the move record.
+async fn clean_up(meta: &MetaClient, m: &UserMove) -> Result<(), RouterError> {
+    let (user_id, move_id) = (m.user_id.clone(), m.move_id.clone());
+    let drop = ShardCommand::DropUser { user_id: user_id.clone(), move_id: move_id.clone(), to: m.to };
+    drop_all(meta, m.from, drop).await?;
     cluster_step(meta, ClusterCommand::FinishUserMove { user_id, move_id }).await
+}
+
+/// Repeats a paged drop (`DropUser`, `AbortImport`) until a page removes nothing.
+async fn drop_all(meta: &MetaClient, group: u64, cmd: ShardCommand) -> Result<(), RouterError> {
+    while shard_step(meta, group, cmd.clone()).await? > 0 {}
+    Ok(())
 }
 
 /// Gives up a move that has not committed: the decision first (refused if the
@@ -339,8 +362,11 @@ async fn roll_back(meta: &MetaClient, m: &UserMove) -> Result<(), RouterError> {
     let (user_id, move_id) = (m.user_id.clone(), m.move_id.clone());
     cluster_step(meta, ClusterCommand::AbortUserMove { user_id: user_id.clone(), move_id: move_id.clone() }).await?;
     let abort = ShardCommand::AbortImport { user_id: user_id.clone(), move_id: move_id.clone(), from: m.from };
-    shard_step(meta, m.to, abort).await?;
+    // The first page marks the target copy gone; the user works on at the
+    // source at once, and the rest of the copy goes afterwards.
+    shard_step(meta, m.to, abort.clone()).await?;
     shard_step(meta, m.from, ShardCommand::UnfenceUser { user_id: user_id.clone(), move_id: move_id.clone() }).await?;
+    drop_all(meta, m.to, abort).await?;
     cluster_step(meta, ClusterCommand::FinishUserMove { user_id, move_id }).await
 }
 

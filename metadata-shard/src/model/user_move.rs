@@ -268,8 +268,15 @@ fn put_fence(tx: &mut Tx<'_>, user: &str, fence: &UserFence) -> Result<(), Model
 }
 
 /// Deletes every record of the user here and releases the chunks they held.
-fn remove_records(tx: &mut Tx<'_>, user: &str) -> Result<u64, ModelError> {
-    let (records, _) = collect(&*tx.kv, user, None, usize::MAX)?;
+/// Records one `DropUser` or `AbortImport` command removes: the copy a move
+/// leaves behind goes in many small Raft entries, not one that grows with the
+/// user, and the first of them alone decides (it leaves the `Gone` marker).
+pub const DROP_PAGE_RECORDS: usize = 4096;
+
+/// Removes up to `limit` of the user's records here (releasing their chunk
+/// references); how many it removed (0: none were left).
+fn remove_records(tx: &mut Tx<'_>, user: &str, limit: usize) -> Result<u64, ModelError> {
+    let (records, _) = collect(&*tx.kv, user, None, limit)?;
     for (key, value, owner) in &records {
         tx.refs.release(&held_chunks(key, *owner, value)?);
         tx.kv.delete(key);
@@ -377,7 +384,7 @@ pub(crate) fn begin_import(tx: &mut Tx<'_>, user: &str, move_id: &str, next_entr
     let fence = fence_of(&*tx.kv, user)?;
     let cleared = match &fence {
         Some(UserFence::Incoming { move_id: m }) if m == move_id => 0,
-        Some(UserFence::Incoming { .. } | UserFence::Gone { .. }) => remove_records(tx, user)?,
+        Some(UserFence::Incoming { .. } | UserFence::Gone { .. }) => remove_records(tx, user, usize::MAX)?,
         None => {
             if !collect(&*tx.kv, user, None, 1)?.0.is_empty() {
                 return Err(ModelError::InvalidArgument(format!(
@@ -534,28 +541,31 @@ pub(crate) fn activate(tx: &mut Tx<'_>, user: &str, move_id: &str) -> Result<(),
     }
 }
 
-/// Source, after the cluster group committed the move: drops the user's
-/// records here (releasing their chunk references) and leaves a `Gone` marker.
+/// Source, after the cluster group committed the move: leaves a `Gone`
+/// marker (readers and writers are sent to `to`) and drops a page of the
+/// user's records; the mover repeats it until a page removes nothing.
 pub(crate) fn drop_user(tx: &mut Tx<'_>, user: &str, move_id: &str, to: u64) -> Result<u64, ModelError> {
     match fence_of(&*tx.kv, user)? {
-        Some(UserFence::Gone { move_id: m, .. }) if m == move_id => return Ok(0),
-        Some(UserFence::Outgoing { move_id: m }) if m == move_id => {}
+        Some(UserFence::Gone { move_id: m, .. }) if m == move_id => {}
+        Some(UserFence::Outgoing { move_id: m }) if m == move_id => {
+            stop_tracking(tx, user)?;
+            put_fence(tx, user, &UserFence::Gone { to, move_id: move_id.to_owned() })?;
+        }
         other => return Err(wrong_state(user, &other, "drop")),
     }
-    let removed = remove_records(tx, user)?;
-    stop_tracking(tx, user)?;
-    put_fence(tx, user, &UserFence::Gone { to, move_id: move_id.to_owned() })?;
-    Ok(removed)
+    remove_records(tx, user, DROP_PAGE_RECORDS)
 }
 
-/// Target, on rollback: drops the partial copy; the user lives on `from`.
+/// Target, on rollback: leaves a `Gone` marker pointing back at `from` and
+/// drops a page of the partial copy; repeated until a page removes nothing.
 pub(crate) fn abort_import(tx: &mut Tx<'_>, user: &str, move_id: &str, from: u64) -> Result<u64, ModelError> {
     match fence_of(&*tx.kv, user)? {
-        Some(UserFence::Incoming { move_id: m }) if m == move_id => {}
+        Some(UserFence::Incoming { move_id: m }) if m == move_id => {
+            put_fence(tx, user, &UserFence::Gone { to: from, move_id: move_id.to_owned() })?;
+        }
+        Some(UserFence::Gone { move_id: m, .. }) if m == move_id => {}
         Some(UserFence::Gone { .. }) | None => return Ok(0),
         other => return Err(wrong_state(user, &other, "abort the import of")),
     }
-    let removed = remove_records(tx, user)?;
-    put_fence(tx, user, &UserFence::Gone { to: from, move_id: move_id.to_owned() })?;
-    Ok(removed)
+    remove_records(tx, user, DROP_PAGE_RECORDS)
 }

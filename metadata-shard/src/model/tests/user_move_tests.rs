@@ -142,3 +142,77 @@ fn a_rolled_back_move_leaves_the_user_writing_on_the_source_with_no_log_left() {
     assert!(source.scan(&start, &end, 10).unwrap().is_empty(), "the written-key log is dropped");
     assert!(source.get(&keys::meta(keys::TRACKED_USERS)).unwrap().is_none());
 }
+
+/// Runs a paged drop command until a page removes nothing; the records each page removed.
+fn drop_pages(kv: &mut MemKv, cmd: ShardCommand) -> Vec<u64> {
+    let mut pages = Vec::new();
+    loop {
+        match run(kv, cmd.clone()) {
+            ShardResponse::UserMoveStep { records: 0 } => return pages,
+            ShardResponse::UserMoveStep { records } => pages.push(records),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_large_user_is_dropped_in_pages_and_the_first_page_alone_sends_requests_on() {
+    let (mut source, mut target) = (MemKv::default(), MemKv::default());
+    // 3,000 files: entries, versions and change events well past one page.
+    for i in 0..3_000 {
+        commit(&mut source, &format!("/f{i}"), &[chunk(i % 7)], i);
+    }
+    let total = footprint_user_records(&source);
+    assert!(total > 2 * user_move::DROP_PAGE_RECORDS as u64, "{total} records");
+    step(&mut source, ShardCommand::TrackUser { user_id: ALICE.into(), move_id: MOVE.into() });
+    bulk_copy(&mut source, &mut target, |_, _| {});
+    step(&mut source, ShardCommand::FenceUser { user_id: ALICE.into(), move_id: MOVE.into() });
+
+    // The first page: the source sends everyone on, though most records are still there.
+    let drop = ShardCommand::DropUser { user_id: ALICE.into(), move_id: MOVE.into(), to: 2 };
+    let first = run(&mut source, drop.clone());
+    assert_eq!(first, ShardResponse::UserMoveStep { records: user_move::DROP_PAGE_RECORDS as u64 });
+    let q = ShardQuery::Stat { user_id: ALICE.into(), path: "/f2999".into(), include_deleted: false };
+    assert!(matches!(query(&source, &q), Err(ModelError::UserMoved { to: 2, .. })), "sent on after one page");
+    let refused = try_run(&mut source, ShardCommand::CommitVersion(commit_cmd("/x", &[chunk(9)], 9, None, "d")));
+    assert!(matches!(refused, Err(ModelError::UserMoved { .. })), "{refused:?}");
+    assert!(footprint_user_records(&source) > 0, "the rest is still to drop");
+    step(&mut target, ShardCommand::ActivateUser { user_id: ALICE.into(), move_id: MOVE.into() });
+    assert!(query(&target, &q).is_ok(), "the target serves the user while the source drops");
+
+    // The rest, a page per command, until a page finds nothing.
+    let pages = drop_pages(&mut source, drop.clone());
+    assert!(pages.len() >= 2, "{pages:?}");
+    assert!(pages.iter().all(|n| *n <= user_move::DROP_PAGE_RECORDS as u64), "{pages:?}");
+    assert_eq!(pages.iter().sum::<u64>() + user_move::DROP_PAGE_RECORDS as u64, total);
+    assert_eq!(footprint_user_records(&source), 0);
+    for n in 0..7 {
+        assert_eq!(refcount(&source, n), 0, "chunk {n} released on the source");
+        assert!(refcount(&target, n) > 0, "chunk {n} held by the target");
+    }
+    // Run again (a recovering router), it changes nothing.
+    assert!(drop_pages(&mut source, drop).is_empty());
+}
+
+#[test]
+fn a_large_partial_copy_is_aborted_in_pages_and_the_source_writes_on_after_the_first() {
+    let (mut source, mut target) = (MemKv::default(), MemKv::default());
+    for i in 0..3_000 {
+        commit(&mut source, &format!("/f{i}"), &[chunk(i % 5)], i);
+    }
+    step(&mut source, ShardCommand::TrackUser { user_id: ALICE.into(), move_id: MOVE.into() });
+    bulk_copy(&mut source, &mut target, |_, _| {});
+    let abort = ShardCommand::AbortImport { user_id: ALICE.into(), move_id: MOVE.into(), from: 1 };
+    step(&mut target, abort.clone());
+    let q = ShardQuery::Stat { user_id: ALICE.into(), path: "/f1".into(), include_deleted: false };
+    assert!(matches!(query(&target, &q), Err(ModelError::UserMoved { to: 1, .. })), "the target sends readers back");
+    step(&mut source, ShardCommand::UnfenceUser { user_id: ALICE.into(), move_id: MOVE.into() });
+    commit(&mut source, "/after", &[chunk(6)], 6);
+    assert!(footprint_user_records(&target) > 0);
+    assert!(drop_pages(&mut target, abort).len() >= 1);
+    assert_eq!(footprint_user_records(&target), 0, "the partial copy is gone");
+    for n in 0..5 {
+        assert_eq!(refcount(&target, n), 0);
+    }
+    assert!(stat(&source, "/after").is_ok() && stat(&source, "/f2999").is_ok());
+}
