@@ -31,6 +31,12 @@ const EXPORT_PAGE: usize = 256;
 const IMPORT_BATCH_BYTES: usize = 1 << 20;
 /// How often a running move tells the cluster group it is alive.
 const TOUCH_EVERY: Duration = Duration::from_secs(5);
+/// Replay passes before the fence: each copies what the user wrote during the
+/// one before, so the backlog shrinks until a pass copies at most
+/// [`CATCH_UP_ENOUGH`] keys (or the passes run out under a write rate the copy
+/// cannot outpace; the fenced pass then takes the rest).
+const CATCH_UP_PASSES: usize = 8;
+const CATCH_UP_ENOUGH: usize = 64;
 /// A move not touched for this long is taken over by a router (see [`recover_stale`]).
 pub const STALE_AFTER: Duration = Duration::from_secs(60);
 
@@ -246,11 +252,20 @@ async fn copy(
             None => break,
         }
     }
-    // The user has worked on meanwhile: stop its writes and replay what they changed.
+    // The user has worked on meanwhile: catch up with what it wrote while it
+    // goes on writing, until little is left; then stop its writes and replay
+    // only that remainder, so the fence lasts as long as the last few writes
+    // take to copy, not the whole backlog.
+    let before = done.records;
+    let mut after = None;
+    for _ in 0..CATCH_UP_PASSES {
+        if replay_pass(meta, m, &mut after, done).await? <= CATCH_UP_ENOUGH {
+            break;
+        }
+    }
     let fenced = Instant::now();
     shard_step(meta, m.from, ShardCommand::FenceUser { user_id: user_id.clone(), move_id: move_id.clone() }).await?;
-    let before = done.records;
-    replay_written(meta, m, done).await?;
+    while replay_pass(meta, m, &mut after, done).await? > 0 {}
     done.replayed = done.records - before;
     progress(done);
     Ok(fenced)
@@ -273,37 +288,43 @@ async fn import(
     Ok(())
 }
 
-/// With the user fenced on the source: copies again every record written
-/// since tracking began (until a pass finds nothing new), and raises the
-/// target's file-id counter past every id the source handed out meanwhile.
-async fn replay_written(meta: &MetaClient, m: &UserMove, done: &mut MoveProgress) -> Result<(), RouterError> {
+/// One replay pass: copies again every record written since `after` in the
+/// source's written-key log (with its value now, or as deleted), moves
+/// `after` past them, and raises the target's file-id counter past every id
+/// the source handed out; returns how many keys it copied. Safe while the
+/// user still writes: a key written after its value was read is logged again
+/// and copied by a later pass (the last one runs fenced).
+async fn replay_pass(
+    meta: &MetaClient,
+    m: &UserMove,
+    after: &mut Option<u64>,
+    done: &mut MoveProgress,
+) -> Result<usize, RouterError> {
     const PAGE: usize = 1000;
-    let mut after = None;
-    loop {
-        let mut written: Vec<Record> = Vec::new();
-        let next_entry_id = loop {
-            let q = GroupQuery::Shard(ShardQuery::ExportWritten { user_id: m.user_id.clone(), after, limit: PAGE });
-            let page = match meta.query(m.from, &q).await? {
-                GroupAnswer::Shard(Ok(QueryResponse::Written(page))) => page,
-                GroupAnswer::Shard(Err(e)) => return Err(e.into()),
-                other => return Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
-            };
-            let Some(last) = page.last else { break page.next_entry_id };
-            after = Some(last);
-            written.extend(page.records);
+    let mut written: Vec<Record> = Vec::new();
+    let next_entry_id = loop {
+        let q = GroupQuery::Shard(ShardQuery::ExportWritten { user_id: m.user_id.clone(), after: *after, limit: PAGE });
+        let page = match meta.query(m.from, &q).await? {
+            GroupAnswer::Shard(Ok(QueryResponse::Written(page))) => page,
+            GroupAnswer::Shard(Err(e)) => return Err(e.into()),
+            other => return Err(RouterError::Metadata(format!("unexpected answer {other:?}"))),
         };
-        let begin = ShardCommand::BeginImport { user_id: m.user_id.clone(), move_id: m.move_id.clone(), next_entry_id };
-        shard_step(meta, m.to, begin).await?;
-        if written.is_empty() {
-            return Ok(());
-        }
-        // A key logged on two pages: its value now is the same on both; keep one.
-        let mut seen = std::collections::HashSet::new();
-        written.reverse();
-        written.retain(|(k, _)| seen.insert(k.clone()));
+        let Some(last) = page.last else { break page.next_entry_id };
+        *after = Some(last);
+        written.extend(page.records);
+    };
+    let begin = ShardCommand::BeginImport { user_id: m.user_id.clone(), move_id: m.move_id.clone(), next_entry_id };
+    shard_step(meta, m.to, begin).await?;
+    // A key logged on two pages: its value now is the same on both; keep one.
+    let mut seen = std::collections::HashSet::new();
+    written.reverse();
+    written.retain(|(k, _)| seen.insert(k.clone()));
+    let keys = written.len();
+    if keys > 0 {
         sort_for_import(&m.user_id, &mut written);
         import(meta, m, written, done).await?;
     }
+    Ok(keys)
 }
 
 /// Splits records into import commands of about [`IMPORT_BATCH_BYTES`].

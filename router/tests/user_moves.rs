@@ -1,21 +1,30 @@
 //! Moving users between shard groups on a real in-process cluster (one
 //! metadata node hosting the cluster group and two shard groups, six block
 //! nodes): everything a user has arrives, writes during the move wait and
-//! land, a move whose mover stopped is rolled back or finished, and GC keeps
-//! the chunks of moved users.
+//! land, a move whose mover stopped is rolled back or finished, GC keeps
+//! the chunks of moved users, and a history of reads and commits through two
+//! routers across three moves is linearizable.
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::TestCluster;
+use tessera_meta::client::MetaClient;
 use tessera_meta::cluster::{ClusterAnswer, ClusterCommand, ClusterQuery, MoveState, UserMove};
 use tessera_meta::command::{GroupAnswer, GroupCommand, GroupQuery, GroupResponse};
 use tessera_meta::model::user_move::UserFence;
-use tessera_meta::model::{FileRef, LinkPermission, Permission, QueryResponse, ShardCommand, ShardQuery};
-use tessera_router::datapath::now_ms;
+use tessera_meta::model::versions::{CommitVersion, ConflictPolicy};
+use tessera_meta::model::{
+    EntryKind, FileRef, LinkPermission, Permission, QueryResponse, ShardCommand, ShardQuery, ShardResponse,
+};
+use tessera_router::cluster_view::ClusterView;
+use tessera_router::datapath::{now_ms, DataPath, DataPathConfig};
+use tessera_router::error::RouterError;
 use tessera_router::{gc, links, ops, sharing, user_move};
+use tessera_tests::linearizability::{check_from, Event, Op};
+use tessera_tests::TestRng;
 
 /// A cluster with shard groups 1 and 2 and the given users.
 async fn two_groups(users: &[&str]) -> TestCluster {
@@ -371,4 +380,100 @@ async fn a_gc_mark_during_which_a_move_commits_gives_up_and_deletes_nothing() {
     for (user, path, bytes) in &files {
         assert_eq!(&c.get(user, path, None).await.unwrap(), bytes, "{user} {path}");
     }
+}
+
+/// A metadata-only commit of `path` for `user` (no chunks: the history is about versions).
+fn bare_commit(user: &str, path: &str, content: u64, base: Option<u64>, device: &str) -> ShardCommand {
+    let mut sha = [0u8; 32];
+    sha[..8].copy_from_slice(&content.to_le_bytes());
+    ShardCommand::CommitVersion(CommitVersion {
+        user_id: user.into(),
+        path: path.into(),
+        size: 0,
+        content_sha256: sha,
+        chunks: vec![],
+        device_id: device.into(),
+        created_by: user.into(),
+        base_version: base,
+        policy: ConflictPolicy::Reject,
+        now_ms: now_ms(),
+        meta: Default::default(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_history_through_two_routers_while_the_user_moves_back_and_forth_is_linearizable() {
+    let c = Arc::new(two_groups(&["dave"]).await);
+    // A second router with its own map and cache: it learns of each move only
+    // when a group sends it on.
+    let meta_addr = c.meta.as_ref().unwrap().addr.clone();
+    let other_view = ClusterView::load(Arc::new(MetaClient::new(vec![meta_addr]))).await.unwrap();
+    let other = DataPath::new(other_view, DataPathConfig::default()).unwrap();
+    let routers = [c.dp.clone(), other];
+    // Six files, so no file's history outgrows the checker (128 operations).
+    let keys = ["/a", "/b", "/c", "/d", "/e", "/f"];
+    for k in keys {
+        ops::command(&c.dp, "dave", bare_commit("dave", k, 0, None, "setup")).await.unwrap();
+    }
+
+    let epoch = Instant::now();
+    let history: Arc<Mutex<Vec<Event>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..4u64 {
+        let (routers, history) = (routers.clone(), history.clone());
+        workers.push(tokio::spawn(async move {
+            let mut rng = TestRng::new(w + 41);
+            let mut last_seen = [1u64; 6];
+            for i in 0..90u64 {
+                // Spread over the moves rather than racing ahead of them.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let (k, choice) = (rng.below(6) as usize, rng.below(3));
+                let dp = &routers[rng.below(2) as usize];
+                let invoked = epoch.elapsed().as_nanos();
+                let (op, done) = if choice == 0 {
+                    let entry =
+                        ops::stat(dp, "dave", keys[k]).await.unwrap_or_else(|e| panic!("read {}: {e}", keys[k]));
+                    let EntryKind::File(f) = &entry.kind else { panic!("{} is a file", keys[k]) };
+                    last_seen[k] = f.version;
+                    (Op::Read(f.version), true)
+                } else {
+                    let base = (choice == 2).then_some(last_seen[k]);
+                    let cmd = bare_commit("dave", keys[k], w * 1_000_000 + i, base, &format!("w{w}"));
+                    match ops::command(dp, "dave", cmd).await {
+                        Ok(ShardResponse::Committed(c)) => {
+                            last_seen[k] = c.version;
+                            (base.map_or(Op::Write(c.version), |b| Op::Cas { base: b, result: Some(c.version) }), true)
+                        }
+                        Ok(other) => panic!("unexpected answer {other:?}"),
+                        Err(RouterError::Conflict { current_version, .. }) if base.is_some() => {
+                            last_seen[k] = current_version.unwrap_or(last_seen[k]);
+                            (Op::Cas { base: base.unwrap_or(0), result: None }, true)
+                        }
+                        // Not acknowledged: it may or may not have taken effect.
+                        Err(_) => (Op::Unknown { base }, false),
+                    }
+                };
+                let completed = done.then(|| epoch.elapsed().as_nanos());
+                history.lock().unwrap().push(Event { key: keys[k].into(), invoked, completed, op });
+            }
+        }));
+    }
+    // Three moves while the workers run, copying a few records per page so
+    // that commits land during each copy and in the fence.
+    let slow = user_move::MoveOptions { page_records: 4, ..user_move::MoveOptions::by("test") };
+    let mut replayed = 0;
+    for _ in 0..3 {
+        let to = other_group(user_move::group_of(&c.dp.view.meta, "dave").await.unwrap());
+        let done = user_move::move_user(&c.dp.view.meta, "dave", to, &slow, |_| {}).await.unwrap();
+        replayed += done.replayed;
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let history = history.lock().unwrap().clone();
+    assert!(replayed > 0, "commits landed during the copies");
+    assert!(history.iter().any(|e| matches!(e.op, Op::Cas { result: Some(_), .. })));
+    assert!(history.iter().any(|e| matches!(e.op, Op::Read(_))));
+    eprintln!("{} operations, {replayed} records replayed", history.len());
+    check_from(&history, 1).unwrap();
 }
