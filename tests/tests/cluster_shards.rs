@@ -88,6 +88,11 @@ struct Writer {
 
 impl Writer {
     fn start(env: Env, dir: PathBuf) -> Self {
+        Self::start_paced(env, dir, Duration::ZERO)
+    }
+
+    /// A writer that rests `pause` between writes.
+    fn start_paced(env: Env, dir: PathBuf, pause: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (acked, failures) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
         std::fs::create_dir_all(&dir).unwrap();
@@ -104,6 +109,7 @@ impl Writer {
                         Ok(()) => acked.lock().unwrap().push((path, data)),
                         Err(e) => failures.lock().unwrap().push(format!("{path}: {e}")),
                     }
+                    std::thread::sleep(pause);
                 }
             })
         };
@@ -442,4 +448,127 @@ fn a_device_past_the_change_log_retention_resyncs_without_downloading_again_even
     assert_eq!((next["full_resync"].as_bool(), next["downloaded"].as_u64()), (Some(false), Some(1)), "{next}");
     assert!(next["events"].as_u64().unwrap() >= 1, "{next}");
     assert_eq!(tree(&laptop), tree(&phone));
+}
+
+/// Every event of the caller's feed from the start, with `tessera changes`.
+fn feed_events(env: &Env) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let page = ok_json(env, &["changes", "--after", &after.to_string(), "--limit", "1000"]);
+        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        after = page["next_cursor"].as_u64().unwrap();
+        if !page["has_more"].as_bool().unwrap() {
+            return events;
+        }
+    }
+}
+
+/// What a user has, as they see it: every file of `/own` with its versions.
+fn holdings(env: &Env) -> Vec<String> {
+    let mut out = listing(env, "/own");
+    for i in 0..3 {
+        out.push(ok_json(env, &["versions", &format!("/own/f{i}.bin")]).to_string());
+    }
+    out
+}
+
+#[test]
+fn twenty_users_move_while_two_writers_and_a_sync_client_work_and_nothing_is_lost_or_repeated() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::up(&work.path().join("c"), &[]).unwrap();
+    let env = cluster.env.clone();
+    let mut rng = TestRng::new(31);
+    // Twenty users with three files each, the first two files in two versions.
+    let mut users = Vec::new();
+    for u in 0..20 {
+        let name = format!("m{u}");
+        let uenv = user_env(&env, &name);
+        for i in 0..3 {
+            for _ in 0..if i < 2 { 2 } else { 1 } {
+                put(&uenv, work.path(), &format!("/own/f{i}.bin"), &rng.bytes(8_000)).unwrap();
+            }
+        }
+        users.push((name, uenv));
+    }
+    let before: Vec<(Vec<String>, Vec<Value>)> = users.iter().map(|(_, e)| (holdings(e), feed_events(e))).collect();
+
+    // Two writers (users m0 and m1) and a laptop syncing as m2, all the while.
+    let writers = [
+        Writer::start_paced(users[0].1.clone(), work.path().join("w0"), Duration::from_millis(100)),
+        Writer::start_paced(users[1].1.clone(), work.path().join("w1"), Duration::from_millis(100)),
+    ];
+    let (laptop, phone) = (work.path().join("laptop"), work.path().join("phone"));
+    std::fs::create_dir_all(&laptop).unwrap();
+    std::fs::create_dir_all(&phone).unwrap();
+    let sync_env = users[2].1.clone();
+    assert_eq!(sync_pass(&sync_env, &laptop, "laptop")["downloaded"], 3, "the laptop starts with m2's files");
+    assert_eq!(sync_pass(&sync_env, &phone, "phone")["downloaded"], 3);
+    let stop = Arc::new(AtomicBool::new(false));
+    let laptop_thread = {
+        let (stop, env, laptop) = (stop.clone(), sync_env.clone(), laptop.clone());
+        std::thread::spawn(move || {
+            let (mut rng, mut made) = (TestRng::new(37), 0u64);
+            while !stop.load(Ordering::Relaxed) || made < 5 {
+                std::fs::write(laptop.join(format!("note{made}.txt")), rng.bytes(2_000)).unwrap();
+                made += 1;
+                let out = tessera_with(&env, &["sync", &laptop.display().to_string(), "--device", "laptop", "--once"]);
+                assert!(out.status.success(), "laptop pass: {}", String::from_utf8_lossy(&out.stderr));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            made
+        })
+    };
+    writers[0].wait_for(2);
+
+    // Every user moves to the other group, one after the other.
+    let moving = std::time::Instant::now();
+    let start_groups = users_by_group(&env);
+    let mut expected = HashMap::new();
+    for (name, _) in &users {
+        let from = *start_groups.iter().find(|(_, us)| us.contains(name)).expect("every user lives somewhere").0;
+        let to = if from == 1 { 2 } else { 1 };
+        let report = ok_json(&env, &["admin", "user", "move", name, "--to", &to.to_string()]);
+        assert_eq!((report["from"].as_u64(), report["to"].as_u64()), (Some(from), Some(to)), "{report}");
+        eprintln!(
+            "{name}: {} records in {} ms, writes waited {} ms",
+            report["records"], report["elapsed_ms"], report["fenced_ms"]
+        );
+        expected.insert(name.clone(), to);
+    }
+    let end_groups = users_by_group(&env);
+    for (name, to) in &expected {
+        assert!(end_groups[to].contains(name), "{name} lives on group {to}: {end_groups:?}");
+    }
+    eprintln!("20 moves in {:?}", moving.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    let made = laptop_thread.join().unwrap();
+    let mut acked_total = 0;
+    for (w, writer) in writers.into_iter().enumerate() {
+        let (acked, failures) = writer.finish();
+        assert!(failures.is_empty(), "writer {w}: writes failed during the moves: {failures:?}");
+        read_back(&users[w].1, work.path(), &acked).unwrap_or_else(|e| panic!("writer {w}: {e}"));
+        acked_total += acked.len();
+    }
+    eprintln!("{acked_total} writes and {made} synced notes acknowledged during the moves");
+
+    // Quiet users: the same files, versions and change feed as before.
+    for (u, (name, uenv)) in users.iter().enumerate().skip(3) {
+        assert_eq!(holdings(uenv), before[u].0, "{name}: listing or versions changed");
+        assert_eq!(feed_events(uenv), before[u].1, "{name}: change feed changed");
+    }
+    // Busy users: the feed is the one before plus the new events, every cursor once, in order.
+    for (u, (name, uenv)) in users.iter().enumerate().take(3) {
+        assert_eq!(holdings(uenv), before[u].0, "{name}: its first files changed");
+        let events = feed_events(uenv);
+        assert_eq!(events[..before[u].1.len()], before[u].1[..], "{name}: the old events");
+        let cursors: Vec<u64> = events.iter().map(|e| e["cursor"].as_u64().unwrap()).collect();
+        assert_eq!(cursors, (1..=cursors.len() as u64).collect::<Vec<_>>(), "{name}: a gap or a repeat");
+    }
+    // The phone catches up from its cursor: only the laptop's notes come down.
+    let down = sync_pass(&sync_env, &phone, "phone");
+    assert_eq!((down["downloaded"].as_u64(), down["full_resync"].as_bool()), (Some(made), Some(false)), "{down}");
+    assert_eq!(sync_pass(&sync_env, &laptop, "laptop")["events"], 0);
+    assert_eq!(tree(&laptop), tree(&phone));
+    assert_eq!(moves_in_progress(&env), Vec::<Value>::new(), "no move left behind");
 }

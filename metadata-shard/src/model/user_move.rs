@@ -270,7 +270,8 @@ fn put_fence(tx: &mut Tx<'_>, user: &str, fence: &UserFence) -> Result<(), Model
 /// Deletes every record of the user here and releases the chunks they held.
 /// Records one `DropUser` or `AbortImport` command removes: the copy a move
 /// leaves behind goes in many small Raft entries, not one that grows with the
-/// user, and the first of them alone decides (it leaves the `Gone` marker).
+/// user. The first command of a drop only leaves the `Gone` marker, so the
+/// hand-over that writes wait for stays short.
 pub const DROP_PAGE_RECORDS: usize = 4096;
 
 /// Removes up to `limit` of the user's records here (releasing their chunk
@@ -541,27 +542,31 @@ pub(crate) fn activate(tx: &mut Tx<'_>, user: &str, move_id: &str) -> Result<(),
     }
 }
 
-/// Source, after the cluster group committed the move: leaves a `Gone`
-/// marker (readers and writers are sent to `to`) and drops a page of the
-/// user's records; the mover repeats it until a page removes nothing.
+/// Source, after the cluster group committed the move: the first call leaves
+/// a `Gone` marker (readers and writers are sent to `to`) and removes
+/// nothing; each later one drops a page of the user's records, until a page
+/// removes nothing.
 pub(crate) fn drop_user(tx: &mut Tx<'_>, user: &str, move_id: &str, to: u64) -> Result<u64, ModelError> {
     match fence_of(&*tx.kv, user)? {
         Some(UserFence::Gone { move_id: m, .. }) if m == move_id => {}
         Some(UserFence::Outgoing { move_id: m }) if m == move_id => {
             stop_tracking(tx, user)?;
             put_fence(tx, user, &UserFence::Gone { to, move_id: move_id.to_owned() })?;
+            return Ok(0);
         }
         other => return Err(wrong_state(user, &other, "drop")),
     }
     remove_records(tx, user, DROP_PAGE_RECORDS)
 }
 
-/// Target, on rollback: leaves a `Gone` marker pointing back at `from` and
-/// drops a page of the partial copy; repeated until a page removes nothing.
+/// Target, on rollback: the first call leaves a `Gone` marker pointing back
+/// at `from`; each later one drops a page of the partial copy, until a page
+/// removes nothing.
 pub(crate) fn abort_import(tx: &mut Tx<'_>, user: &str, move_id: &str, from: u64) -> Result<u64, ModelError> {
     match fence_of(&*tx.kv, user)? {
         Some(UserFence::Incoming { move_id: m }) if m == move_id => {
             put_fence(tx, user, &UserFence::Gone { to: from, move_id: move_id.to_owned() })?;
+            return Ok(0);
         }
         Some(UserFence::Gone { move_id: m, .. }) if m == move_id => {}
         Some(UserFence::Gone { .. }) | None => return Ok(0),

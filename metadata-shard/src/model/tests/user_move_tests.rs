@@ -100,8 +100,10 @@ fn a_user_copied_while_writing_arrives_whole_after_the_replay() {
     for n in [0, 1, 2, 3, 4, 5, 50, 60, 100] {
         assert_eq!(refcount(&target, n), refcount(&source, n), "references of chunk {n}");
     }
-    // Commit happens in the cluster group; then drop, then activate.
-    step(&mut source, ShardCommand::DropUser { user_id: ALICE.into(), move_id: MOVE.into(), to: 2 });
+    // Commit happens in the cluster group; then the drop (marker first, then pages), then activate.
+    let drop = ShardCommand::DropUser { user_id: ALICE.into(), move_id: MOVE.into(), to: 2 };
+    step(&mut source, drop.clone());
+    drop_pages(&mut source, drop);
     assert_eq!(footprint_user_records(&source), 0, "nothing of alice is left on the source");
     for n in [0, 1, 50, 60, 100] {
         assert_eq!(refcount(&source, n), 0);
@@ -132,8 +134,10 @@ fn a_rolled_back_move_leaves_the_user_writing_on_the_source_with_no_log_left() {
             commit(kv, "/b", &[chunk(2)], 2);
         }
     });
-    step(&mut target, ShardCommand::AbortImport { user_id: ALICE.into(), move_id: MOVE.into(), from: 1 });
+    let abort = ShardCommand::AbortImport { user_id: ALICE.into(), move_id: MOVE.into(), from: 1 };
+    step(&mut target, abort.clone());
     step(&mut source, ShardCommand::UnfenceUser { user_id: ALICE.into(), move_id: MOVE.into() });
+    drop_pages(&mut target, abort);
     assert_eq!(footprint_user_records(&target), 0, "the partial copy is gone");
     assert_eq!(refcount(&target, 1), 0);
     commit(&mut source, "/c", &[chunk(3)], 3);
@@ -171,20 +175,20 @@ fn a_large_user_is_dropped_in_pages_and_the_first_page_alone_sends_requests_on()
     // The first page: the source sends everyone on, though most records are still there.
     let drop = ShardCommand::DropUser { user_id: ALICE.into(), move_id: MOVE.into(), to: 2 };
     let first = run(&mut source, drop.clone());
-    assert_eq!(first, ShardResponse::UserMoveStep { records: user_move::DROP_PAGE_RECORDS as u64 });
+    assert_eq!(first, ShardResponse::UserMoveStep { records: 0 }, "the first call only leaves the marker");
     let q = ShardQuery::Stat { user_id: ALICE.into(), path: "/f2999".into(), include_deleted: false };
     assert!(matches!(query(&source, &q), Err(ModelError::UserMoved { to: 2, .. })), "sent on after one page");
     let refused = try_run(&mut source, ShardCommand::CommitVersion(commit_cmd("/x", &[chunk(9)], 9, None, "d")));
     assert!(matches!(refused, Err(ModelError::UserMoved { .. })), "{refused:?}");
-    assert!(footprint_user_records(&source) > 0, "the rest is still to drop");
+    assert_eq!(footprint_user_records(&source), total, "everything is still to drop");
     step(&mut target, ShardCommand::ActivateUser { user_id: ALICE.into(), move_id: MOVE.into() });
     assert!(query(&target, &q).is_ok(), "the target serves the user while the source drops");
 
     // The rest, a page per command, until a page finds nothing.
     let pages = drop_pages(&mut source, drop.clone());
-    assert!(pages.len() >= 2, "{pages:?}");
+    assert!(pages.len() >= 3, "{pages:?}");
     assert!(pages.iter().all(|n| *n <= user_move::DROP_PAGE_RECORDS as u64), "{pages:?}");
-    assert_eq!(pages.iter().sum::<u64>() + user_move::DROP_PAGE_RECORDS as u64, total);
+    assert_eq!(pages.iter().sum::<u64>(), total);
     assert_eq!(footprint_user_records(&source), 0);
     for n in 0..7 {
         assert_eq!(refcount(&source, n), 0, "chunk {n} released on the source");
