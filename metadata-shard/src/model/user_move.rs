@@ -304,20 +304,28 @@ fn put_tracked(kv: &mut dyn KvWrite, set: &Tracked) -> Result<(), ModelError> {
 
 /// Ends the logging of `user`'s writes and drops its log.
 fn stop_tracking(tx: &mut Tx<'_>, user: &str) -> Result<(), ModelError> {
+    untrack(tx, user)?;
+    while drop_written_log(tx, user, 1024)? > 0 {}
+    Ok(())
+}
+
+/// Ends the logging of `user`'s writes (the log itself stays).
+fn untrack(tx: &mut Tx<'_>, user: &str) -> Result<(), ModelError> {
     let mut set = tracked(&*tx.kv)?;
     if set.remove(user).is_some() {
         put_tracked(tx.kv, &set)?;
     }
+    Ok(())
+}
+
+/// Deletes up to `limit` entries of `user`'s written-key log; how many it deleted.
+fn drop_written_log(tx: &mut Tx<'_>, user: &str, limit: usize) -> Result<u64, ModelError> {
     let (start, end) = keys::dirty_scope(user);
-    loop {
-        let page = tx.kv.scan(&start, &end, 1024)?;
-        for (key, _) in &page {
-            tx.kv.delete(key);
-        }
-        if page.len() < 1024 {
-            return Ok(());
-        }
+    let page = tx.kv.scan(&start, &end, limit)?;
+    for (key, _) in &page {
+        tx.kv.delete(key);
     }
+    Ok(page.len() as u64)
 }
 
 /// Logs every key a command wrote that may be a record of a tracked user
@@ -543,20 +551,25 @@ pub(crate) fn activate(tx: &mut Tx<'_>, user: &str, move_id: &str) -> Result<(),
 }
 
 /// Source, after the cluster group committed the move: the first call leaves
-/// a `Gone` marker (readers and writers are sent to `to`) and removes
-/// nothing; each later one drops a page of the user's records, until a page
-/// removes nothing.
+/// a `Gone` marker (readers and writers are sent to `to`) and stops the
+/// logging of the user's writes; each later one drops a page of the written-key
+/// log, then of the user's records, until a page removes nothing.
 pub(crate) fn drop_user(tx: &mut Tx<'_>, user: &str, move_id: &str, to: u64) -> Result<u64, ModelError> {
     match fence_of(&*tx.kv, user)? {
         Some(UserFence::Gone { move_id: m, .. }) if m == move_id => {}
         Some(UserFence::Outgoing { move_id: m }) if m == move_id => {
-            stop_tracking(tx, user)?;
+            // The written-key log of a busy user can be long: it goes with the
+            // pages below, not in the hand-over.
+            untrack(tx, user)?;
             put_fence(tx, user, &UserFence::Gone { to, move_id: move_id.to_owned() })?;
             return Ok(0);
         }
         other => return Err(wrong_state(user, &other, "drop")),
     }
-    remove_records(tx, user, DROP_PAGE_RECORDS)
+    match drop_written_log(tx, user, DROP_PAGE_RECORDS)? {
+        0 => remove_records(tx, user, DROP_PAGE_RECORDS),
+        logged => Ok(logged),
+    }
 }
 
 /// Target, on rollback: the first call leaves a `Gone` marker pointing back

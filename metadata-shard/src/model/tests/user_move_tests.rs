@@ -103,7 +103,11 @@ fn a_user_copied_while_writing_arrives_whole_after_the_replay() {
     // Commit happens in the cluster group; then the drop (marker first, then pages), then activate.
     let drop = ShardCommand::DropUser { user_id: ALICE.into(), move_id: MOVE.into(), to: 2 };
     step(&mut source, drop.clone());
+    let (start, end) = keys::dirty_scope(ALICE);
+    assert!(!source.scan(&start, &end, 10).unwrap().is_empty(), "the written-key log outlives the hand-over");
+    assert!(source.get(&keys::meta(keys::TRACKED_USERS)).unwrap().is_none(), "but no longer grows");
     drop_pages(&mut source, drop);
+    assert!(source.scan(&start, &end, 10).unwrap().is_empty(), "and goes with the drop pages");
     assert_eq!(footprint_user_records(&source), 0, "nothing of alice is left on the source");
     for n in [0, 1, 50, 60, 100] {
         assert_eq!(refcount(&source, n), 0);
